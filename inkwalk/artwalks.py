@@ -1,0 +1,516 @@
+"""ArtWalks: a video that walks from painting to painting (Pennino et al., MIG 2023).
+
+A walk from A to B is built in stages, each a public function so a Ray task or a Serve
+deployment can run it alone (numpy frames in, numpy frames out):
+
+1. `render_keyframes`: CLIP image embeddings of A and B from the Kandinsky 2.2 prior, `m`
+   mixes ``L_i = (1 - w_i) e_A + w_i e_B`` (weights from `inkwalk.schedules.embedding_weights`),
+   decoded by the Kandinsky 2.2 decoder as one batch from one seed (the same starting noise for
+   every keyframe, so neighbours stay close and a walk is reproducible);
+2. `interpolate_segment`: `n` frames between each neighbouring pair of ``A, K_1..K_m, B`` at
+   S-curve times (`inkwalk.schedules.s_curve_times`);
+3. `upscale_frames`: super-resolution to the output size;
+4. `assemble`: walks chained into one mp4 with each painting held for a while.
+
+A collection ``P_1..P_k`` is ``k - 1`` walks. Each walk is cached on disk as an mp4 segment
+keyed by a hash of its two (fitted) paintings and every setting that changes its pixels, so
+rendering a collection again, or a collection that shares walks, reuses them.
+
+Frame count of a collection (see docs/artwalks.md):
+``(k - 1)(m + 1)(n + 1) + 1 + k * round(hold * fps)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from inkwalk.errors import InkwalkError
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Kandinsky 2.2 keyframes + FILM + Real-ESRGAN, as in the paper (needs weights).
+    "paper": dict(keyframes=5, frames=24, keyframer="kandinsky", interpolator="film",
+                  upscaler="realesrgan", upscale="x2"),
+    # No diffusion, flow-warp with OpenCV DIS, Lanczos: runs anywhere with no weights.
+    "offline": dict(keyframes=0, frames=24, keyframer="none", interpolator="flow-warp",
+                    upscaler="lanczos", upscale="none"),
+}
+KEYFRAMERS = ("kandinsky", "none")
+INTERPOLATORS = ("film", "flow-warp", "blend")
+UPSCALERS = ("realesrgan", "lanczos", "none")
+CACHE_VERSION = 1
+
+
+class WalkError(InkwalkError):
+    """Bad walk settings or inputs (too few paintings, impossible sizes, unknown backends)."""
+
+
+@dataclass(frozen=True)
+class WalkSettings:
+    """Everything that decides a walk's frames. `with_preset` fills backend defaults by name."""
+
+    preset: str = "paper"
+    keyframes: int = 5              # m: diffusion keyframes between two paintings
+    frames: int = 24                # n: interpolated frames between two neighbouring frames
+    weighting: str = "logit"        # logit | sinh | linear
+    scale: float = 15.0             # logit scale s
+    strength: float = 1.0           # S-curve strength (0 = even spacing)
+    hold: float = 0.0               # seconds each painting stays still
+    fps: float = 24.0
+    size: tuple[int, int] = (720, 720)   # (width, height) of the walk before upscaling
+    upscale: str = "x2"             # "none", "xF" (factor) or "WxH" (exact)
+    keyframer: str = "kandinsky"
+    interpolator: str = "film"
+    flow: str = "dis"
+    upscaler: str = "realesrgan"
+    seed: int = 0
+    fit: str = "crop"               # crop | letterbox
+    steps: int = 50                 # decoder denoising steps
+    guidance: float = 4.0           # decoder classifier-free guidance
+    batch: int = 4                  # keyframes / upscaled frames per model call
+
+    @classmethod
+    def with_preset(cls, preset: str = "paper", **overrides: Any) -> "WalkSettings":
+        """Settings of a preset, with explicit overrides (None means "keep the preset's")."""
+        if preset not in PRESETS:
+            raise WalkError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+        values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+        settings = cls(preset=preset, **values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Raise WalkError on a setting no walk can be rendered with."""
+        checks = [
+            (self.keyframes >= 0, f"keyframes must be >= 0, got {self.keyframes}"),
+            (self.frames >= 0, f"frames per segment must be >= 0, got {self.frames}"),
+            (self.hold >= 0, f"hold must be >= 0 seconds, got {self.hold}"),
+            (self.fps > 0, f"fps must be positive, got {self.fps}"),
+            (min(self.size) >= 16, f"size must be at least 16x16, got {self.size[0]}x{self.size[1]}"),
+            (self.keyframer in KEYFRAMERS, f"unknown keyframer {self.keyframer!r}; choose one of: "
+                                           f"{', '.join(KEYFRAMERS)}"),
+            (self.interpolator in INTERPOLATORS, f"unknown interpolator {self.interpolator!r}; choose one "
+                                                 f"of: {', '.join(INTERPOLATORS)}"),
+            (self.upscaler in UPSCALERS, f"unknown upscaler {self.upscaler!r}; choose one of: "
+                                         f"{', '.join(UPSCALERS)}"),
+            (self.fit in ("crop", "letterbox"), f"fit must be crop or letterbox, got {self.fit!r}"),
+            (self.keyframes == 0 or self.keyframer != "none",
+             f"{self.keyframes} keyframes asked for but keyframer is 'none': use --keyframer kandinsky "
+             "or --keyframes 0"),
+            (self.steps >= 1, f"steps must be >= 1, got {self.steps}"),
+            (self.batch >= 1, f"batch must be >= 1, got {self.batch}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise WalkError(message)
+        self.output_size  # parses `upscale`
+
+    @property
+    def hold_frames(self) -> int:
+        """Extra copies of each painting: ``round(hold * fps)``."""
+        return int(round(self.hold * self.fps))
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """(width, height) of the video: `size` after the `upscale` rule."""
+        from inkwalk.upscale import parse_size
+
+        text = str(self.upscale).strip().lower()
+        w, h = self.size
+        if text in ("none", "", "x1"):
+            return (w, h)
+        if text.startswith("x"):
+            try:
+                factor = float(text[1:])
+            except ValueError:
+                factor = 0.0
+            if factor <= 0:
+                raise WalkError(f"upscale factor must look like x2 or x4, got {self.upscale!r}")
+            return (int(round(w * factor)), int(round(h * factor)))
+        return parse_size(text)
+
+    def cache_fields(self) -> dict[str, Any]:
+        """The settings that change a walk's pixels (hold and fps only change the assembly)."""
+        d = asdict(self)
+        for k in ("preset", "hold", "fps", "batch"):
+            d.pop(k)
+        d["output_size"] = list(self.output_size)
+        if self.keyframes == 0:
+            for k in ("weighting", "scale", "keyframer", "seed", "steps", "guidance"):
+                d.pop(k)
+        if self.interpolator != "flow-warp":
+            d.pop("flow")
+        return d
+
+
+def walk_frame_count(paintings: int, settings: WalkSettings) -> int:
+    """Frames in the video of a collection of `paintings` paintings (the documented formula)."""
+    k, m, n = paintings, settings.keyframes, settings.frames
+    return (k - 1) * (m + 1) * (n + 1) + 1 + k * settings.hold_frames
+
+
+def frames_per_walk(settings: WalkSettings) -> int:
+    """Frames of one cached walk, both paintings included: ``(m + 1)(n + 1) + 1``."""
+    return (settings.keyframes + 1) * (settings.frames + 1) + 1
+
+
+# --------------------------------------------------------------------------- models
+
+
+def _device_dtype(device: str | None):
+    import torch
+
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if dev.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    else:
+        dtype = torch.float32
+    return dev, dtype
+
+
+class KandinskyKeyframer:
+    """Kandinsky 2.2 prior (only its CLIP image encoder is used) + decoder, loaded once."""
+
+    def __init__(self, prior, decoder, device):
+        self.prior = prior
+        self.decoder = decoder
+        self.device = device
+
+    @classmethod
+    def load(cls, models_dir: str | Path | None = None, device: str | None = None) -> "KandinskyKeyframer":
+        """Load both pipelines from the model registry; fp16/bf16 on GPU, fp32 on CPU."""
+        from diffusers import KandinskyV22Pipeline, KandinskyV22PriorPipeline
+
+        from inkwalk.models import load_pretrained
+
+        dev, dtype = _device_dtype(device)
+        prior = load_pretrained("kandinsky-2-2-prior", KandinskyV22PriorPipeline, models_dir=models_dir,
+                                torch_dtype=dtype)
+        decoder = load_pretrained("kandinsky-2-2-decoder", KandinskyV22Pipeline, models_dir=models_dir,
+                                  torch_dtype=dtype)
+        for pipe in (prior, decoder):
+            pipe.to(dev)
+            pipe.set_progress_bar_config(disable=True)
+        return cls(prior, decoder, dev)
+
+    def embed(self, images: Sequence[np.ndarray]):
+        """CLIP image embeddings (N×D tensor) of uint8 frames, the prior's own preprocessing."""
+        import torch
+
+        enc = self.prior.image_encoder
+        pixels = self.prior.image_processor(images=list(images), return_tensors="pt").pixel_values
+        with torch.inference_mode():
+            return enc(pixels.to(self.device, enc.dtype)).image_embeds
+
+    def decode(self, embeds, size: tuple[int, int], seed: int, steps: int, guidance: float,
+               batch: int) -> np.ndarray:
+        """Keyframes (m×H'×W'×3 uint8) from m image embeddings, all from the same start noise."""
+        import torch
+        from diffusers.pipelines.kandinsky2_2.pipeline_kandinsky2_2 import downscale_height_and_width
+
+        dec = self.decoder
+        w, h = size
+        lh, lw = downscale_height_and_width(h, w, dec.movq_scale_factor)
+        channels = dec.unet.config.in_channels
+        generator = torch.Generator("cpu").manual_seed(int(seed))
+        noise = torch.randn((1, channels, lh, lw), generator=generator, dtype=torch.float32)
+        negative = self.prior.get_zero_embed(1, device=self.device).to(embeds.dtype)
+        out = []
+        for start in range(0, len(embeds), batch):
+            part = embeds[start:start + batch]
+            b = len(part)
+            images = dec(image_embeds=part, negative_image_embeds=negative.repeat(b, 1), height=h, width=w,
+                         num_inference_steps=steps, guidance_scale=guidance,
+                         latents=noise.repeat(b, 1, 1, 1).to(self.device, part.dtype),
+                         output_type="np").images
+            out.append(np.clip(np.rint(np.asarray(images, np.float32) * 255.0), 0, 255).astype(np.uint8))
+        return np.concatenate(out)
+
+
+@dataclass
+class WalkModels:
+    """The models a walk needs, loaded once and shared by every walk of a collection."""
+
+    keyframer: KandinskyKeyframer | None
+    interpolator: Any
+    upscaler: Any | None
+    loads: int = 1
+
+
+def load_walk_models(settings: WalkSettings, models_dir: str | Path | None = None,
+                     device: str | None = None) -> WalkModels:
+    """Load every model the settings name, up front: a missing weight fails before any work."""
+    from inkwalk.interpolate import get_interpolator
+    from inkwalk.upscale import get_upscaler
+
+    keyframer = None
+    if settings.keyframes > 0 and settings.keyframer == "kandinsky":
+        keyframer = KandinskyKeyframer.load(models_dir=models_dir, device=device)
+    interpolator = get_interpolator(settings.interpolator, flow=settings.flow, models_dir=models_dir,
+                                    device=device)
+    upscaler = None
+    if settings.upscaler != "none" and settings.output_size != tuple(settings.size):
+        upscaler = get_upscaler(settings.upscaler, models_dir=models_dir, device=device,
+                                batch_size=settings.batch)
+    return WalkModels(keyframer, interpolator, upscaler)
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def prepare_painting(image: np.ndarray, settings: WalkSettings) -> np.ndarray:
+    """Fit a painting of any size and aspect ratio to the walk size (centre crop or letterbox)."""
+    from inkwalk.video import fit_image
+
+    return fit_image(image, tuple(settings.size), mode=settings.fit)
+
+
+def render_keyframes(a: np.ndarray, b: np.ndarray, settings: WalkSettings,
+                     models_dir: str | Path | None = None,
+                     keyframer: KandinskyKeyframer | None = None) -> np.ndarray:
+    """The m keyframes between paintings a and b (fitted to `settings.size`), m×H×W×3 uint8."""
+    from inkwalk.schedules import embedding_weights
+    from inkwalk.video import fit_image
+
+    m = settings.keyframes
+    w, h = settings.size
+    if m == 0:
+        return np.zeros((0, h, w, 3), np.uint8)
+    if keyframer is None:
+        keyframer = KandinskyKeyframer.load(models_dir=models_dir)
+    import torch
+
+    e = keyframer.embed([a, b])
+    weights = torch.as_tensor(embedding_weights(m, settings.weighting, settings.scale), dtype=e.dtype,
+                              device=e.device)[:, None]
+    mixed = (1 - weights) * e[0:1] + weights * e[1:2]
+    frames = keyframer.decode(mixed, (w, h), settings.seed, settings.steps, settings.guidance, settings.batch)
+    # the decoder rounds sizes up to its latent grid: bring each keyframe to the walk size
+    return np.stack([f if f.shape[:2] == (h, w) else fit_image(f, (w, h), "crop") for f in frames])
+
+
+def interpolate_segment(f0: np.ndarray, f1: np.ndarray, settings: WalkSettings,
+                        interpolator: Any = None, models_dir: str | Path | None = None) -> np.ndarray:
+    """The n frames strictly between f0 and f1 at S-curve times, n×H×W×3 uint8."""
+    from inkwalk.schedules import s_curve_times
+
+    n = settings.frames
+    if n == 0:
+        return np.zeros((0, *f0.shape), np.uint8)
+    if interpolator is None:
+        from inkwalk.interpolate import get_interpolator
+
+        interpolator = get_interpolator(settings.interpolator, flow=settings.flow, models_dir=models_dir)
+    return np.asarray(interpolator.between(f0, f1, s_curve_times(n, settings.strength)), np.uint8)
+
+
+def upscale_frames(frames: np.ndarray, settings: WalkSettings, upscaler: Any = None,
+                   models_dir: str | Path | None = None) -> np.ndarray:
+    """Frames at the walk size -> frames at the output size (unchanged when they match)."""
+    target = settings.output_size
+    if frames.shape[1:3] == (target[1], target[0]):
+        return frames
+    if upscaler is None:
+        from inkwalk.upscale import get_upscaler
+
+        name = settings.upscaler if settings.upscaler != "none" else "lanczos"
+        upscaler = get_upscaler(name, models_dir=models_dir, batch_size=settings.batch)
+    return upscaler.upscale(frames, target)
+
+
+def render_walk_frames(a: np.ndarray, b: np.ndarray, settings: WalkSettings, models: WalkModels,
+                       keyframes: np.ndarray | None = None) -> Iterator[np.ndarray]:
+    """Stream the frames of one walk at the output size: ``A, (n frames), K_1, ..., (n frames), B``.
+
+    One segment is in memory at a time, so memory does not grow with the walk's length.
+    """
+    if keyframes is None:
+        keyframes = render_keyframes(a, b, settings, keyframer=models.keyframer)
+    nodes = [a, *keyframes, b]
+    for f0, f1 in zip(nodes[:-1], nodes[1:]):
+        segment = np.concatenate([f0[None], interpolate_segment(f0, f1, settings, models.interpolator)])
+        yield from upscale_frames(segment, settings, models.upscaler)
+    yield from upscale_frames(b[None], settings, models.upscaler)
+
+
+def contact_sheet(rows: Sequence[np.ndarray], thumb_height: int = 160, gap: int = 6) -> np.ndarray:
+    """One PNG-able image of each walk's ``A, K_1..K_m, B`` (one row per walk) on white."""
+    import cv2
+
+    thumbs = []
+    for row in rows:
+        h, w = row.shape[1:3]
+        tw = max(1, round(w * thumb_height / h))
+        thumbs.append([cv2.resize(f, (tw, thumb_height), interpolation=cv2.INTER_AREA) for f in row])
+    width = max(len(r) * (r[0].shape[1] + gap) for r in thumbs) + gap
+    sheet = np.full((len(thumbs) * (thumb_height + gap) + gap, width, 3), 255, np.uint8)
+    for i, row in enumerate(thumbs):
+        x, y = gap, gap + i * (thumb_height + gap)
+        for f in row:
+            sheet[y:y + thumb_height, x:x + f.shape[1]] = f
+            x += f.shape[1] + gap
+    return sheet
+
+
+# --------------------------------------------------------------------------- cache + collection
+
+
+def default_cache_dir() -> Path:
+    """INKWALK_CACHE, else the user cache folder (~/.cache/inkwalk/walks)."""
+    env = os.environ.get("INKWALK_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "inkwalk" / "walks"
+
+
+def walk_cache_key(a: np.ndarray, b: np.ndarray, settings: WalkSettings,
+                   models_dir: str | Path | None = None) -> str:
+    """Hash of both paintings' pixels, every pixel-changing setting and the models folder."""
+    digest = hashlib.sha256()
+    meta = {"v": CACHE_VERSION, "settings": settings.cache_fields(),
+            "models": str(Path(models_dir).resolve()) if models_dir else os.environ.get("INKWALK_MODELS", "")}
+    digest.update(json.dumps(meta, sort_keys=True).encode())
+    for frame in (a, b):
+        digest.update(str(frame.shape).encode())
+        digest.update(np.ascontiguousarray(frame).tobytes())
+    return digest.hexdigest()[:32]
+
+
+@dataclass
+class CachedWalk:
+    """A rendered walk on disk: its frames (mp4) and its nodes ``A, K_1..K_m, B`` (npz)."""
+
+    key: str
+    video: Path
+    nodes: Path
+    reused: bool
+
+
+def render_walk_cached(a: np.ndarray, b: np.ndarray, settings: WalkSettings, models: WalkModels,
+                       cache_dir: str | Path, models_dir: str | Path | None = None,
+                       crf: int = 10) -> CachedWalk:
+    """Render one walk into the cache, or reuse it if an identical walk is already there.
+
+    Files are written under a temporary name and renamed when complete, so an interrupted
+    render is never mistaken for a finished one.
+    """
+    from inkwalk.video import VideoWriter
+
+    cache = Path(cache_dir)
+    cache.mkdir(parents=True, exist_ok=True)
+    key = walk_cache_key(a, b, settings, models_dir)
+    video, nodes = cache / f"{key}.mp4", cache / f"{key}.npz"
+    if video.exists() and nodes.exists():
+        return CachedWalk(key, video, nodes, reused=True)
+    keyframes = render_keyframes(a, b, settings, keyframer=models.keyframer)
+    tmp_nodes = cache / f".{key}.{os.getpid()}.npz"
+    np.savez_compressed(tmp_nodes, nodes=np.stack([a, *keyframes, b]))
+    tmp_video = cache / f".{key}.{os.getpid()}.mp4"
+    with VideoWriter(tmp_video, settings.fps, crf=crf, preset="veryfast") as writer:
+        writer.write_many(render_walk_frames(a, b, settings, models, keyframes))
+    os.replace(tmp_nodes, nodes)
+    os.replace(tmp_video, video)
+    return CachedWalk(key, video, nodes, reused=False)
+
+
+def _walk_frames_from_cache(walk: CachedWalk, size: tuple[int, int]) -> Iterator[np.ndarray]:
+    from inkwalk.video import iter_frames
+
+    w, h = size
+    for frame in iter_frames(walk.video):
+        yield frame[:h, :w]  # odd sizes were padded by one pixel for yuv420p
+
+
+def assemble(walks: Sequence[CachedWalk], out: str | Path, settings: WalkSettings,
+             crf: int = 18) -> int:
+    """Chain cached walks into one mp4, streaming; each painting held `settings.hold` seconds.
+
+    A walk's last frame is the next walk's first, so it is written once. The held painting is
+    the walk's own (upscaled) frame. Returns the number of frames written.
+    """
+    from inkwalk.video import VideoWriter
+
+    size = settings.output_size
+    hold = settings.hold_frames
+    last_index = frames_per_walk(settings) - 1
+    with VideoWriter(out, settings.fps, crf=crf) as writer:
+        for i, walk in enumerate(walks):
+            for j, frame in enumerate(_walk_frames_from_cache(walk, size)):
+                if j == 0 and i > 0:
+                    continue  # the previous walk ended on this painting (and held it)
+                writer.write(frame)
+                if j in (0, last_index):
+                    for _ in range(hold):
+                        writer.write(frame)
+        return writer.frames_written
+
+
+@dataclass
+class CollectionResult:
+    """What `render_collection` made and how much of it was reused from the cache."""
+
+    path: Path
+    frames: int
+    fps: float
+    size: tuple[int, int]
+    walks_rendered: int
+    walks_reused: int
+    sheet: Path | None = None
+    keys: list[str] = field(default_factory=list)
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.fps
+
+
+def load_paintings(paths: Sequence[str | Path]) -> list[np.ndarray]:
+    """Read painting files, failing with one clear message for the first bad one."""
+    from inkwalk.video import read_image
+
+    if len(paths) < 2:
+        raise WalkError(f"a walk needs at least 2 paintings, got {len(paths)}: give two or more image files")
+    return [read_image(p) for p in paths]
+
+
+def render_collection(paintings: Sequence[np.ndarray | str | Path], out: str | Path, settings: WalkSettings,
+                      cache_dir: str | Path | None = None, models_dir: str | Path | None = None,
+                      models: WalkModels | None = None, device: str | None = None,
+                      sheet: bool = True) -> CollectionResult:
+    """Render ``P_1..P_k`` as ``k - 1`` chained walks into `out` (mp4), reusing cached walks.
+
+    Paintings are arrays or image paths; all are fitted to `settings.size`. Models load once
+    for the whole collection (pass `models` to share them across collections). A contact sheet
+    of every walk's ``A, K_1..K_m, B`` goes next to the video as ``<out>.sheet.png``.
+    """
+    from inkwalk.progress import progress
+    from inkwalk.video import read_image, save_image
+
+    settings.validate()
+    if len(paintings) < 2:
+        raise WalkError(f"a walk needs at least 2 paintings, got {len(paintings)}")
+    images = [p if isinstance(p, np.ndarray) else read_image(p) for p in paintings]
+    fitted = [prepare_painting(img, settings) for img in images]
+    if models is None:
+        models = load_walk_models(settings, models_dir=models_dir, device=device)
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    walks = []
+    for a, b in progress(list(zip(fitted[:-1], fitted[1:])), desc="walks", unit="walk"):
+        walks.append(render_walk_cached(a, b, settings, models, cache, models_dir=models_dir))
+    out = Path(out)
+    frames = assemble(walks, out, settings)
+    sheet_path = None
+    if sheet:
+        rows = [np.load(w.nodes)["nodes"] for w in walks]
+        sheet_path = save_image(out.with_name(out.stem + ".sheet.png"), contact_sheet(rows))
+    return CollectionResult(out, frames, settings.fps, settings.output_size,
+                            walks_rendered=sum(not w.reused for w in walks),
+                            walks_reused=sum(w.reused for w in walks), sheet=sheet_path,
+                            keys=[w.key for w in walks])
+

@@ -1,0 +1,165 @@
+"""ConCLVD's motion module: Versatile attention, then Sparse-Causal attention, then feed-forward.
+
+One module sits after each image layer of the SD 1.5 UNet (it replaces each of diffusers'
+`AnimateDiffTransformer3D` in a `UNetMotionModel`, and takes the same call signature). Parameter
+names follow diffusers' AnimateDiff layout (`norm`, `proj_in`, `transformer_blocks.k.{norm1, attn1,
+norm2, attn2, norm3, ff, pos_embed}`, `proj_out`) so an AnimateDiff motion adapter initialises it
+tensor for tensor: attention block 0 (`attn1`) is Versatile, block 1 (`attn2`) is Sparse-Causal.
+
+- Versatile attention (paper eq. 7): tokens `[(b h w), f, c]`, every frame attends to every frame
+  at the same spatial position, sinusoidal frame positions added to its input.
+- Sparse-Causal attention (paper eq. 8): tokens `[(b f), (h w), c]`, the spatial tokens of frame
+  `i` attend to the spatial tokens of frame `i - 1` only (`M_ij = 1 iff j = i - 1`); frame 0
+  attends to itself. `first_frame_keys=True` also gives every frame the keys of frame 0 (the
+  authors' release and Tune-A-Video). The same frame positions are added to its input, as
+  AnimateDiff's block 1 was trained with them.
+- Pre-norms and residuals around each part; `proj_out` is zero-initialised, so a fresh module is
+  the identity and the UNet starts as the image model applied frame by frame.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from diffusers.models.attention import FeedForward
+from diffusers.models.embeddings import SinusoidalPositionalEmbedding
+from torch import nn
+
+
+def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    batch, length, dim = x.shape
+    return x.view(batch, length, heads, dim // heads).transpose(1, 2)
+
+
+def _merge_heads(x: torch.Tensor) -> torch.Tensor:
+    batch, heads, length, head_dim = x.shape
+    return x.transpose(1, 2).reshape(batch, length, heads * head_dim)
+
+
+class _Attention(nn.Module):
+    """Multi-head projections shared by both attentions (key names as diffusers' `Attention`)."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"attention width {dim} is not divisible by {heads} heads")
+        self.heads = heads
+        self.to_q = nn.Linear(dim, dim, bias=False)
+        self.to_k = nn.Linear(dim, dim, bias=False)
+        self.to_v = nn.Linear(dim, dim, bias=False)
+        self.to_out = nn.Sequential(nn.Linear(dim, dim))
+
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        h = self.heads
+        out = F.scaled_dot_product_attention(_split_heads(q, h), _split_heads(k, h), _split_heads(v, h))
+        return self.to_out(_merge_heads(out))
+
+
+class VersatileAttention(_Attention):
+    """Full attention over the frames at one spatial position: input `[(b h w), f, c]`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._attend(self.to_q(x), self.to_k(x), self.to_v(x))
+
+
+class SparseCausalAttention(_Attention):
+    """Frame `i`'s spatial tokens attend to frame `i - 1`'s (frame 0 to itself): input `[(b f), (h w), c]`."""
+
+    def __init__(self, dim: int, heads: int, first_frame_keys: bool = False):
+        super().__init__(dim, heads)
+        self.first_frame_keys = first_frame_keys
+
+    def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+        batch_frames, tokens, dim = x.shape
+        batch = batch_frames // num_frames
+        q = self.to_q(x)
+        k = self.to_k(x).view(batch, num_frames, tokens, dim)
+        v = self.to_v(x).view(batch, num_frames, tokens, dim)
+        previous = (torch.arange(num_frames, device=x.device) - 1).clamp(min=0)
+        keys, values = k[:, previous], v[:, previous]
+        if self.first_frame_keys:
+            first = torch.zeros_like(previous)
+            keys = torch.cat([k[:, first], keys], dim=2)
+            values = torch.cat([v[:, first], values], dim=2)
+        keys = keys.reshape(batch_frames, -1, dim)
+        values = values.reshape(batch_frames, -1, dim)
+        return self._attend(q, keys, values)
+
+
+class MotionTransformerBlock(nn.Module):
+    """Versatile attention, Sparse-Causal attention (unless disabled), feed-forward; pre-norm residuals."""
+
+    def __init__(self, dim: int, heads: int, max_seq_length: int = 32, sparse_causal: bool = True,
+                 first_frame_keys: bool = False):
+        super().__init__()
+        self.pos_embed = SinusoidalPositionalEmbedding(dim, max_seq_length=max_seq_length)
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn1 = VersatileAttention(dim, heads)
+        if sparse_causal:
+            self.norm2 = nn.LayerNorm(dim)
+            self.attn2 = SparseCausalAttention(dim, heads, first_frame_keys=first_frame_keys)
+        else:
+            self.norm2 = None
+            self.attn2 = None
+        self.norm3 = nn.LayerNorm(dim)
+        self.ff = FeedForward(dim, activation_fn="geglu")
+
+    def forward(self, x: torch.Tensor, batch: int, num_frames: int) -> torch.Tensor:
+        """`x` is `[(b h w), f, c]`; returns the same shape."""
+        if num_frames > self.pos_embed.pe.shape[1]:
+            raise ValueError(f"{num_frames} frames exceed the motion module's {self.pos_embed.pe.shape[1]} positions")
+        x = x + self.attn1(self.pos_embed(self.norm1(x)))
+        if self.attn2 is not None:
+            positions, frames, dim = x.shape
+            tokens = positions // batch
+            y = self.pos_embed(self.norm2(x))
+            y = y.view(batch, tokens, frames, dim).transpose(1, 2).reshape(batch * frames, tokens, dim)
+            y = self.attn2(y, num_frames)
+            x = x + y.view(batch, frames, tokens, dim).transpose(1, 2).reshape(positions, frames, dim)
+        return x + self.ff(self.norm3(x))
+
+
+class ConCLVDMotionModule(nn.Module):
+    """Drop-in replacement for diffusers' `AnimateDiffTransformer3D`: `(b f) c h w` in and out."""
+
+    def __init__(self, in_channels: int, num_attention_heads: int = 8, num_layers: int = 1,
+                 norm_num_groups: int = 32, max_seq_length: int = 32, sparse_causal: bool = True,
+                 first_frame_keys: bool = False):
+        super().__init__()
+        self.in_channels = in_channels
+        self.num_attention_heads = num_attention_heads
+        self.norm = nn.GroupNorm(num_groups=norm_num_groups, num_channels=in_channels, eps=1e-6, affine=True)
+        self.proj_in = nn.Linear(in_channels, in_channels)
+        self.transformer_blocks = nn.ModuleList(
+            MotionTransformerBlock(in_channels, num_attention_heads, max_seq_length, sparse_causal, first_frame_keys)
+            for _ in range(num_layers)
+        )
+        self.proj_out = nn.Linear(in_channels, in_channels)
+        nn.init.zeros_(self.proj_out.weight)
+        nn.init.zeros_(self.proj_out.bias)
+        # Set by diffusers' `enable_gradient_checkpointing`, with `_gradient_checkpointing_func`.
+        self.gradient_checkpointing = False
+
+    def forward(self, hidden_states: torch.Tensor, encoder_hidden_states: Any = None, timestep: Any = None,
+                class_labels: Any = None, num_frames: int = 1, cross_attention_kwargs: Any = None) -> torch.Tensor:
+        """Same positional signature as `AnimateDiffTransformer3D` (diffusers' mid block calls it
+        positionally); only `hidden_states` and `num_frames` are used: motion modules see no text."""
+        if torch.is_grad_enabled() and self.gradient_checkpointing:
+            return self._gradient_checkpointing_func(self._forward, hidden_states, num_frames)
+        return self._forward(hidden_states, num_frames)
+
+    def _forward(self, hidden_states: torch.Tensor, num_frames: int) -> torch.Tensor:
+        batch_frames, channels, height, width = hidden_states.shape
+        batch = batch_frames // num_frames
+        residual = hidden_states
+        x = hidden_states.view(batch, num_frames, channels, height, width).transpose(1, 2)
+        x = self.norm(x)
+        x = x.permute(0, 3, 4, 2, 1).reshape(batch * height * width, num_frames, channels)
+        x = self.proj_in(x)
+        for block in self.transformer_blocks:
+            x = block(x, batch, num_frames)
+        x = self.proj_out(x)
+        x = x.view(batch, height, width, num_frames, channels).permute(0, 3, 4, 1, 2)
+        return x.reshape(batch_frames, channels, height, width) + residual

@@ -1,0 +1,49 @@
+"""OpenCV DIS optical flow: weight-free, milliseconds per frame on a CPU.
+
+An OpenCV DIS object keeps per-call state and crashed a Serve replica when shared across
+threads (STACK.md pitfall 3), so each thread gets its own object.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import cv2
+import numpy as np
+
+from inkwalk.flow import as_batch
+
+PRESETS = {
+    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+}
+
+
+class DISFlow:
+    """Dense Inverse Search flow on the grey images of each pair."""
+
+    name = "dis"
+
+    def __init__(self, preset: str = "medium"):
+        if preset not in PRESETS:
+            raise ValueError(f"DIS preset must be one of {sorted(PRESETS)}, got {preset!r}")
+        self.preset = preset
+        self._local = threading.local()
+
+    def _engine(self):
+        engine = getattr(self._local, "engine", None)
+        if engine is None:
+            engine = cv2.DISOpticalFlow_create(PRESETS[self.preset])
+            self._local.engine = engine
+        return engine
+
+    def flow(self, frames0: np.ndarray, frames1: np.ndarray) -> np.ndarray:
+        a, b = as_batch(frames0, frames1)
+        engine = self._engine()
+        out = np.empty((a.shape[0], 2, a.shape[1], a.shape[2]), dtype=np.float32)
+        for i in range(a.shape[0]):
+            g0 = cv2.cvtColor(a[i], cv2.COLOR_RGB2GRAY)
+            g1 = cv2.cvtColor(b[i], cv2.COLOR_RGB2GRAY)
+            out[i] = engine.calc(g0, g1, None).transpose(2, 0, 1)
+        return out

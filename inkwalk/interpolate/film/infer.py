@@ -1,0 +1,147 @@
+"""Running FILM on uint8 frames: any size (padding), any times (batched), low memory (tiling).
+
+- **Padding**: the network needs H and W divisible by `FilmConfig.multiple` (64 for Style). As the
+  official ``eval/interpolator.py`` does, frames are zero-padded evenly on both sides and the
+  result cropped back to the exact input size and position.
+- **Times**: features and flows are computed once per pair; each time only re-warps and fuses,
+  `batch_size` times per batch.
+- **Precision**: `dtype` float16/bfloat16 runs under ``torch.autocast`` (warping stays float32).
+- **Tiling** (`tile` pixels, `overlap` pixels shared by neighbours, default ``tile // 4``): windows
+  run independently and are blended with weights that ramp linearly across the overlap, so there
+  are no seams. A window sees only its own content: motions larger than about the overlap near a
+  window edge are not recovered as well as untiled; use the largest tile memory allows.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from inkwalk.errors import InkwalkError
+from inkwalk.interpolate.film.net import FilmNet
+from inkwalk.progress import progress
+
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
+           "half": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+
+
+class FilmInputError(InkwalkError):
+    """Frames, times or options that FILM cannot work with."""
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Zero-pad ``…×H×W`` evenly on both sides up to multiples of `multiple`; returns (top, left)."""
+    height, width = x.shape[-2:]
+    pad_h, pad_w = -height % multiple, -width % multiple
+    top, left = pad_h // 2, pad_w // 2
+    return F.pad(x, (left, pad_w - left, top, pad_h - top)), (top, left)
+
+
+def _resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, str):
+        if dtype.lower() not in _DTYPES:
+            raise FilmInputError(f"unknown FILM dtype {dtype!r}; use one of {sorted(_DTYPES)}")
+        return _DTYPES[dtype.lower()]
+    if dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        raise FilmInputError(f"FILM runs in float32, float16 or bfloat16, not {dtype}")
+    return dtype
+
+
+def _check(frame0: np.ndarray, frame1: np.ndarray, times: Sequence[float]) -> list[float]:
+    for frame in (frame0, frame1):
+        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise FilmInputError("FILM needs uint8 H×W×3 RGB frames, got "
+                                 f"{getattr(frame, 'dtype', type(frame))} {getattr(frame, 'shape', '')}")
+    if frame0.shape != frame1.shape:
+        raise FilmInputError(f"FILM needs two frames of one size, got {frame0.shape} and {frame1.shape}")
+    ts = [float(t) for t in times]
+    if any(not (0.0 <= t <= 1.0) for t in ts):
+        raise FilmInputError(f"FILM times must lie in [0, 1], got {ts}")
+    return ts
+
+
+def _window(model: FilmNet, x0: torch.Tensor, x1: torch.Tensor, times: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """FILM on one 1×3×h×w window (any h, w) at every time: T×3×h×w float in [0, 1]."""
+    height, width = x0.shape[-2:]
+    p0, (top, left) = pad_to_multiple(x0, model.config.multiple)
+    p1, _ = pad_to_multiple(x1, model.config.multiple)
+    state = model.encode(p0, p1)
+    out = [model.decode(state, times[i:i + batch_size]) for i in range(0, len(times), batch_size)]
+    return torch.cat(out)[:, :, top:top + height, left:left + width].float().clamp_(0.0, 1.0)
+
+
+def _starts(total: int, tile: int, overlap: int) -> list[int]:
+    """Window starts covering [0, total) with neighbours sharing at least `overlap` pixels."""
+    if total <= tile:
+        return [0]
+    count = math.ceil((total - overlap) / (tile - overlap))
+    return sorted({round(i * (total - tile) / (count - 1)) for i in range(count)})
+
+
+def _ramp(start: int, length: int, total: int, overlap: int) -> np.ndarray:
+    """1-D blending weight of a window: linear ramps over `overlap` on interior edges, else 1."""
+    pos = np.arange(length, dtype=np.float32)
+    weight = np.ones(length, np.float32)
+    if start > 0:
+        weight = np.minimum(weight, (pos + 1) / (overlap + 1))
+    if start + length < total:
+        weight = np.minimum(weight, (length - pos) / (overlap + 1))
+    return weight
+
+
+def interpolate_pair(model: FilmNet, frame0: np.ndarray, frame1: np.ndarray, times: Sequence[float],
+                     tile: int | None = None, device: str | torch.device | None = None,
+                     dtype: torch.dtype | str | None = None, *, overlap: int | None = None,
+                     batch_size: int = 8) -> np.ndarray:
+    """Frames at `times` between two uint8 H×W×3 frames: ``len(times)×H×W×3`` uint8.
+
+    `tile`: window side in pixels for frames too large for memory (None: whole frame);
+    `device`: moves the model there (default: where the model is); `dtype`: float16/bfloat16
+    autocast (None: float32).
+    """
+    ts = _check(frame0, frame1, times)
+    height, width = frame0.shape[:2]
+    if not ts:
+        return np.zeros((0, height, width, 3), np.uint8)
+    if batch_size < 1:
+        raise FilmInputError(f"batch_size must be >= 1, got {batch_size}")
+    if device is not None:
+        model.to(device)
+    dev = next(model.parameters()).device
+    run_dtype = _resolve_dtype(dtype)
+    autocast = torch.autocast(dev.type, dtype=run_dtype) if run_dtype != torch.float32 else nullcontext()
+
+    x0 = torch.from_numpy(frame0).to(dev).permute(2, 0, 1)[None].float() / 255.0
+    x1 = torch.from_numpy(frame1).to(dev).permute(2, 0, 1)[None].float() / 255.0
+    t = torch.tensor(ts, dtype=torch.float32, device=dev)
+
+    if tile is None or (height <= tile and width <= tile):
+        windows = [(0, 0, height, width)]
+    else:
+        overlap = tile // 4 if overlap is None else overlap
+        if tile < 8 or not 0 <= overlap < tile:
+            raise FilmInputError(f"FILM tiling needs tile >= 8 and 0 <= overlap < tile, got tile={tile}, "
+                                 f"overlap={overlap}")
+        windows = [(y, x, min(tile, height), min(tile, width))
+                   for y in _starts(height, tile, overlap) for x in _starts(width, tile, overlap)]
+
+    with torch.inference_mode(), autocast:
+        if len(windows) == 1:
+            out = _window(model, x0, x1, t, batch_size).permute(0, 2, 3, 1).cpu().numpy()
+        else:
+            out = np.zeros((len(ts), height, width, 3), np.float32)
+            total = np.zeros((height, width, 1), np.float32)
+            for y, x, h, w in progress(windows, desc="FILM tiles", unit="tile"):
+                part = _window(model, x0[..., y:y + h, x:x + w], x1[..., y:y + h, x:x + w], t, batch_size)
+                weight = np.outer(_ramp(y, h, height, overlap), _ramp(x, w, width, overlap))[..., None]
+                out[:, y:y + h, x:x + w] += part.permute(0, 2, 3, 1).cpu().numpy() * weight
+                total[y:y + h, x:x + w] += weight
+            out /= total
+    return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)

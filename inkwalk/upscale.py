@@ -1,0 +1,183 @@
+"""Super-resolution of frames to an exact target size: Real-ESRGAN x4plus (spandrel) or Lanczos.
+
+Real-ESRGAN always scales by its native factor (4 for x4plus); a walk asks for an exact size
+such as 2560x1440, so frames go through the network and are then resized to the target with
+Lanczos. Frames of any size fit in memory because the network runs on overlapping tiles: each
+tile is cut with `overlap` extra pixels of context on every side and only its core is kept, so
+as long as the overlap covers the network's receptive field the result equals the untiled one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from inkwalk.errors import InkwalkError
+
+BACKENDS = ("realesrgan", "lanczos")
+
+
+class UpscaleError(InkwalkError):
+    """A bad upscaler request (unknown backend, impossible size)."""
+
+
+class Upscaler(Protocol):
+    name: str
+
+    def upscale(self, frames: np.ndarray, size: tuple[int, int]) -> np.ndarray: ...
+
+
+def _check_frames(frames: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Accept one H×W×3 frame or N×H×W×3 frames; return a batch and whether to squeeze it back."""
+    frames = np.asarray(frames)
+    single = frames.ndim == 3
+    if single:
+        frames = frames[None]
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise UpscaleError(f"expected uint8 frames N×H×W×3 or one H×W×3 frame, got {frames.dtype} "
+                           f"{frames.shape}")
+    return frames, single
+
+
+def _check_size(size: tuple[int, int]) -> tuple[int, int]:
+    w, h = int(size[0]), int(size[1])
+    if w < 1 or h < 1:
+        raise UpscaleError(f"target size must be positive WIDTHxHEIGHT, got {w}x{h}")
+    return w, h
+
+
+def resize_lanczos(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize N×H×W×3 uint8 frames to exactly `size=(width, height)` with Lanczos (OpenCV)."""
+    w, h = size
+    if frames.shape[1:3] == (h, w):
+        return frames
+    out = np.empty((len(frames), h, w, 3), np.uint8)
+    for i, frame in enumerate(frames):
+        out[i] = cv2.resize(frame, (w, h), interpolation=cv2.INTER_LANCZOS4)
+    return out
+
+
+class LanczosUpscaler:
+    """Weight-free backend: plain Lanczos resampling to the target size."""
+
+    name = "lanczos"
+
+    def upscale(self, frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """Resize frames (N×H×W×3 or H×W×3 uint8) to exactly `size=(width, height)`."""
+        batch, single = _check_frames(frames)
+        out = resize_lanczos(batch, _check_size(size))
+        return out[0] if single else out
+
+
+def tile_starts(length: int, tile: int) -> list[int]:
+    """Start offsets of equal tiles covering `length`; the last one is pulled back to end flush.
+
+    Equal tiles let every position of a frame batch run as one network call.
+    """
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile, tile))
+    starts.append(length - tile)
+    return starts
+
+
+class RealESRGANUpscaler:
+    """Real-ESRGAN (any spandrel-loadable SR model) run on overlapping tiles, in frame batches."""
+
+    name = "realesrgan"
+
+    def __init__(self, descriptor, device: str | None = None, tile: int = 256, overlap: int = 16,
+                 batch_size: int = 4, dtype=None):
+        import torch
+
+        if tile < 16 or overlap < 0:
+            raise UpscaleError(f"tile must be >= 16 and overlap >= 0, got tile={tile} overlap={overlap}")
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if dtype is None:
+            dtype = torch.float16 if self.device.type == "cuda" and descriptor.supports_half else torch.float32
+        self.dtype = dtype
+        self.descriptor = descriptor.to(self.device).to(dtype).eval()
+        self.scale = int(descriptor.scale)
+        self.tile = int(tile)
+        self.overlap = int(overlap)
+        self.batch_size = max(1, int(batch_size))
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        """One network call: uint8 N×h×w×3 -> float32 N×(h·s)×(w·s)×3 in [0, 1]."""
+        import torch
+
+        x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).to(self.dtype) / 255.0
+        with torch.inference_mode():
+            y = self.descriptor(x)
+        return y.clamp_(0, 1).permute(0, 2, 3, 1).float().cpu().numpy()
+
+    def upscale_native(self, frames: np.ndarray) -> np.ndarray:
+        """Upscale N×H×W×3 uint8 frames by the model's own factor, tiled; returns float32 [0, 1]."""
+        n, h, w, _ = frames.shape
+        s, t, o = self.scale, self.tile, self.overlap
+        out = np.empty((n, h * s, w * s, 3), np.float32)
+        for y0 in tile_starts(h, t):
+            for x0 in tile_starts(w, t):
+                y1, x1 = min(y0 + t, h), min(x0 + t, w)
+                # context around the tile, clipped at the frame's border
+                cy0, cx0 = max(y0 - o, 0), max(x0 - o, 0)
+                cy1, cx1 = min(y1 + o, h), min(x1 + o, w)
+                for b in range(0, n, self.batch_size):
+                    part = self._run(np.ascontiguousarray(frames[b:b + self.batch_size, cy0:cy1, cx0:cx1]))
+                    oy, ox = (y0 - cy0) * s, (x0 - cx0) * s
+                    out[b:b + self.batch_size, y0 * s:y1 * s, x0 * s:x1 * s] = \
+                        part[:, oy:oy + (y1 - y0) * s, ox:ox + (x1 - x0) * s]
+        return out
+
+    def upscale(self, frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """Upscale frames (N×H×W×3 or H×W×3 uint8) to exactly `size=(width, height)`.
+
+        The network runs at its native factor, then Lanczos brings the result to `size`.
+        """
+        batch, single = _check_frames(frames)
+        w, h = _check_size(size)
+        native = self.upscale_native(batch)
+        native = np.rint(native * 255.0).astype(np.uint8)
+        out = resize_lanczos(native, (w, h))
+        return out[0] if single else out
+
+
+def load_realesrgan(models_dir: str | Path | None = None, path: str | Path | None = None,
+                    device: str | None = None, tile: int = 256, overlap: int = 16,
+                    batch_size: int = 4) -> RealESRGANUpscaler:
+    """Load Real-ESRGAN x4plus weights from the model registry through spandrel."""
+    from spandrel import ImageModelDescriptor, ModelLoader
+
+    from inkwalk.models import weights_file
+
+    file = weights_file("realesrgan-x4plus", path=path, models_dir=models_dir)
+    try:
+        descriptor = ModelLoader().load_from_file(str(file))
+    except Exception as exc:  # spandrel raises several types for unreadable/unknown files
+        raise UpscaleError(f"cannot load super-resolution weights {file}: {exc}") from exc
+    if not isinstance(descriptor, ImageModelDescriptor):
+        raise UpscaleError(f"{file} is not an image super-resolution model ({type(descriptor).__name__})")
+    return RealESRGANUpscaler(descriptor, device=device, tile=tile, overlap=overlap, batch_size=batch_size)
+
+
+def get_upscaler(name: str, models_dir: str | Path | None = None, device: str | None = None,
+                 tile: int = 256, overlap: int = 16, batch_size: int = 4) -> Upscaler:
+    """An upscaler by backend name: "realesrgan" (weights via the registry) or "lanczos" (none)."""
+    if name == "lanczos":
+        return LanczosUpscaler()
+    if name == "realesrgan":
+        return load_realesrgan(models_dir=models_dir, device=device, tile=tile, overlap=overlap,
+                               batch_size=batch_size)
+    raise UpscaleError(f"unknown upscaler {name!r}; choose one of: {', '.join(BACKENDS)}")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """Parse "WIDTHxHEIGHT" (e.g. 2560x1440) as given on the command line."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise InkwalkError(f"size must look like WIDTHxHEIGHT (e.g. 1280x720), got {text!r}") from None
+    return _check_size((w, h))

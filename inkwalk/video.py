@@ -1,0 +1,277 @@
+"""Video and image I/O at the edges of the system: decord to read, PyAV (libx264) to write.
+
+Frames are uint8 RGB ``H×W×3`` numpy arrays; clips are ``T×H×W×3``. Every failure to read a
+file becomes one `MediaError` that names the file and the reason, so no decoder traceback
+reaches a user.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from inkwalk.errors import InkwalkError
+
+PathLike = str | os.PathLike
+
+
+class MediaError(InkwalkError):
+    """A video or image that cannot be read (missing, empty, truncated, not media)."""
+
+    def __init__(self, path: PathLike, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: str
+    frames: int
+    fps: float
+    width: int
+    height: int
+    codec: str
+    duration_s: float
+
+
+def _check_file(path: PathLike) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise MediaError(p, "file not found")
+    if p.is_dir():
+        raise MediaError(p, "is a directory, not a file")
+    if p.stat().st_size == 0:
+        raise MediaError(p, "file is empty (0 bytes)")
+    return p
+
+
+def _reader(path: PathLike, size: tuple[int, int] | None = None):
+    """Open a decord VideoReader, turning every decoder failure into a MediaError."""
+    import decord
+
+    decord.logging.set_level(decord.logging.QUIET)
+    p = _check_file(path)
+    _codec_name(p)  # PyAV fails cleanly on non-video files, before decord logs C++ errors
+    kwargs = {}
+    if size is not None:
+        kwargs = {"width": int(size[0]), "height": int(size[1])}
+    try:
+        vr = decord.VideoReader(str(p), ctx=decord.cpu(0), num_threads=1, **kwargs)
+    except Exception as exc:  # decord raises DECORDError / RuntimeError with C++ traces
+        raise MediaError(p, f"video is truncated or corrupt ({_first_line(exc)})") from None
+    if len(vr) == 0:
+        raise MediaError(p, "video has no frames")
+    return vr
+
+
+def _first_line(exc: BaseException) -> str:
+    """The decoder's own words, without C++ source locations, timestamps or errno codes."""
+    lines = str(exc).strip().splitlines()
+    if not lines:
+        return type(exc).__name__
+    line = re.sub(r"^(\[[^\]]*\]\s*)?(\S+\.(cc|c|h):\d+:\s*)?", "", lines[0])
+    line = re.sub(r"\[Errno -?\d+\]\s*", "", line)
+    return line[:200]
+
+
+def _codec_name(path: Path) -> str:
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise MediaError(path, "file has no video stream")
+            if container.format.name == "image2" or container.format.name.endswith("_pipe"):
+                raise MediaError(path, "is a still image, not a video")
+            return container.streams.video[0].codec_context.name or "unknown"
+    except MediaError:
+        raise
+    except Exception as exc:
+        raise MediaError(path, f"not a readable video ({_first_line(exc)})") from None
+
+
+def probe(path: PathLike) -> VideoInfo:
+    """Frame count, fps, size, codec and duration of a video."""
+    vr = _reader(path)
+    p = Path(path)
+    frames = len(vr)
+    fps = float(vr.get_avg_fps() or 0.0)
+    height, width = vr[0].shape[:2] if frames else (0, 0)
+    duration = frames / fps if fps > 0 else 0.0
+    return VideoInfo(str(p), frames, fps, int(width), int(height), _codec_name(p), duration)
+
+
+def read_frames(path: PathLike, indices: Sequence[int] | None = None,
+                size: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode the frames at `indices` (all frames if None) as ``T×H×W×3`` uint8.
+
+    `size` is ``(width, height)`` and resizes during decoding, which is cheaper than after.
+    """
+    vr = _reader(path, size)
+    n = len(vr)
+    idx = list(range(n)) if indices is None else [int(i) for i in indices]
+    bad = [i for i in idx if i < 0 or i >= n]
+    if bad:
+        raise MediaError(path, f"frame index {bad[0]} out of range: the video has {n} frames")
+    if not idx:
+        return np.zeros((0, *(vr[0].shape)), dtype=np.uint8)
+    try:
+        return vr.get_batch(idx).asnumpy()
+    except Exception as exc:
+        raise MediaError(path, f"video is truncated or corrupt ({_first_line(exc)})") from None
+
+
+def iter_frames(path: PathLike, size: tuple[int, int] | None = None, chunk: int = 32) -> Iterator[np.ndarray]:
+    """Yield frames one at a time, decoding `chunk` at once: memory stays flat for any length."""
+    vr = _reader(path, size)
+    n = len(vr)
+    for start in range(0, n, chunk):
+        try:
+            batch = vr.get_batch(list(range(start, min(start + chunk, n)))).asnumpy()
+        except Exception as exc:
+            raise MediaError(path, f"video is truncated or corrupt near frame {start} "
+                                   f"({_first_line(exc)})") from None
+        yield from batch
+
+
+def read_image(path: PathLike) -> np.ndarray:
+    """Read any common image format as ``H×W×3`` uint8 RGB, EXIF orientation applied.
+
+    Transparent pixels are composited over white (paintings scanned with alpha look right).
+    """
+    p = _check_file(path)
+    try:
+        with Image.open(p) as im:
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                rgba = im.convert("RGBA")
+                background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                im = Image.alpha_composite(background, rgba)
+            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+    except UnidentifiedImageError:
+        raise MediaError(p, "not a recognised image format") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise MediaError(p, f"image is truncated or corrupt ({_first_line(exc)})") from None
+
+
+def save_image(path: PathLike, frame: np.ndarray) -> Path:
+    """Write one frame (PNG/JPEG/... by extension)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(_as_frame(frame)).save(p)
+    return p
+
+
+def fit_image(frame: np.ndarray, size: tuple[int, int], mode: str = "crop") -> np.ndarray:
+    """Fit a frame to exactly ``size=(width, height)``.
+
+    `crop` scales to cover then centre-crops; `letterbox` scales to fit and pads with black.
+    """
+    width, height = int(size[0]), int(size[1])
+    h, w = frame.shape[:2]
+    if mode not in ("crop", "letterbox"):
+        raise InkwalkError(f"fit mode must be 'crop' or 'letterbox', not {mode!r}")
+    scale = max(width / w, height / h) if mode == "crop" else min(width / w, height / h)
+    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    resized = np.asarray(Image.fromarray(_as_frame(frame)).resize((new_w, new_h), Image.Resampling.LANCZOS))
+    if mode == "crop":
+        top, left = (new_h - height) // 2, (new_w - width) // 2
+        return np.ascontiguousarray(resized[top:top + height, left:left + width])
+    canvas = np.zeros((height, width, 3), dtype=np.uint8)
+    top, left = (height - new_h) // 2, (width - new_w) // 2
+    canvas[top:top + new_h, left:left + new_w] = resized
+    return canvas
+
+
+def _as_frame(frame: np.ndarray) -> np.ndarray:
+    frame = np.asarray(frame)
+    if frame.ndim != 3 or frame.shape[2] != 3:
+        raise ValueError(f"a frame must be H×W×3, got shape {frame.shape}")
+    if frame.dtype != np.uint8:
+        raise ValueError(f"a frame must be uint8, got {frame.dtype}")
+    return frame
+
+
+class VideoWriter:
+    """Streaming H.264 (yuv420p) mp4 writer: each frame is encoded as it arrives.
+
+    yuv420p needs even sizes; an odd width or height is padded by one replicated edge pixel,
+    so no picture content is lost.
+    """
+
+    def __init__(self, path: PathLike, fps: float, crf: int = 18, preset: str = "medium"):
+        if not fps or fps <= 0:
+            raise InkwalkError(f"fps must be positive, got {fps}")
+        self.path = Path(path)
+        self.fps = float(fps)
+        self.crf = int(crf)
+        self.preset = preset
+        self.frames_written = 0
+        self._container = None
+        self._stream = None
+        self._size: tuple[int, int] | None = None
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close()
+
+    def _open(self, width: int, height: int) -> None:
+        import av
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._size = (width, height)
+        # faststart puts the index first: the file plays while it downloads over HTTP.
+        self._container = av.open(str(self.path), mode="w", format="mp4", options={"movflags": "+faststart"})
+        rate = Fraction(self.fps).limit_denominator(1001)
+        stream = self._container.add_stream("libx264", rate=rate)
+        stream.width, stream.height = width + width % 2, height + height % 2
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(self.crf), "preset": self.preset}
+        self._stream = stream
+
+    def write(self, frame: np.ndarray) -> None:
+        frame = _as_frame(frame)
+        h, w = frame.shape[:2]
+        if self._container is None:
+            self._open(w, h)
+        elif (w, h) != self._size:
+            raise ValueError(f"frame size {w}×{h} differs from the video's {self._size[0]}×{self._size[1]}")
+        if w % 2 or h % 2:
+            frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+        import av
+
+        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        for packet in self._stream.encode(video_frame):
+            self._container.mux(packet)
+        self.frames_written += 1
+
+    def write_many(self, frames: Iterable[np.ndarray]) -> None:
+        for frame in frames:
+            self.write(frame)
+
+    def close(self) -> None:
+        if self._container is None:
+            return
+        for packet in self._stream.encode():
+            self._container.mux(packet)
+        self._container.close()
+        self._container = None
+
+
+def write_video(path: PathLike, frames: Iterable[np.ndarray], fps: float, crf: int = 18) -> Path:
+    """Write an iterable of frames to an mp4, streaming; returns the path."""
+    with VideoWriter(path, fps, crf=crf) as writer:
+        writer.write_many(frames)
+    if writer.frames_written == 0:
+        raise InkwalkError(f"no frames to write to {path}")
+    return Path(path)

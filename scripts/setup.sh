@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# One-command set-up on a fresh machine: a virtual environment in .venv with torch,
+# torchvision (from this machine's local wheels where present), the project and its dev extras.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+python -m pip install -q torch==2.14.1 torchvision==0.29.1
+python -m pip install -q -e ".[dev]"
+python - <<'PY'
+import torch, torchvision, ray, diffusers, transformers, decord, av, spandrel, cv2
+print(f"inkwalk environment ready: torch {torch.__version__}, torchvision {torchvision.__version__}, "
+      f"ray {ray.__version__}, diffusers {diffusers.__version__}, transformers {transformers.__version__}")
+PY

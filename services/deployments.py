@@ -1,0 +1,176 @@
+"""The four model deployments: each loads its models once, in its constructor.
+
+Options (replicas, autoscaling, queue limits, CPUs/GPUs) are never fixed here beyond safe
+defaults: the Serve config (cluster/serve_config*.yaml) or `services.apps.build_*` sets them.
+Serve runs sync methods in a thread pool (STACK.md pitfall 3), so every stateful model sits
+behind a lock: one replica computes one request at a time and queues the rest, which is also
+what the GPU wants. Bad inputs raise `InkwalkError` subclasses; they fail the request, never
+the replica.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Sequence
+
+import numpy as np
+from ray import serve
+
+from inkwalk.errors import InkwalkError
+from services.metrics import serve_metrics
+
+DEFAULT_OPTIONS = {"ray_actor_options": {"num_cpus": 0.25}, "max_ongoing_requests": 2,
+                   "max_queued_requests": 64}
+
+
+def check_frame(frame: Any, what: str) -> np.ndarray:
+    """A uint8 H×W×3 frame, or an InkwalkError naming what was wrong."""
+    frame = np.asarray(frame)
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise InkwalkError(f"{what} must be a uint8 H×W×3 frame, got {frame.dtype} {frame.shape}")
+    if min(frame.shape[:2]) < 1:
+        raise InkwalkError(f"{what} is empty ({frame.shape})")
+    return frame
+
+
+def check_clip(frames: Any, what: str) -> np.ndarray:
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
+        raise InkwalkError(f"{what} must be uint8 T×H×W×3 frames, got {frames.dtype} {frames.shape}")
+    return frames
+
+
+class _Timed:
+    """Per-stage latency of a deployment method into the shared histogram."""
+
+    def __init__(self, app: str, stage: str):
+        self.tags = {"app": app, "stage": stage}
+
+    def __enter__(self) -> "_Timed":
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        serve_metrics().stage_seconds.observe(time.perf_counter() - self.t0, tags=self.tags)
+
+
+@serve.deployment(name="Keyframes", **DEFAULT_OPTIONS)
+class Keyframes:
+    """Kandinsky 2.2 keyframes between two paintings (ArtWalks conceptual interpolation)."""
+
+    def __init__(self, models_dir: str | None = None, device: str | None = None, app: str = "artwalks"):
+        from inkwalk.artwalks import KeyframeRenderer
+
+        self.renderer = KeyframeRenderer(models_dir=models_dir, device=device)
+        self.app = app
+        self.lock = threading.Lock()
+
+    def render(self, a: np.ndarray, b: np.ndarray, settings: dict) -> np.ndarray:
+        """m keyframes (m×H×W×3 uint8) between paintings a and b, one seed for all."""
+        from inkwalk.artwalks import WalkSettings
+
+        a, b = check_frame(a, "painting A"), check_frame(b, "painting B")
+        ws = WalkSettings(**settings)
+        with self.lock, _Timed(self.app, "keyframes"):
+            return np.ascontiguousarray(self.renderer.keyframes(a, b, ws))
+
+    def check_health(self) -> None:
+        if self.renderer is None:
+            raise RuntimeError("keyframe models are not loaded")
+
+
+@serve.deployment(name="ConCLVDGenerator", **DEFAULT_OPTIONS)
+class ConCLVDGenerator:
+    """SD 1.5 + ConCLVD motion module: text -> N frames (SOFP runs in the Interpolator)."""
+
+    def __init__(self, models_dir: str | None = None, motion_module: str | None = None,
+                 device: str | None = None, app: str = "conclvd"):
+        from inkwalk.conclvd import load_conclvd
+
+        self.model = load_conclvd(models_dir=models_dir, motion_module=motion_module, device=device)
+        self.app = app
+        self.lock = threading.Lock()
+
+    def generate(self, prompt: str, settings: dict) -> np.ndarray:
+        """The DDIM-sampled clip (frames×size×size×3 uint8), before frame interpolation."""
+        from inkwalk.conclvd import generate_video
+
+        allowed = {"negative_prompt", "frames", "steps", "guidance", "size", "seed"}
+        unknown = sorted(set(settings) - allowed)
+        if unknown:
+            raise InkwalkError(f"unknown ConCLVD setting(s) {unknown}; known: {sorted(allowed)}")
+        with self.lock, _Timed(self.app, "generate"):
+            clip = generate_video(self.model, prompt, sofp=False, **settings)
+        return np.ascontiguousarray(clip)
+
+    def check_health(self) -> None:
+        if self.model is None:
+            raise RuntimeError("ConCLVD model is not loaded")
+
+
+@serve.deployment(name="Interpolator", **DEFAULT_OPTIONS)
+class Interpolator:
+    """Frames between frames: FILM, flow-warp or SOFP, flows by RAFT or DIS (chosen by name)."""
+
+    def __init__(self, method: str = "flow-warp", flow: str = "dis", models_dir: str | None = None,
+                 device: str | None = None, app: str = "artwalks"):
+        from inkwalk.interpolate import get_interpolator
+
+        self.method, self.flow = method, flow
+        self.impl = get_interpolator(method, flow=flow, models_dir=models_dir, device=device)
+        self.app = app
+        self.lock = threading.Lock()
+
+    def between(self, frame0: np.ndarray, frame1: np.ndarray, times: Sequence[float],
+                last: np.ndarray | None = None) -> np.ndarray:
+        """len(times) frames between frame0 and frame1 (times strictly inside (0, 1))."""
+        frame0, frame1 = check_frame(frame0, "frame0"), check_frame(frame1, "frame1")
+        if frame0.shape != frame1.shape:
+            raise InkwalkError(f"frames to interpolate differ in size: {frame0.shape} vs {frame1.shape}")
+        times = [float(t) for t in times]
+        if not times or not all(0.0 < t < 1.0 for t in times):
+            raise InkwalkError(f"interpolation times must be a non-empty list inside (0, 1), got {times}")
+        kwargs = {}
+        if self.method == "sofp":
+            kwargs["last"] = check_frame(last if last is not None else frame1, "last frame")
+        with self.lock, _Timed(self.app, "interpolate"):
+            return np.ascontiguousarray(self.impl.between(frame0, frame1, times, **kwargs))
+
+    def double(self, frames: np.ndarray) -> np.ndarray:
+        """N -> 2N-1 frames: one frame halfway between each neighbouring pair (ConCLVD's step)."""
+        frames = check_clip(frames, "clip")
+        out = [frames[0]]
+        for i in range(len(frames) - 1):
+            out.append(self.between(frames[i], frames[i + 1], [0.5], last=frames[-1])[0])
+            out.append(frames[i + 1])
+        return np.stack(out)
+
+    def check_health(self) -> None:
+        if self.impl is None:
+            raise RuntimeError("interpolator is not loaded")
+
+
+@serve.deployment(name="Upscaler", **DEFAULT_OPTIONS)
+class Upscaler:
+    """Super-resolution to an exact size: Real-ESRGAN (tiled, batched) or Lanczos."""
+
+    def __init__(self, backend: str = "lanczos", models_dir: str | None = None, device: str | None = None,
+                 tile: int = 256, app: str = "artwalks"):
+        from inkwalk.upscale import get_upscaler
+
+        self.impl = get_upscaler(backend, models_dir=models_dir, device=device, tile=tile)
+        self.app = app
+        self.lock = threading.Lock()
+
+    def upscale(self, frames: np.ndarray, size: Sequence[int]) -> np.ndarray:
+        """frames (N×H×W×3 uint8) resized to exactly size=(width, height)."""
+        frames = check_clip(frames, "frames to upscale")
+        if len(size) != 2 or min(int(v) for v in size) < 1:
+            raise InkwalkError(f"upscale size must be (width, height), got {size!r}")
+        with self.lock, _Timed(self.app, "upscale"):
+            return np.ascontiguousarray(self.impl.upscale(frames, (int(size[0]), int(size[1]))))
+
+    def check_health(self) -> None:
+        if self.impl is None:
+            raise RuntimeError("upscaler is not loaded")

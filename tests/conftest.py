@@ -1,0 +1,38 @@
+"""Shared fixtures: offline hub, one local Ray per session, tiny models written once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("INKWALK_NO_PROGRESS", "1")
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+# Ray workers must import the project, not the test folder (STACK.md pitfall 6).
+ROOT = Path(__file__).resolve().parents[1]
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> Path:
+    """A models folder with tiny random checkpoints of every model, in the real on-disk formats."""
+    from inkwalk.models import make_tiny
+
+    root = tmp_path_factory.mktemp("tiny-models")
+    make_tiny(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local 2-CPU Ray for the whole test session (starting Ray costs seconds)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "INKWALK_NO_PROGRESS": "1"}})
+    yield ray
+    ray.shutdown()

@@ -1,0 +1,120 @@
+"""Cluster files validated offline: Ray's own cluster schema, Serve's config schema, KubeRay fields."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import re
+import shlex
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CLUSTER = ROOT / "cluster"
+sys.path.insert(0, str(CLUSTER))
+import render_rayservice  # noqa: E402
+
+
+def pinned_ray() -> str:
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    return next(re.search(r"==([\d.]+)", d).group(1) for d in deps if d.startswith("ray["))
+
+
+def load(path: Path):
+    return yaml.safe_load(path.read_text())
+
+
+@pytest.mark.parametrize("name", ["aws-gpu.yaml", "onprem-3090.yaml"])
+def test_cluster_yaml_passes_rays_own_schema(name):
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    config = load(CLUSTER / name)
+    validate_config(prepare_config(copy.deepcopy(config)))
+    assert config["docker"]["image"].startswith(f"rayproject/ray:{pinned_ray()}-")
+    starts = " ".join(config["head_start_ray_commands"] + config["worker_start_ray_commands"])
+    assert "RAY_AUTH_MODE=token" in starts
+    assert "--dashboard-host=127.0.0.1" in starts  # the dashboard and Jobs API stay private
+
+
+def test_aws_exposes_only_ssh():
+    permissions = load(CLUSTER / "aws-gpu.yaml")["provider"]["security_group"]["IpPermissions"]
+    assert [(p["FromPort"], p["ToPort"]) for p in permissions] == [(22, 22)]
+
+
+def _node_resources() -> set[str]:
+    aws = load(CLUSTER / "aws-gpu.yaml")
+    names = {r for t in aws["available_node_types"].values() for r in t.get("resources", {})}
+    onprem = " ".join(load(CLUSTER / "onprem-3090.yaml")["worker_start_ray_commands"])
+    assert all(f'"{r}"' in onprem for r in names - {"ingress", "preprocess"})
+    return names
+
+
+SERVE_CONFIGS = ["serve_config.yaml", "serve_config.cpu.yaml"]
+
+
+@pytest.mark.parametrize("name", SERVE_CONFIGS)
+def test_serve_config_passes_serve_schema(name):
+    from ray.serve.schema import ServeDeploySchema
+
+    config = load(CLUSTER / name)
+    schema = ServeDeploySchema.model_validate(config)
+    assert {app.name for app in schema.applications} >= {"artwalks", "conclvd"}
+    for app in schema.applications:
+        path = app.import_path
+        module = path.split(":")[0] if ":" in path else path.rsplit(".", 1)[0]
+        assert importlib.util.find_spec(module) is not None, app.import_path
+
+
+def test_gpu_serve_config_routes_work_to_existing_node_types():
+    """Every custom resource a GPU deployment asks for is offered by some node type."""
+    offered = _node_resources()
+    config = load(CLUSTER / "serve_config.yaml")
+    asked = set()
+    for app in config["applications"]:
+        for dep in app.get("deployments", []):
+            asked |= set((dep.get("ray_actor_options") or {}).get("resources", {}))
+    assert asked and asked <= offered
+
+
+def test_rayservice_is_generated_from_the_serve_config():
+    text = (CLUSTER / "kuberay" / "rayservice.yaml").read_text()
+    assert text == render_rayservice.render(), "run: python cluster/render_rayservice.py"
+    service = yaml.safe_load(text)
+    assert yaml.safe_load(service["spec"]["serveConfigV2"]) == load(CLUSTER / "serve_config.yaml")
+
+
+def _check_raycluster_spec(spec: dict) -> None:
+    assert spec["rayVersion"] == pinned_ray()
+    assert spec["authOptions"]["mode"] == "token"
+    head = spec["headGroupSpec"]
+    assert head.get("serviceType", "ClusterIP") == "ClusterIP"
+    groups = [head] + spec["workerGroupSpecs"]
+    for group in groups:
+        containers = group["template"]["spec"]["containers"]
+        assert containers and all(c["name"] and c["image"] for c in containers)
+        assert isinstance(group["rayStartParams"], dict)
+        assert all(isinstance(v, str) for v in group["rayStartParams"].values())
+    for group in spec["workerGroupSpecs"]:
+        assert group["groupName"] and 0 <= group["minReplicas"] <= group["maxReplicas"]
+
+
+def test_kuberay_manifests_have_required_fields():
+    service = load(CLUSTER / "kuberay" / "rayservice.yaml")
+    assert (service["apiVersion"], service["kind"]) == ("ray.io/v1", "RayService")
+    _check_raycluster_spec(service["spec"]["rayClusterConfig"])
+    for name in ["rayjob-preprocess.yaml", "rayjob-train.yaml"]:
+        job = load(CLUSTER / "kuberay" / name)
+        assert (job["apiVersion"], job["kind"]) == ("ray.io/v1", "RayJob")
+        assert job["spec"]["shutdownAfterJobFinishes"] is True
+        _check_raycluster_spec(job["spec"]["rayClusterSpec"])
+        argv = shlex.split(job["spec"]["entrypoint"])
+        assert argv[:2] == ["python", "-m"] and importlib.util.find_spec(argv[2]) is not None
+
+
+def test_dockerfile_uses_pinned_ray_image():
+    first = (CLUSTER / "Dockerfile").read_text().splitlines()
+    assert f"FROM rayproject/ray:{pinned_ray()}-py311-gpu" in first

@@ -1,0 +1,134 @@
+"""Video and image I/O: round trips, streaming memory, and typed errors for bad files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from inkwalk import video
+from inkwalk.cli import main
+from helpers import moving_clip, psnr
+
+
+def test_round_trip_frames_size_fps_psnr(tmp_path):
+    clip = moving_clip(24, 96, 128)
+    path = video.write_video(tmp_path / "clip.mp4", clip, fps=12.5)
+    info = video.probe(path)
+    assert (info.frames, info.width, info.height, info.codec) == (24, 128, 96, "h264")
+    assert info.fps == pytest.approx(12.5, rel=1e-3)
+    back = video.read_frames(path)
+    assert back.shape == clip.shape and back.dtype == np.uint8
+    assert psnr(back, clip) > 35
+
+
+def test_read_indices_and_resize_on_decode(tmp_path):
+    clip = moving_clip(20, 64, 80)
+    path = video.write_video(tmp_path / "clip.mp4", clip, fps=10)
+    picked = video.read_frames(path, [0, 4, 8, 12])
+    assert psnr(picked, clip[[0, 4, 8, 12]]) > 35
+    small = video.read_frames(path, [1, 2], size=(40, 32))
+    assert small.shape == (2, 32, 40, 3)
+    assert len(list(video.iter_frames(path, chunk=7))) == 20
+
+
+def test_odd_sizes_are_padded_not_cropped(tmp_path):
+    clip = moving_clip(5, 65, 67)
+    path = video.write_video(tmp_path / "odd.mp4", clip, fps=8)
+    back = video.read_frames(path)
+    assert back.shape == (5, 66, 68, 3)
+    assert psnr(back[:, :65, :67], clip) > 35
+
+
+MEMORY_BOUND_MB = 60
+
+
+def test_streaming_write_memory_is_flat(tmp_path):
+    """2,000 frames of 256×256 (393 MB raw) grow resident memory by less than MEMORY_BOUND_MB."""
+    code = f"""
+import numpy as np, psutil
+from inkwalk.video import VideoWriter
+proc = psutil.Process()
+base = np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8)
+with VideoWriter({str(tmp_path / 'long.mp4')!r}, fps=25, preset="ultrafast") as w:
+    for i in range(2000):
+        w.write(np.roll(base, i, axis=1))
+        if i == 200:
+            early = proc.memory_info().rss
+    late = proc.memory_info().rss
+print((late - early) / 2**20, w.frames_written)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    growth_mb, written = out.stdout.split()
+    assert int(written) == 2000
+    assert float(growth_mb) < MEMORY_BOUND_MB
+    assert video.probe(tmp_path / "long.mp4").frames == 2000
+
+
+def _bad_files(tmp_path):
+    good = video.write_video(tmp_path / "good.mp4", moving_clip(30, 64, 64), fps=10)
+    data = good.read_bytes()
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "truncated.mp4").write_bytes(data[: len(data) // 2])
+    (tmp_path / "text.mp4").write_text("this is not a video\n" * 50)
+    Image.fromarray(moving_clip(1, 32, 32)[0]).save(tmp_path / "still.png")
+    return {
+        "missing.mp4": "not found",
+        "empty.mp4": "empty",
+        "truncated.mp4": "truncated",
+        "text.mp4": "not a readable video",
+        "still.png": "still image",
+    }
+
+
+def test_bad_video_files_raise_typed_error_with_file_and_reason(tmp_path):
+    for name, reason in _bad_files(tmp_path).items():
+        path = tmp_path / name
+        with pytest.raises(video.MediaError) as err:
+            video.read_frames(path)
+        assert err.value.path == str(path)
+        assert reason in err.value.reason
+        assert str(path) in str(err.value)
+
+
+def test_out_of_range_index(tmp_path):
+    path = video.write_video(tmp_path / "c.mp4", moving_clip(4, 32, 32), fps=4)
+    with pytest.raises(video.MediaError, match="out of range"):
+        video.read_frames(path, [0, 9])
+
+
+def test_read_image_exif_alpha_grey(tmp_path):
+    rgb = moving_clip(1, 40, 60)[0]
+    im = Image.fromarray(rgb)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise on display
+    im.save(tmp_path / "rot.jpg", exif=exif, quality=95)
+    assert video.read_image(tmp_path / "rot.jpg").shape == (60, 40, 3)
+    rgba = np.zeros((10, 10, 4), dtype=np.uint8)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "clear.png")
+    assert (video.read_image(tmp_path / "clear.png") == 255).all()  # transparent -> white
+    Image.fromarray(rgb[..., 0]).save(tmp_path / "grey.webp")
+    grey = video.read_image(tmp_path / "grey.webp")
+    assert grey.shape == (40, 60, 3) and (grey[..., 0] == grey[..., 2]).all()
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nnonsense")
+    with pytest.raises(video.MediaError, match="bad.png"):
+        video.read_image(tmp_path / "bad.png")
+
+
+def test_fit_image_crop_and_letterbox():
+    frame = moving_clip(1, 100, 200)[0]
+    assert video.fit_image(frame, (64, 64), "crop").shape == (64, 64, 3)
+    boxed = video.fit_image(frame, (64, 64), "letterbox")
+    assert boxed.shape == (64, 64, 3)
+    assert boxed[:10].max() == 0 and boxed[32].max() > 0
+
+
+def test_info_cli(tmp_path, capsys):
+    path = video.write_video(tmp_path / "c.mp4", moving_clip(6, 32, 48), fps=6)
+    assert main(["info", str(path)]) == 0
+    assert "48×32, 6 frames, 6 fps" in capsys.readouterr().out
+    assert main(["info", str(tmp_path / "nope.mp4")]) == 1
+    assert "nope.mp4: file not found" in capsys.readouterr().err
