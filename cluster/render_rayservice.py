@@ -62,7 +62,7 @@ def rayservice(serve_config: dict) -> dict:
                 "authOptions": {"mode": "token"},
                 "headGroupSpec": {
                     "serviceType": "ClusterIP",
-                    "rayStartParams": {"num-cpus": "0", "dashboard-host": "0.0.0.0",
+                    "rayStartParams": {"num-cpus": "6", "dashboard-host": "0.0.0.0",
                                        "resources": '"{\\"ingress\\": 1000}"'},
                     "template": {"spec": {"containers": [{
                         "name": "ray-head",

@@ -18,6 +18,7 @@ import json
 import math
 import os
 import posixpath
+import re
 import sys
 import time
 from collections import Counter
@@ -35,6 +36,13 @@ from data_pipeline.shards import (BASE_FIELDS, ShardWriter, filesystem, remove_p
 from inkwalk.errors import InkwalkError
 
 DECODED_SCHEMA = pa.schema(BASE_FIELDS + [pa.field("reason", pa.string()), pa.field("detail", pa.string())])
+REASON_DUPLICATE = "duplicate"
+
+
+class PipelineError(InkwalkError):
+    """A run that cannot start or finish because of its arguments, output folder or models."""
+
+
 SETTINGS_FILE = "settings.json"
 REJECTS_FILE = "rejects.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -59,23 +67,23 @@ class Config:
     clips_per_task: int = 4
     encoders: int | None = None
     gpus_per_encoder: float | None = None
-    cpus_per_encoder: float = 0.5
+    cpus_per_encoder: float = 1.0
     encode_batch: int = 4
-    rows_per_shard: int = 256
+    rows_per_shard: int = 128
     address: str | None = None
     num_cpus: int | None = None
 
     def validate(self) -> None:
         if self.frames < 1 or self.stride < 1 or self.clips_per_video < 1:
-            raise InkwalkError("--frames, --stride and --clips-per-video must be at least 1")
+            raise PipelineError("--frames, --stride and --clips-per-video must be at least 1")
         if self.size < 8:
-            raise InkwalkError(f"--size {self.size} is too small: use at least 8 pixels")
+            raise PipelineError(f"--size {self.size} is too small: use at least 8 pixels")
         if self.encode and self.size % 8:
-            raise InkwalkError(f"--size {self.size} must be a multiple of 8 with --encode (the VAE downsamples by 8)")
+            raise PipelineError(f"--size {self.size} must be a multiple of 8 with --encode (the VAE downsamples by 8)")
         if self.timeout is not None and self.timeout <= 0:
-            raise InkwalkError("--timeout must be positive (seconds per clip)")
+            raise PipelineError("--timeout must be positive (seconds per clip)")
         if not 0 < self.cpus_per_task:
-            raise InkwalkError("--cpus-per-task must be positive (fractions like 0.5 are fine)")
+            raise PipelineError("--cpus-per-task must be positive (fractions like 0.5 are fine)")
 
 
 def decode_batch(table: pa.Table, timeout: float | None) -> pa.Table:
@@ -127,7 +135,7 @@ def _check_settings(cfg: Config) -> None:
             found = json.loads(f.read())
         if found != wanted and shard_files(cfg.out):
             diff = ", ".join(f"{k} {found.get(k)} -> {wanted[k]}" for k in wanted if found.get(k) != wanted[k])
-            raise InkwalkError(f"{cfg.out} holds clips made with other settings ({diff}): rerun with the "
+            raise PipelineError(f"{cfg.out} holds clips made with other settings ({diff}): rerun with the "
                                f"same settings to resume, or choose a new --out")
     fs.create_dir(root, recursive=True)
     _write_json(fs, path, wanted)
@@ -145,6 +153,23 @@ def _next_prefix(out: str) -> str:
     while f"r{n:03d}" in runs:
         n += 1
     return f"part-r{n:03d}"
+
+
+def _user_error(exc: BaseException) -> InkwalkError | None:
+    """The InkwalkError a Ray worker raised, found inside Ray's wrappers, as a plain one-line error.
+
+    An actor that fails in ``__init__`` reaches the driver as ActorDiedError, which keeps the
+    original error only as text: the encoder's EncoderSetupError line is taken from it.
+    """
+    seen = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, InkwalkError):
+            return PipelineError(current.args[0] if current.args else str(current))
+        current = getattr(current, "cause", None) or current.__cause__ or current.__context__
+    found = re.findall(r"EncoderSetupError: (.+)", str(exc))
+    return PipelineError(found[-1]) if found else None
 
 
 def build_dataset(specs: list[ClipSpec], cfg: Config):
@@ -179,11 +204,20 @@ def run(cfg: Config) -> dict:
     _check_settings(cfg)
     remove_partial_shards(cfg.out)
     done = written_clip_ids(cfg.out)
-    specs = plan_clips(entries, cfg)
-    todo = [s for s in specs if s.clip_id not in done]
     rejects = [dict(video=r.video, caption=r.caption, clip_id=None, reason=r.reason, detail=r.detail,
                     manifest_line=r.line) for r in manifest_rejects]
-    line_of = {e.video: e.line for e in entries}
+    line_of: dict[str, int] = {}
+    unique = []
+    for e in entries:  # a video listed twice would give the same clip ids twice
+        if e.video in line_of:
+            rejects.append(dict(video=e.video, caption=e.caption, clip_id=None, reason=REASON_DUPLICATE,
+                                detail=f"same video as manifest line {line_of[e.video]}", manifest_line=e.line))
+        else:
+            line_of[e.video] = e.line
+            unique.append(e)
+    specs = plan_clips(unique, cfg)
+    todo = [s for s in specs if s.clip_id not in done]
+    n_planning_rejects = len(rejects)
 
     started = time.perf_counter()
     writer = ShardWriter(cfg.out, encoded=cfg.encode, rows_per_shard=cfg.rows_per_shard,
@@ -207,12 +241,18 @@ def run(cfg: Config) -> dict:
                         ["video", "caption", "clip_id", "reason", "detail"]).to_pylist():
                     rejects.append({**row, "manifest_line": line_of.get(row["video"])})
                 bar.update(batch.num_rows)
+        except Exception as exc:
+            user_error = _user_error(exc)
+            if user_error is None:
+                raise
+            raise user_error from None
         finally:
             bar.close()
             writer.close()
             if we_started:
                 ray.shutdown()
     elapsed = time.perf_counter() - started
+    processing = elapsed - ray_start_s
 
     fs, root = filesystem(cfg.out)
     with fs.open_output_stream(posixpath.join(root, REJECTS_FILE)) as f:
@@ -231,8 +271,9 @@ def run(cfg: Config) -> dict:
         "rejects_by_reason": dict(Counter(r["reason"] for r in rejects)),
         "seconds": round(elapsed, 3),
         "ray_start_s": round(ray_start_s, 3),
-        "clips_per_s": round((writer.rows_written + len(rejects) - len(manifest_rejects)) / elapsed, 3)
-        if elapsed > 0 else None,
+        # throughput of the pipeline itself: clips decoded (written or rejected) per second, Ray start excluded
+        "clips_per_s": round((writer.rows_written + len(rejects) - n_planning_rejects) / processing, 3)
+        if processing > 0 else None,
         "bytes_written": writer.bytes_written,
         "bytes_total": sum(fs.get_file_info(p).size for p in files),
         "shards": len(files),
@@ -258,9 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clips-per-task", type=int, default=4, help="clips decoded by one Ray task")
     p.add_argument("--encoders", type=int, default=None, help="max encoder actors (default: one per GPU, or 1)")
     p.add_argument("--gpus-per-encoder", type=float, default=None, help="default: 1 if the cluster has GPUs, else 0")
-    p.add_argument("--cpus-per-encoder", type=float, default=0.5)
+    p.add_argument("--cpus-per-encoder", type=float, default=1.0,
+                   help="Ray CPUs per encoder actor; differs from --cpus-per-task so decoding stays in parallel tasks")
     p.add_argument("--encode-batch", type=int, default=4, help="clips per encoder call")
-    p.add_argument("--rows-per-shard", type=int, default=256, help="clips per Parquet shard")
+    p.add_argument("--rows-per-shard", type=int, default=128, help="clips per Parquet shard")
     p.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS, else a local Ray)")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
     return p

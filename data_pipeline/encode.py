@@ -13,8 +13,13 @@ import numpy as np
 import pyarrow as pa
 
 from data_pipeline.shards import ENCODE_FIELDS
+from inkwalk.errors import InkwalkError
 
 ENCODE_TYPES = {f.name: f for f in ENCODE_FIELDS}
+
+
+class EncoderSetupError(InkwalkError):
+    """The encoder could not load its models (the message says where it looked and how to fix it)."""
 
 
 class ClipEncoder:
@@ -25,22 +30,30 @@ class ClipEncoder:
 
     def __init__(self, models_dir: str | None = None, device: str | None = None, vae_batch: int = 16):
         import torch
+
+        self.torch = torch
+        try:
+            self._load(models_dir, device)
+        except InkwalkError as exc:  # re-raised as a plain error Ray can send back to the driver
+            raise EncoderSetupError(str(exc)) from None
+        self.vae_batch = vae_batch
+
+    def _load(self, models_dir: str | None, device: str | None) -> None:
+        import torch
         from diffusers import AutoencoderKL
         from transformers import CLIPTextModel, CLIPTokenizer
 
         from inkwalk.models import load_pretrained
 
-        self.torch = torch
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
         self.vae = load_pretrained("sd15-vae", AutoencoderKL, models_dir=models_dir, torch_dtype=self.dtype)
         self.text_encoder = load_pretrained("sd15-text-encoder", CLIPTextModel, models_dir=models_dir,
-                                            torch_dtype=self.dtype)
+                                            dtype=self.dtype)
         self.tokenizer = load_pretrained("sd15-tokenizer", CLIPTokenizer, models_dir=models_dir)
         self.vae.to(self.device).eval().requires_grad_(False)
         self.text_encoder.to(self.device).eval().requires_grad_(False)
         self.scaling = float(self.vae.config.scaling_factor)
-        self.vae_batch = vae_batch
 
     def encode_frames(self, frames: np.ndarray) -> np.ndarray:
         """``T×H×W×3`` uint8 -> float16 ``T×4×H/8×W/8`` scaled latents."""

@@ -76,7 +76,7 @@ def _ridge(rng: np.random.Generator, width: int, base: float, amp: float) -> np.
     y = np.full(width, base, np.float32)
     for k in range(4):
         freq = rng.uniform(0.5, 3.0) * (k + 1) * 2 * np.pi / max(width, 1) * 0.6
-        y -= amp / (k + 1) * np.abs(np.sin(freq * x + rng.uniform(0, 2 * np.pi)))
+        y -= amp / (k + 1) * (1.0 - np.abs(np.sin(freq * x + rng.uniform(0, 2 * np.pi))))
     y += np.convolve(rng.normal(0, amp * 0.04, width), np.ones(5) / 5, mode="same").astype(np.float32)
     return y
 
@@ -88,7 +88,7 @@ def _landscape(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
     layers = 4
     for i in range(layers):
         depth = (i + 1) / layers
-        ridge = _ridge(rng, width, base=height * (0.45 + 0.12 * i), amp=height * (0.35 - 0.05 * i))
+        ridge = _ridge(rng, width, base=height * (0.5 + 0.1 * i), amp=height * (0.2 - 0.03 * i))
         below = rows - ridge[None, :]
         # graded wash: strongest just under the ridge, fading downwards into mist
         wash = np.where(below >= 0, np.exp(-below / (height * (0.10 + 0.05 * depth))), 0.0)
@@ -131,7 +131,7 @@ def render_clip(plan: ClipPlan) -> Iterator[np.ndarray]:
         if mist is not None:
             mx = mist_margin + int(round(t * mist_speed))
             haze = mist[:, mx:mx + w] * mist_band
-            cover = cover * (1 - 0.85 * np.clip(haze * 1.4, 0, 1))
+            cover = cover * (1 - np.clip(haze * 1.8, 0, 0.95))
         img = PAPER[None, None, :] * (1 - cover[..., None]) + INK[None, None, :] * cover[..., None]
         img += paper_grain[:, x0:x0 + w, None]
         frame = np.clip(img, 0, 255).astype(np.uint8)

@@ -25,10 +25,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -110,7 +109,9 @@ class WalkSettings:
         for ok, message in checks:
             if not ok:
                 raise WalkError(message)
-        self.output_size  # parses `upscale`
+        if self.upscaler == "none" and self.output_size != tuple(self.size):
+            raise WalkError(f"upscale {self.upscale!r} needs an upscaler: use --upscaler realesrgan or lanczos, "
+                            "or --upscale none")
 
     @property
     def hold_frames(self) -> int:
@@ -176,7 +177,7 @@ def _device_dtype(device: str | None):
 
 
 class KandinskyKeyframer:
-    """Kandinsky 2.2 prior (only its CLIP image encoder is used) + decoder, loaded once."""
+    """Kandinsky 2.2 prior (its CLIP image encoder only) + decoder, loaded once."""
 
     def __init__(self, prior, decoder, device):
         self.prior = prior
@@ -191,10 +192,12 @@ class KandinskyKeyframer:
         from inkwalk.models import load_pretrained
 
         dev, dtype = _device_dtype(device)
+        # only the prior's CLIP image encoder (and its image processor) is needed: skip the
+        # prior transformer and the text encoder, most of the prior's weights
         prior = load_pretrained("kandinsky-2-2-prior", KandinskyV22PriorPipeline, models_dir=models_dir,
-                                torch_dtype=dtype)
+                                dtype=dtype, prior=None, text_encoder=None, tokenizer=None, scheduler=None)
         decoder = load_pretrained("kandinsky-2-2-decoder", KandinskyV22Pipeline, models_dir=models_dir,
-                                  torch_dtype=dtype)
+                                  dtype=dtype)
         for pipe in (prior, decoder):
             pipe.to(dev)
             pipe.set_progress_bar_config(disable=True)
@@ -205,7 +208,7 @@ class KandinskyKeyframer:
         import torch
 
         enc = self.prior.image_encoder
-        pixels = self.prior.image_processor(images=list(images), return_tensors="pt").pixel_values
+        pixels = self.prior.image_processor(images=[np.array(i) for i in images], return_tensors="pt").pixel_values
         with torch.inference_mode():
             return enc(pixels.to(self.device, enc.dtype)).image_embeds
 
@@ -213,22 +216,19 @@ class KandinskyKeyframer:
                batch: int) -> np.ndarray:
         """Keyframes (m×H'×W'×3 uint8) from m image embeddings, all from the same start noise."""
         import torch
-        from diffusers.pipelines.kandinsky2_2.pipeline_kandinsky2_2 import downscale_height_and_width
 
         dec = self.decoder
         w, h = size
-        lh, lw = downscale_height_and_width(h, w, dec.movq_scale_factor)
-        channels = dec.unet.config.in_channels
-        generator = torch.Generator("cpu").manual_seed(int(seed))
-        noise = torch.randn((1, channels, lh, lw), generator=generator, dtype=torch.float32)
         negative = self.prior.get_zero_embed(1, device=self.device).to(embeds.dtype)
         out = []
         for start in range(0, len(embeds), batch):
             part = embeds[start:start + batch]
             b = len(part)
+            # one generator per image, all with the same seed: every keyframe starts from the
+            # same noise and gets the same sampler noise, whatever the batch size
+            generators = [torch.Generator("cpu").manual_seed(int(seed)) for _ in range(b)]
             images = dec(image_embeds=part, negative_image_embeds=negative.repeat(b, 1), height=h, width=w,
-                         num_inference_steps=steps, guidance_scale=guidance,
-                         latents=noise.repeat(b, 1, 1, 1).to(self.device, part.dtype),
+                         num_inference_steps=steps, guidance_scale=guidance, generator=generators,
                          output_type="np").images
             out.append(np.clip(np.rint(np.asarray(images, np.float32) * 255.0), 0, 255).astype(np.uint8))
         return np.concatenate(out)
@@ -241,7 +241,6 @@ class WalkModels:
     keyframer: KandinskyKeyframer | None
     interpolator: Any
     upscaler: Any | None
-    loads: int = 1
 
 
 def load_walk_models(settings: WalkSettings, models_dir: str | Path | None = None,
@@ -320,8 +319,7 @@ def upscale_frames(frames: np.ndarray, settings: WalkSettings, upscaler: Any = N
     if upscaler is None:
         from inkwalk.upscale import get_upscaler
 
-        name = settings.upscaler if settings.upscaler != "none" else "lanczos"
-        upscaler = get_upscaler(name, models_dir=models_dir, batch_size=settings.batch)
+        upscaler = get_upscaler(settings.upscaler, models_dir=models_dir, batch_size=settings.batch)
     return upscaler.upscale(frames, target)
 
 

@@ -15,7 +15,8 @@ on-disk formats, so `models_dir=root` exercises the real loading code offline in
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ ENV_MODELS = "INKWALK_MODELS"
 SD15_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 SD15_FOLDER = "stable-diffusion-v1-5"
 REALESRGAN_URL = "https://github.com/xinntao/Real-ESRGAN/releases/download/v0.1.0/RealESRGAN_x4plus.pth"
-FILM_RELEASE = "https://github.com/google-research/frame-interpolation (Google Drive folder 'pretrained_models/film_net/Style')"
+FILM_RELEASE = ("the 'film_net/Style/saved_model' folder of the official release (Google Drive link in the README of "
+                "https://github.com/google-research/frame-interpolation)")
 
 
 class ModelNotFoundError(InkwalkError):
@@ -83,9 +85,9 @@ def _file_howto(url: str, local: str) -> str:
 
 
 def _film_howto(local: str) -> str:
-    return (f"download the official FILM 'Style' TensorFlow checkpoint from {FILM_RELEASE}, convert it with "
-            f"`inkwalk.interpolate.film.convert_official_checkpoint` into DIR/{local}, then pass `--models DIR` or "
-            f"set {ENV_MODELS}=DIR (or pass the file's path)")
+    return (f"download {FILM_RELEASE}, convert it with `python -m inkwalk.interpolate.film convert "
+            f"SAVED_MODEL DIR/{local}` (needs tensorflow), then pass `--models DIR` or set {ENV_MODELS}=DIR "
+            f"(or pass the file's path)")
 
 
 def _build_registry() -> dict[str, ModelSpec]:
@@ -109,7 +111,7 @@ def _build_registry() -> dict[str, ModelSpec]:
         ModelSpec("raft-small", "file", "RAFT small optical flow (torchvision C_T_V2)", raft_small,
                   f"raft-small/{Path(raft_small).name}"),
         ModelSpec("film-style", "file", "FILM frame interpolation, 'Style' weights converted to PyTorch", None,
-                  "film-style/film_style.pt"),
+                  "film-style/film_style.safetensors"),
         ModelSpec("realesrgan-x4plus", "file", "Real-ESRGAN x4plus super-resolution (spandrel)", REALESRGAN_URL,
                   f"realesrgan-x4plus/{Path(REALESRGAN_URL).name}"),
     ]
@@ -121,7 +123,7 @@ def _build_registry() -> dict[str, ModelSpec]:
             howto = _file_howto(s.default, s.local)
         else:
             howto = _hf_howto(s.default, s.local, f"{s.subfolder}/*" if s.subfolder else None)
-        out[s.name] = ModelSpec(s.name, s.kind, s.description, s.default, s.local, s.subfolder, howto)
+        out[s.name] = replace(s, howto=howto)
     return out
 
 
@@ -165,6 +167,13 @@ def _local_candidates(spec: ModelSpec, path: str | Path | None, mdir: Path | Non
 
 def _present(spec: ModelSpec, p: Path) -> bool:
     return p.is_file() if spec.kind == "file" else p.is_dir()
+
+
+def local_copy(name: str, models_dir: str | Path | None = None) -> Path | None:
+    """The model's copy in the models folder, or None when there is none (used by `inkwalk models list`)."""
+    spec = _spec(name)
+    mdir = _models_dir(models_dir)
+    return mdir / spec.local if mdir is not None and _present(spec, mdir / spec.local) else None
 
 
 def locate(name: str, path: str | Path | None = None, models_dir: str | Path | None = None) -> str:
@@ -215,15 +224,22 @@ def load_pretrained(name: str, cls: Any, path: str | Path | None = None, models_
         obj = cls.from_pretrained(where, **kwargs)
     except (OSError, ValueError) as exc:
         raise ModelNotFoundError(name, looked, spec.howto, reason=_short(exc)) from exc
-    if hasattr(obj, "__len__") and hasattr(obj, "convert_tokens_to_ids") and len(obj) <= 2:
+    from transformers import PreTrainedTokenizerBase
+
+    # a tokenizer itself, or the one inside a pipeline / processor
+    tok = obj if isinstance(obj, PreTrainedTokenizerBase) else vars(obj).get("tokenizer")
+    if isinstance(tok, PreTrainedTokenizerBase) and len(tok) <= 2:
         raise ModelNotFoundError(name, looked, spec.howto,
-                                 reason=f"tokenizer from {where} has only {len(obj)} tokens")
+                                 reason=f"tokenizer from {where} has only {len(tok)} tokens")
     return obj
 
 
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+    if not text:
+        return type(exc).__name__
+    line = text[0] if len(text[0]) <= 300 else text[0][:300] + "..."
+    return f"{type(exc).__name__}: {line}"
 
 
 def weights_file(name: str, path: str | Path | None = None, models_dir: str | Path | None = None) -> Path:
@@ -232,7 +248,7 @@ def weights_file(name: str, path: str | Path | None = None, models_dir: str | Pa
     if spec.kind != "file":
         raise InkwalkError(f"model '{name}' is a folder model: use load_pretrained('{name}', cls)")
     where = locate(name, path=path, models_dir=models_dir)
-    if Path(where).is_file():
+    if where != spec.default:  # a local file
         return Path(where)
     import torch.hub
 
@@ -247,7 +263,8 @@ def weights_file(name: str, path: str | Path | None = None, models_dir: str | Pa
                                  spec.howto)
     cached.parent.mkdir(parents=True, exist_ok=True)
     try:
-        torch.hub.download_url_to_file(where, str(cached), progress=True)
+        show = os.environ.get("INKWALK_NO_PROGRESS") != "1" and sys.stderr.isatty()
+        torch.hub.download_url_to_file(where, str(cached), progress=show)
     except Exception as exc:  # any network failure is "not found" to the user
         raise ModelNotFoundError(name, looked + [f"{where} (download failed)"], spec.howto,
                                  reason=_short(exc)) from exc
@@ -435,10 +452,23 @@ def make_tiny(root: str | Path) -> dict[str, Path]:
 
     Returns name -> path of each model (folder, SD component folder, or weights file).
     """
-    import torch
+    from transformers.utils import logging as hf_logging
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a bar per tiny file is noise
+    try:
+        _write_all(root)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+    return {name: root / spec.local for name, spec in REGISTRY.items()}
+
+
+def _write_all(root: Path) -> None:
+    import torch
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         _write_kandinsky_prior(root / REGISTRY["kandinsky-2-2-prior"].local)
@@ -450,4 +480,3 @@ def make_tiny(root: str | Path) -> dict[str, Path]:
         _write_raft(root / REGISTRY["raft-small"].local, large=False)
         _write_realesrgan(root / REGISTRY["realesrgan-x4plus"].local)
         _write_film(root / REGISTRY["film-style"].local)
-    return {name: root / spec.local for name, spec in REGISTRY.items()}

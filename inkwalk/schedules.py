@@ -12,6 +12,7 @@ import numpy as np
 from inkwalk.errors import InkwalkError
 
 WEIGHTINGS = ("logit", "sinh", "linear")
+MAX_STRENGTH = 10.0
 
 
 def _even_times(n: int, what: str) -> np.ndarray:
@@ -29,12 +30,17 @@ def s_curve_times(n: int, strength: float = 1.0) -> np.ndarray:
     near both keyframes (motion starts and stops gently). ``strength = 0`` is the identity:
     even spacing. Exact times, no power-of-two rounding.
     """
-    if not np.isfinite(strength) or strength < 0:
-        raise InkwalkError(f"S-curve strength must be >= 0 (0 = even spacing), got {strength!r}")
+    if not np.isfinite(strength) or not 0 <= strength <= MAX_STRENGTH:
+        raise InkwalkError(f"S-curve strength must be between 0 (even spacing) and {MAX_STRENGTH:g}, "
+                           f"got {strength!r}")
     u = _even_times(n, "number of frames")
     a = 1.0 + float(strength)
-    # u^a / (u^a + (1-u)^a) = 1 / (1 + ((1-u)/u)^a): stable for any a.
-    return 1.0 / (1.0 + np.power((1.0 - u) / u, a))
+    # u^a / (u^a + (1-u)^a) = 1 / (1 + ((1-u)/u)^a)
+    t = 1.0 / (1.0 + np.power((1.0 - u) / u, a))
+    if n and not (t[0] > 0.0 and t[-1] < 1.0 and np.all(np.diff(t) > 0)):
+        raise InkwalkError(f"{n} frames at S-curve strength {strength:g} crowd closer to the keyframes than "
+                           f"float precision can tell apart; lower the strength or the frame count")
+    return t
 
 
 def embedding_weights(m: int, kind: str = "logit", scale: float = 15.0) -> np.ndarray:

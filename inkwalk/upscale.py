@@ -111,8 +111,8 @@ class RealESRGANUpscaler:
 
         x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).to(self.dtype) / 255.0
         with torch.inference_mode():
-            y = self.descriptor(x)
-        return y.clamp_(0, 1).permute(0, 2, 3, 1).float().cpu().numpy()
+            y = self.descriptor(x).clamp_(0, 1)
+            return y.permute(0, 2, 3, 1).float().cpu().numpy()
 
     def upscale_native(self, frames: np.ndarray) -> np.ndarray:
         """Upscale N×H×W×3 uint8 frames by the model's own factor, tiled; returns float32 [0, 1]."""
@@ -139,9 +139,11 @@ class RealESRGANUpscaler:
         """
         batch, single = _check_frames(frames)
         w, h = _check_size(size)
-        native = self.upscale_native(batch)
-        native = np.rint(native * 255.0).astype(np.uint8)
-        out = resize_lanczos(native, (w, h))
+        out = np.empty((len(batch), h, w, 3), np.uint8)
+        # a few frames at a time: the native-resolution float copy is what takes memory
+        for b in range(0, len(batch), self.batch_size):
+            native = self.upscale_native(batch[b:b + self.batch_size])
+            out[b:b + self.batch_size] = resize_lanczos(np.rint(native * 255.0).astype(np.uint8), (w, h))
         return out[0] if single else out
 
 

@@ -59,7 +59,7 @@ def _reader(path: PathLike, size: tuple[int, int] | None = None):
 
     decord.logging.set_level(decord.logging.QUIET)
     p = _check_file(path)
-    _codec_name(p)  # PyAV fails cleanly on non-video files, before decord logs C++ errors
+    _stream_info(p)  # PyAV fails cleanly on non-video files, before decord logs C++ errors
     kwargs = {}
     if size is not None:
         kwargs = {"width": int(size[0]), "height": int(size[1])}
@@ -82,7 +82,8 @@ def _first_line(exc: BaseException) -> str:
     return line[:200]
 
 
-def _codec_name(path: Path) -> str:
+def _stream_info(path: Path) -> tuple[str, int, int]:
+    """Codec name, width and height of the first video stream, via PyAV."""
     import av
 
     try:
@@ -91,11 +92,45 @@ def _codec_name(path: Path) -> str:
                 raise MediaError(path, "file has no video stream")
             if container.format.name == "image2" or container.format.name.endswith("_pipe"):
                 raise MediaError(path, "is a still image, not a video")
-            return container.streams.video[0].codec_context.name or "unknown"
+            ctx = container.streams.video[0].codec_context
+            return ctx.name or "unknown", int(ctx.width), int(ctx.height)
     except MediaError:
         raise
     except Exception as exc:
         raise MediaError(path, f"not a readable video ({_first_line(exc)})") from None
+
+
+# decord 0.6 assumes tightly packed RGB rows and fails on some widths (16, 48, 72, ...) with
+# this check; PyAV decodes those videos correctly.
+_DECORD_STRIDE_BUG = "from_size == to_size"
+
+
+def _decode_with_pyav(path: PathLike, indices: Sequence[int], size: tuple[int, int] | None) -> np.ndarray:
+    import av
+
+    wanted, last, found = set(indices), max(indices), {}
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i in wanted:
+                if size is not None:
+                    frame = frame.reformat(width=int(size[0]), height=int(size[1]))
+                found[i] = frame.to_ndarray(format="rgb24")
+            if i >= last:
+                break
+    missing = wanted - found.keys()
+    if missing:
+        raise MediaError(path, f"video is truncated: frame {min(missing)} cannot be decoded")
+    return np.stack([found[i] for i in indices])
+
+
+def _decode(vr, path: PathLike, indices: list[int], size: tuple[int, int] | None) -> np.ndarray:
+    try:
+        return vr.get_batch(indices).asnumpy()
+    except Exception as exc:
+        if _DECORD_STRIDE_BUG in str(exc):
+            return _decode_with_pyav(path, indices, size)
+        raise MediaError(path, f"video is truncated or corrupt near frame {indices[0]} "
+                               f"({_first_line(exc)})") from None
 
 
 def probe(path: PathLike) -> VideoInfo:
@@ -104,9 +139,9 @@ def probe(path: PathLike) -> VideoInfo:
     p = Path(path)
     frames = len(vr)
     fps = float(vr.get_avg_fps() or 0.0)
-    height, width = vr[0].shape[:2] if frames else (0, 0)
+    codec, width, height = _stream_info(p)
     duration = frames / fps if fps > 0 else 0.0
-    return VideoInfo(str(p), frames, fps, int(width), int(height), _codec_name(p), duration)
+    return VideoInfo(str(p), frames, fps, width, height, codec, duration)
 
 
 def read_frames(path: PathLike, indices: Sequence[int] | None = None,
@@ -122,11 +157,10 @@ def read_frames(path: PathLike, indices: Sequence[int] | None = None,
     if bad:
         raise MediaError(path, f"frame index {bad[0]} out of range: the video has {n} frames")
     if not idx:
-        return np.zeros((0, *(vr[0].shape)), dtype=np.uint8)
-    try:
-        return vr.get_batch(idx).asnumpy()
-    except Exception as exc:
-        raise MediaError(path, f"video is truncated or corrupt ({_first_line(exc)})") from None
+        _, width, height = _stream_info(Path(path))
+        width, height = size if size is not None else (width, height)
+        return np.zeros((0, height, width, 3), dtype=np.uint8)
+    return _decode(vr, path, idx, size)
 
 
 def iter_frames(path: PathLike, size: tuple[int, int] | None = None, chunk: int = 32) -> Iterator[np.ndarray]:
@@ -134,12 +168,7 @@ def iter_frames(path: PathLike, size: tuple[int, int] | None = None, chunk: int 
     vr = _reader(path, size)
     n = len(vr)
     for start in range(0, n, chunk):
-        try:
-            batch = vr.get_batch(list(range(start, min(start + chunk, n)))).asnumpy()
-        except Exception as exc:
-            raise MediaError(path, f"video is truncated or corrupt near frame {start} "
-                                   f"({_first_line(exc)})") from None
-        yield from batch
+        yield from _decode(vr, path, list(range(start, min(start + chunk, n))), size)
 
 
 def read_image(path: PathLike) -> np.ndarray:

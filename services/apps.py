@@ -11,29 +11,30 @@ Serve config entry points (``import_path``): `services.apps:build_artwalks` and
 `services.apps:build_conclvd`, each taking the app's ``args`` (see `AppArgs`).
 """
 
-from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import tempfile
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from inkwalk.artwalks import contact_sheet
 from inkwalk.errors import InkwalkError
 from services import limits as L
 from services.deployments import ConCLVDGenerator, Interpolator, Keyframes, Upscaler
 from services.metrics import serve_metrics
-from services.pipeline import (HandleStages, contact_sheet, render_artwalk, render_conclvd,
-                               walk_plan)
+from services.pipeline import HandleStages, render_artwalk, render_conclvd, walk_settings
 from services.store import TERMINAL, JobRecord, ResultsStore, new_job_id
 
 log = logging.getLogger("ray.serve")
@@ -50,6 +51,7 @@ class AppArgs:
     defaults: dict[str, Any] = field(default_factory=dict)  # settings merged under every request's
     interpolator: dict[str, Any] = field(default_factory=dict)  # method, flow
     upscaler: dict[str, Any] = field(default_factory=dict)  # backend, tile
+    keyframer: str = "kandinsky"  # or "none": no Kandinsky weights, walks without keyframes
     motion_module: str | None = None
     fps: float = 8.0  # ConCLVD output frame rate
     heartbeat_timeout_s: float = 60.0
@@ -64,6 +66,15 @@ class AppArgs:
         if unknown:
             raise InkwalkError(f"unknown app arg(s) {unknown}; known: {sorted(known)}")
         return cls(**args)
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """PNG of one image: encoding happens only at the HTTP edge."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def _error_message(exc: BaseException) -> str:
@@ -162,14 +173,13 @@ class JobIngress:
         try:
             with tempfile.TemporaryDirectory(prefix="inkwalk-job-") as tmp:
                 video = Path(tmp) / "video.mp4"
-                record.frames, keyframes = await work(record, video, on_progress)
+                record.frames, sheet = await work(record, video, on_progress)
                 on_progress("store", 0.99)
                 await asyncio.to_thread(self.store.put_file,
                                         self.store.path(self.app_name, record.job_id, "video.mp4"), video)
-                if keyframes:
-                    sheet = await asyncio.to_thread(contact_sheet, keyframes)
-                    await asyncio.to_thread(self.store.put_bytes,
-                                            self.store.path(self.app_name, record.job_id, "keyframes.png"), sheet)
+                await asyncio.to_thread(self.store.put_bytes,
+                                        self.store.path(self.app_name, record.job_id, "keyframes.png"),
+                                        png_bytes(sheet))
             record.state, record.stage, record.progress = "done", "done", 1.0
         except Exception as exc:  # a failure inside a deployment fails the job, never the replica
             record.state, record.error = "failed", _error_message(exc)
@@ -239,12 +249,12 @@ class ArtWalksIngress(JobIngress):
             except json.JSONDecodeError as exc:
                 raise L.RequestError(422, f"settings is not valid JSON ({exc})") from None
             L.check_walk_settings(user, self.limits)
-            merged = {**self.args.defaults, **user}
-            walk_plan(merged)  # WalkSettings checks names and values
+            ws = self._settings(user)
             images = []
             for i, upload in enumerate(paintings):
                 data = await upload.read(self.limits.max_upload_bytes + 1)
-                images.append(L.decode_painting(upload.filename or f"#{i}", data, self.limits))
+                images.append(await asyncio.to_thread(L.decode_painting, upload.filename or f"#{i}", data,
+                                                      self.limits))
         except L.RequestError as exc:
             return self._refuse(exc.status, str(exc))
         except InkwalkError as exc:
@@ -255,9 +265,30 @@ class ArtWalksIngress(JobIngress):
         stages = HandleStages(*self.handles, max_inflight=self.args.max_inflight_per_job)
 
         async def work(record: JobRecord, out: Path, on_progress):
-            return await render_artwalk(stages, images, merged, out, on_progress=on_progress)
+            frames, _, sheet = await render_artwalk(stages, images, ws, out, models_dir=self.args.models_dir,
+                                                    on_progress=on_progress)
+            return frames, sheet
 
+        merged = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(ws).items()}
         return self._submit(merged, work)
+
+    def _settings(self, user: dict):
+        """WalkSettings of a request: the app's defaults, the user's values, the served backends.
+
+        The backends are the deployments' (chosen in the Serve config); a request naming another
+        one is refused rather than silently rendered with a different method.
+        """
+        served = {"keyframer": self.args.keyframer,
+                  "interpolator": self.args.interpolator.get("method", "flow-warp"),
+                  "flow": self.args.interpolator.get("flow", "dis"),
+                  "upscaler": self.args.upscaler.get("backend", "lanczos")}
+        for key, value in served.items():
+            if key in user and user[key] != value:
+                raise L.RequestError(422, f"this app serves {key} {value!r}, not {user[key]!r}: leave "
+                                          f"{key!r} out or deploy an app with that backend")
+        ws = walk_settings({**self.args.defaults, **user, **served})
+        L.check_walk_sizes(tuple(ws.size), ws.output_size, self.limits)
+        return ws
 
     @artwalks_api.get("/jobs/{job_id}", summary="State, stage, progress (0..1) and error of a job")
     def status(self, job_id: str) -> dict:
@@ -315,7 +346,7 @@ class ConCLVDIngress(JobIngress):
 
         async def work(record: JobRecord, out: Path, on_progress):
             n, clip = await render_conclvd(stages, prompt, merged, out, fps=self.args.fps, on_progress=on_progress)
-            return n, list(clip)
+            return n, contact_sheet([clip])
 
         return self._submit({"prompt": prompt, **merged}, work)
 
@@ -345,7 +376,7 @@ def build_artwalks(args: dict | None = None) -> serve.Application:
     """The `artwalks` app: ingress + Keyframes + Interpolator + Upscaler (Serve config builder)."""
     a = AppArgs.parse(args)
     common = {"models_dir": a.models_dir, "device": a.device, "app": "artwalks"}
-    kf = Keyframes.options(**_opts(a, "Keyframes")).bind(**common)
+    kf = Keyframes.options(**_opts(a, "Keyframes")).bind(**common, keyframer=a.keyframer)
     interp = Interpolator.options(**_opts(a, "Interpolator")).bind(**common, **a.interpolator)
     up = Upscaler.options(**_opts(a, "Upscaler")).bind(**common, **a.upscaler)
     return ArtWalksIngress.options(**_opts(a, "ArtWalksIngress")).bind(kf, interp, up, args or {})
@@ -374,9 +405,13 @@ def apps_from_config(path: str | Path, overrides: dict[str, dict] | None = None)
     config = yaml.safe_load(Path(path).read_text())
     built = {}
     for entry in config["applications"]:
-        args = {**entry.get("args", {}), **(overrides or {}).get(entry["name"], {})}
-        args["deployment_options"] = {d["name"]: {k: v for k, v in d.items() if k != "name"}
-                                      for d in entry.get("deployments", [])}
+        patch = dict((overrides or {}).get(entry["name"], {}))
+        patch_options = patch.pop("deployment_options", {})
+        args = {**entry.get("args", {}), **patch}
+        options = {d["name"]: {k: v for k, v in d.items() if k != "name"} for d in entry.get("deployments", [])}
+        for name, extra in patch_options.items():
+            options[name] = {**options.get(name, {}), **extra}
+        args["deployment_options"] = options
         module, func = entry["import_path"].split(":")
         built[entry["name"]] = (getattr(importlib.import_module(module), func)(args), entry["route_prefix"])
     return built

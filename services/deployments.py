@@ -10,9 +10,10 @@ the replica.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 from ray import serve
@@ -59,24 +60,38 @@ class _Timed:
 class Keyframes:
     """Kandinsky 2.2 keyframes between two paintings (ArtWalks conceptual interpolation)."""
 
-    def __init__(self, models_dir: str | None = None, device: str | None = None, app: str = "artwalks"):
-        from inkwalk.artwalks import KeyframeRenderer
+    def __init__(self, models_dir: str | None = None, device: str | None = None,
+                 keyframer: str = "kandinsky", app: str = "artwalks"):
+        from inkwalk.artwalks import KEYFRAMERS, KandinskyKeyframer
 
-        self.renderer = KeyframeRenderer(models_dir=models_dir, device=device)
+        if keyframer not in KEYFRAMERS:
+            raise InkwalkError(f"unknown keyframer {keyframer!r}; choose one of: {', '.join(KEYFRAMERS)}")
+        self.name = keyframer
+        self.keyframer = KandinskyKeyframer.load(models_dir=models_dir, device=device) \
+            if keyframer == "kandinsky" else None
         self.app = app
         self.lock = threading.Lock()
 
-    def render(self, a: np.ndarray, b: np.ndarray, settings: dict) -> np.ndarray:
-        """m keyframes (m×H×W×3 uint8) between paintings a and b, one seed for all."""
-        from inkwalk.artwalks import WalkSettings
+    def render(self, a: np.ndarray, b: np.ndarray, settings) -> np.ndarray:
+        """settings.keyframes keyframes (m×H×W×3 uint8) between fitted paintings a and b, one seed."""
+        from inkwalk.artwalks import WalkSettings, render_keyframes
 
         a, b = check_frame(a, "painting A"), check_frame(b, "painting B")
-        ws = WalkSettings(**settings)
+        if not isinstance(settings, WalkSettings):
+            raise InkwalkError(f"settings must be WalkSettings, got {type(settings).__name__}")
+        settings.validate()
+        if settings.keyframes and self.keyframer is None:
+            raise InkwalkError(f"this deployment has no keyframe model (keyframer 'none'); ask for "
+                               f"keyframes 0 or deploy Keyframes with keyframer 'kandinsky'")
         with self.lock, _Timed(self.app, "keyframes"):
-            return np.ascontiguousarray(self.renderer.keyframes(a, b, ws))
+            return np.ascontiguousarray(render_keyframes(a, b, settings, keyframer=self.keyframer))
+
+    def describe(self) -> dict:
+        """The backend this deployment serves (clients set WalkSettings from it)."""
+        return {"keyframer": self.name}
 
     def check_health(self) -> None:
-        if self.renderer is None:
+        if self.name == "kandinsky" and self.keyframer is None:
             raise RuntimeError("keyframe models are not loaded")
 
 
@@ -92,17 +107,39 @@ class ConCLVDGenerator:
         self.app = app
         self.lock = threading.Lock()
 
-    def generate(self, prompt: str, settings: dict) -> np.ndarray:
-        """The DDIM-sampled clip (frames×size×size×3 uint8), before frame interpolation."""
+    def generate(self, prompt: str, settings: dict) -> Iterator[tuple[str, Any]]:
+        """Stream ``("progress", step / steps)`` after each denoising step, then ``("clip", frames)``.
+
+        The clip is frames×size×size×3 uint8, before frame interpolation. Call through a handle
+        with ``.options(stream=True)``; the ingress turns the steps into the job's progress.
+        """
         from inkwalk.conclvd import generate_video
 
         allowed = {"negative_prompt", "frames", "steps", "guidance", "size", "seed"}
         unknown = sorted(set(settings) - allowed)
         if unknown:
             raise InkwalkError(f"unknown ConCLVD setting(s) {unknown}; known: {sorted(allowed)}")
-        with self.lock, _Timed(self.app, "generate"):
-            clip = generate_video(self.model, prompt, sofp=False, **settings)
-        return np.ascontiguousarray(clip)
+        steps: queue.Queue = queue.Queue()
+        result: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                with self.lock, _Timed(self.app, "generate"):
+                    result["clip"] = generate_video(self.model, prompt, sofp=False,
+                                                    progress=lambda i, n: steps.put(i / n), **settings)
+            except BaseException as exc:  # re-raised in the caller's thread below
+                result["error"] = exc
+            finally:
+                steps.put(None)
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        while (fraction := steps.get()) is not None:
+            yield "progress", float(fraction)
+        worker.join()
+        if "error" in result:
+            raise result["error"]
+        yield "clip", np.ascontiguousarray(result["clip"])
 
     def check_health(self) -> None:
         if self.model is None:
@@ -138,13 +175,15 @@ class Interpolator:
             return np.ascontiguousarray(self.impl.between(frame0, frame1, times, **kwargs))
 
     def double(self, frames: np.ndarray) -> np.ndarray:
-        """N -> 2N-1 frames: one frame halfway between each neighbouring pair (ConCLVD's step)."""
+        """N -> 2N-1 frames: one frame halfway between each neighbouring pair (ConCLVD's SOFP step)."""
+        from inkwalk.interpolate import interpolate_clip
+
         frames = check_clip(frames, "clip")
-        out = [frames[0]]
-        for i in range(len(frames) - 1):
-            out.append(self.between(frames[i], frames[i + 1], [0.5], last=frames[-1])[0])
-            out.append(frames[i + 1])
-        return np.stack(out)
+        with self.lock, _Timed(self.app, "interpolate"):
+            return interpolate_clip(frames, self.method, flow=self.flow, factor=2, interpolator=self.impl)
+
+    def describe(self) -> dict:
+        return {"interpolator": self.method, "flow": self.flow}
 
     def check_health(self) -> None:
         if self.impl is None:
@@ -156,10 +195,12 @@ class Upscaler:
     """Super-resolution to an exact size: Real-ESRGAN (tiled, batched) or Lanczos."""
 
     def __init__(self, backend: str = "lanczos", models_dir: str | None = None, device: str | None = None,
-                 tile: int = 256, app: str = "artwalks"):
+                 tile: int = 256, batch_size: int = 4, app: str = "artwalks"):
         from inkwalk.upscale import get_upscaler
 
-        self.impl = get_upscaler(backend, models_dir=models_dir, device=device, tile=tile)
+        self.backend = backend
+        self.impl = get_upscaler(backend, models_dir=models_dir, device=device, tile=tile,
+                                 batch_size=batch_size)
         self.app = app
         self.lock = threading.Lock()
 
@@ -170,6 +211,9 @@ class Upscaler:
             raise InkwalkError(f"upscale size must be (width, height), got {size!r}")
         with self.lock, _Timed(self.app, "upscale"):
             return np.ascontiguousarray(self.impl.upscale(frames, (int(size[0]), int(size[1]))))
+
+    def describe(self) -> dict:
+        return {"upscaler": self.backend}
 
     def check_health(self) -> None:
         if self.impl is None:

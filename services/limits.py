@@ -111,32 +111,24 @@ def _int_in(settings: dict, key: str, low: int, high: int) -> None:
         raise RequestError(422, f"setting {key!r} = {value} is out of range: allowed {low}..{high}")
 
 
-def _size_ok(settings: dict, key: str, limits: Limits) -> None:
-    if key not in settings or settings[key] is None:
-        return
-    size = settings[key]
-    if isinstance(size, int) and not isinstance(size, bool):
-        size = [size, size]
-    if (not isinstance(size, (list, tuple)) or len(size) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
-        raise RequestError(422, f"setting {key!r} must be [width, height] in pixels, got {settings[key]!r}")
-    if size[0] * size[1] > limits.max_output_pixels:
-        raise RequestError(422, f"setting {key!r} = {size[0]}×{size[1]} exceeds the limit of "
-                                f"{limits.max_output_pixels} pixels per frame")
-
-
 def check_walk_settings(settings: dict, limits: Limits) -> None:
-    """Frame counts and sizes of an ArtWalks request (the dataclass checks the rest)."""
+    """Frame counts and hold of an ArtWalks request, before WalkSettings checks the rest."""
     if not isinstance(settings, dict):
         raise RequestError(422, "settings must be a JSON object, e.g. {\"keyframes\": 4, \"frames\": 16}")
     _int_in(settings, "keyframes", 0, limits.max_keyframes)
-    _int_in(settings, "frames", 1, limits.max_frames_per_segment)
-    hold = settings.get("hold_seconds", 0)
+    _int_in(settings, "frames", 0, limits.max_frames_per_segment)
+    hold = settings.get("hold", 0)
     if not isinstance(hold, (int, float)) or isinstance(hold, bool) or not 0 <= hold <= limits.max_hold_seconds:
-        raise RequestError(422, f"setting 'hold_seconds' must be a number in 0..{limits.max_hold_seconds}, "
+        raise RequestError(422, f"setting 'hold' must be a number of seconds in 0..{limits.max_hold_seconds}, "
                                 f"got {hold!r}")
-    _size_ok(settings, "size", limits)
-    _size_ok(settings, "upscale", limits)
+
+
+def check_walk_sizes(size: tuple[int, int], output_size: tuple[int, int], limits: Limits) -> None:
+    """Walk size and output size (after `upscale`) within the pixel limit of a frame."""
+    for name, (w, h) in (("size", size), ("output size (size after upscale)", output_size)):
+        if w * h > limits.max_output_pixels:
+            raise RequestError(422, f"{name} {w}×{h} exceeds the limit of {limits.max_output_pixels} "
+                                    f"pixels per frame")
 
 
 def check_prompt(prompt: str, limits: Limits) -> None:

@@ -6,24 +6,22 @@ Ray-task fallback of render_collection and the in-process baseline of the benchm
 walk itself (which frames, in which order) is the same code for both, so HTTP, batch and
 benchmark render identical videos.
 
-Frame count of an ArtWalks video from k paintings, m keyframes, n frames per segment and
-h = round(hold_seconds * fps) hold frames: ``k*h + (k-1)*(m+1)*(n+1) + 1``.
+The frame layout of a walk and of a collection is ArtWalks' own (`inkwalk.artwalks`):
+``(k - 1)(m + 1)(n + 1) + 1 + k * round(hold * fps)`` frames for k paintings.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Protocol, Sequence
 
 import numpy as np
 
+from inkwalk.artwalks import WalkSettings
 from inkwalk.errors import InkwalkError
 
 UPSCALE_CHUNK = 16  # frames per Upscaler request: big enough to batch, small enough to stream
@@ -33,7 +31,8 @@ class Stages(Protocol):
     async def keyframes(self, a: np.ndarray, b: np.ndarray, settings: dict) -> np.ndarray: ...
     async def between(self, f0: np.ndarray, f1: np.ndarray, times: Sequence[float]) -> np.ndarray: ...
     async def upscale(self, frames: np.ndarray, size: Sequence[int]) -> np.ndarray: ...
-    async def generate(self, prompt: str, settings: dict) -> np.ndarray: ...
+    async def generate(self, prompt: str, settings: dict,
+                       on_step: Callable[[float], None] = ...) -> np.ndarray: ...
     async def double(self, frames: np.ndarray) -> np.ndarray: ...
 
 
@@ -77,8 +76,18 @@ class HandleStages:
     async def upscale(self, frames, size):
         return await self._call(self.u.upscale, frames, list(size))
 
-    async def generate(self, prompt, settings):
-        return await self._call(self.g.generate, prompt, settings)
+    async def generate(self, prompt, settings, on_step=lambda fraction: None):
+        async with self.sem:
+            async def consume():
+                clip = None
+                async for kind, value in self.g.options(stream=True).generate.remote(prompt, settings):
+                    if kind == "progress":
+                        on_step(value)
+                    else:
+                        clip = value
+                return clip
+
+            return await _with_backpressure(consume)
 
     async def double(self, frames):
         return await self._call(self.i.double, frames)
@@ -91,21 +100,14 @@ class LocalStages:
         self.k, self.i, self.u, self.g = keyframes, interpolator, upscaler, generator
 
     @classmethod
-    def for_artwalks(cls, models_dir: str | None, interpolator: dict | None = None,
-                     upscaler: dict | None = None) -> "LocalStages":
+    def for_artwalks(cls, models_dir: str | None = None, keyframer: str = "kandinsky",
+                     interpolator: dict | None = None, upscaler: dict | None = None) -> "LocalStages":
+        """The artwalks app's three model classes, constructed here (models load once)."""
         from services.deployments import Interpolator, Keyframes, Upscaler
 
-        return cls(keyframes=Keyframes.func_or_class(models_dir=models_dir),
+        return cls(keyframes=Keyframes.func_or_class(models_dir=models_dir, keyframer=keyframer),
                    interpolator=Interpolator.func_or_class(models_dir=models_dir, **(interpolator or {})),
                    upscaler=Upscaler.func_or_class(models_dir=models_dir, **(upscaler or {})))
-
-    @classmethod
-    def for_conclvd(cls, models_dir: str | None, interpolator: dict | None = None,
-                    motion_module: str | None = None) -> "LocalStages":
-        from services.deployments import ConCLVDGenerator, Interpolator
-
-        return cls(generator=ConCLVDGenerator.func_or_class(models_dir=models_dir, motion_module=motion_module),
-                   interpolator=Interpolator.func_or_class(models_dir=models_dir, **(interpolator or {})))
 
     async def keyframes(self, a, b, settings):
         return await asyncio.to_thread(self.k.render, a, b, settings)
@@ -116,8 +118,15 @@ class LocalStages:
     async def upscale(self, frames, size):
         return await asyncio.to_thread(self.u.upscale, frames, list(size))
 
-    async def generate(self, prompt, settings):
-        return await asyncio.to_thread(self.g.generate, prompt, settings)
+    async def generate(self, prompt, settings, on_step=lambda fraction: None):
+        def run():
+            for kind, value in self.g.generate(prompt, settings):
+                if kind == "progress":
+                    on_step(value)
+                else:
+                    return value
+
+        return await asyncio.to_thread(run)
 
     async def double(self, frames):
         return await asyncio.to_thread(self.i.double, frames)
@@ -126,147 +135,116 @@ class LocalStages:
 # --------------------------------------------------------------------------- ArtWalks
 
 
-@dataclass(frozen=True)
-class WalkPlan:
-    """What the serving layer needs to know of WalkSettings to schedule a walk."""
-
-    keyframes: int
-    frames: int
-    s_curve: float
-    hold_frames: int
-    fps: float
-    size: tuple[int, int]
-    output_size: tuple[int, int]
-    fit: str
-
-
-def walk_settings(settings: dict):
-    """`inkwalk.artwalks.WalkSettings` from a JSON dict; unknown keys are a user error."""
+def walk_settings(settings: dict | WalkSettings) -> WalkSettings:
+    """`WalkSettings` from a JSON dict (``preset`` picks the defaults); bad values are user errors."""
     from dataclasses import fields
 
     from inkwalk.artwalks import WalkSettings
 
+    if isinstance(settings, WalkSettings):
+        settings.validate()
+        return settings
     known = {f.name for f in fields(WalkSettings)}
     unknown = sorted(set(settings) - known)
     if unknown:
         raise InkwalkError(f"unknown ArtWalks setting(s) {unknown}; known: {sorted(known)}")
+    values = dict(settings)
+    if "size" in values:
+        size = values["size"]
+        values["size"] = (int(size), int(size)) if isinstance(size, int) else tuple(int(v) for v in size)
     try:
-        return WalkSettings(**settings)
-    except TypeError as exc:
+        return WalkSettings.with_preset(values.pop("preset", "paper"), **values)
+    except (TypeError, ValueError) as exc:
         raise InkwalkError(f"bad ArtWalks settings: {exc}") from None
 
 
-def walk_plan(settings: dict) -> WalkPlan:
-    ws = walk_settings(settings)
-    size = tuple(int(v) for v in ws.size)
-    out = tuple(int(v) for v in (ws.upscale or size))
-    return WalkPlan(keyframes=int(ws.keyframes), frames=int(ws.frames), s_curve=float(ws.s_curve),
-                    hold_frames=int(round(float(ws.hold_seconds) * float(ws.fps))), fps=float(ws.fps),
-                    size=size, output_size=out, fit=str(ws.fit))
+def walk_units(ws: WalkSettings) -> int:
+    """Progress units of one walk: keyframes, then one per segment."""
+    return 1 + (ws.keyframes + 1)
 
 
-def collection_frame_count(paintings: int, plan: WalkPlan) -> int:
-    """Frames of the video of a collection (documented in docs/serving.md)."""
-    return paintings * plan.hold_frames + (paintings - 1) * (plan.keyframes + 1) * (plan.frames + 1) + 1
+async def render_walk(stages: Stages, a: np.ndarray, b: np.ndarray, ws: WalkSettings, cache_dir: str | Path,
+                      models_dir: str | Path | None = None,
+                      on_unit: Callable[[str], None] = lambda stage: None):
+    """Render one walk (a, b already fitted) into the ArtWalks walk cache, or reuse it.
 
-
-def walk_key(a: np.ndarray, b: np.ndarray, settings: dict, last: bool) -> str:
-    """Cache key of one rendered walk: both paintings' pixels and every setting."""
-    h = hashlib.sha256()
-    for img in (a, b):
-        h.update(str(img.shape).encode())
-        h.update(np.ascontiguousarray(img).tobytes())
-    h.update(json.dumps(settings, sort_keys=True, default=str).encode())
-    h.update(b"last" if last else b"inner")
-    return h.hexdigest()[:32]
-
-
-async def render_walk(stages: Stages, a: np.ndarray, b: np.ndarray, settings: dict, path: str | Path,
-                      last: bool, on_unit: Callable[[str], None] = lambda stage: None,
-                      crf: int = 18) -> tuple[int, np.ndarray]:
-    """Render the walk a -> b into an mp4 at `path`; returns (frames written, keyframes).
-
-    Frames: h copies of a (hold), then each of the m+1 segments as its start frame plus n
-    in-betweens at S-curve times; the last walk of a collection adds b and its hold.
-    Segments are requested all at once (the deployments queue and autoscale) and written in
-    order as they arrive, upscaled in chunks.
+    Same files and key as `inkwalk.artwalks.render_walk_cached` (so `assemble` chains them and
+    the CLI and the services share one cache), but each stage is a deployment call: the m+1
+    segments are requested at once (the deployments queue and autoscale) and written in order
+    as they arrive, upscaled in chunks.
     """
+    from inkwalk.artwalks import CachedWalk, walk_cache_key
     from inkwalk.schedules import s_curve_times
-    from inkwalk.video import VideoWriter, fit_image
+    from inkwalk.video import VideoWriter
 
-    plan = walk_plan(settings)
-    a = fit_image(a, plan.size, mode=plan.fit)
-    b = fit_image(b, plan.size, mode=plan.fit)
-    kf = await stages.keyframes(a, b, settings)
+    cache = Path(cache_dir)
+    cache.mkdir(parents=True, exist_ok=True)
+    key = walk_cache_key(a, b, ws, models_dir)
+    video, nodes_file = cache / f"{key}.mp4", cache / f"{key}.npz"
+    if video.exists() and nodes_file.exists():
+        for _ in range(walk_units(ws)):
+            on_unit("cached")
+        return CachedWalk(key, video, nodes_file, reused=True)
+    h, w = a.shape[:2]
+    kf = np.asarray(await stages.keyframes(a, b, ws)) if ws.keyframes else np.zeros((0, h, w, 3), np.uint8)
     on_unit("keyframes")
-    kf = np.asarray(kf)
-    seq = [a, *list(kf), b]
-    times = [float(t) for t in s_curve_times(plan.frames, plan.s_curve)]
+    nodes = [a, *kf, b]
+    times = [float(t) for t in s_curve_times(ws.frames, ws.strength)] if ws.frames else []
+    out_w, out_h = ws.output_size
+
+    async def upscaled(frames: np.ndarray) -> np.ndarray:
+        if frames.shape[1:3] == (out_h, out_w):
+            return frames
+        chunks = [stages.upscale(frames[i:i + UPSCALE_CHUNK], (out_w, out_h))
+                  for i in range(0, len(frames), UPSCALE_CHUNK)]
+        return np.concatenate([np.asarray(c) for c in await asyncio.gather(*chunks)])
 
     async def segment(j: int) -> np.ndarray:
-        mids = await stages.between(seq[j], seq[j + 1], times)
-        on_unit("interpolate")
-        frames = np.concatenate([seq[j][None], np.asarray(mids)])
-        if j == len(seq) - 2 and last:
-            frames = np.concatenate([frames, np.repeat(b[None], 1 + plan.hold_frames, axis=0)])
-        if j == 0 and plan.hold_frames:
-            frames = np.concatenate([np.repeat(a[None], plan.hold_frames, axis=0), frames])
-        if plan.output_size != plan.size:
-            chunks = [stages.upscale(frames[i:i + UPSCALE_CHUNK], plan.output_size)
-                      for i in range(0, len(frames), UPSCALE_CHUNK)]
-            frames = np.concatenate([np.asarray(c) for c in await asyncio.gather(*chunks)])
-        on_unit("upscale")
+        frames = nodes[j][None]
+        if times:
+            frames = np.concatenate([frames, np.asarray(await stages.between(nodes[j], nodes[j + 1], times))])
+        if j == len(nodes) - 2:
+            frames = np.concatenate([frames, b[None]])
+        frames = await upscaled(frames)
+        on_unit("interpolate+upscale")
         return frames
 
-    tasks = [asyncio.ensure_future(segment(j)) for j in range(len(seq) - 1)]
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    written = 0
+    tasks = [asyncio.ensure_future(segment(j)) for j in range(len(nodes) - 1)]
+    tmp_video = cache / f".{key}.{os.getpid()}.{id(tasks)}.mp4"
+    tmp_nodes = cache / f".{key}.{os.getpid()}.{id(tasks)}.npz"
     try:
-        writer = VideoWriter(path, plan.fps, crf=crf)
+        writer = VideoWriter(tmp_video, ws.fps, crf=10, preset="veryfast")
         try:
             for task in tasks:
-                frames = await task
-                await asyncio.to_thread(writer.write_many, frames)
-                written += len(frames)
+                await asyncio.to_thread(writer.write_many, await task)
         finally:
             await asyncio.to_thread(writer.close)
     except BaseException:
         for task in tasks:
             task.cancel()
+        tmp_video.unlink(missing_ok=True)
         raise
-    return written, kf
+    np.savez_compressed(tmp_nodes, nodes=np.stack(nodes))
+    os.replace(tmp_nodes, nodes_file)
+    os.replace(tmp_video, video)
+    return CachedWalk(key, video, nodes_file, reused=False)
 
 
-def walk_units(plan: WalkPlan) -> int:
-    """Progress units of one walk: keyframes, then interpolate + upscale per segment."""
-    return 1 + 2 * (plan.keyframes + 1)
+async def render_artwalk(stages: Stages, paintings: Sequence[np.ndarray], settings: dict | WalkSettings,
+                         out: str | Path, cache_dir: str | Path | None = None,
+                         models_dir: str | Path | None = None,
+                         on_progress: Callable[[str, float], None] = lambda stage, p: None):
+    """A collection: every walk in parallel through `stages`, cached walks reused, one mp4.
 
-
-def concat_videos(parts: Sequence[str | Path], out: str | Path, fps: float, crf: int = 18) -> int:
-    """One mp4 from walk parts, streaming (decode each part, encode once more)."""
-    from inkwalk.video import VideoWriter, iter_frames
-
-    n = 0
-    with VideoWriter(out, fps, crf=crf) as writer:
-        for part in parts:
-            for frame in iter_frames(part):
-                writer.write(frame)
-                n += 1
-    return n
-
-
-async def render_artwalk(stages: Stages, paintings: Sequence[np.ndarray], settings: dict, out: str | Path,
-                         on_progress: Callable[[str, float], None] = lambda stage, p: None,
-                         cache_dir: str | Path | None = None,
-                         on_walk_done: Callable[[int, bool], None] = lambda i, cached: None
-                         ) -> tuple[int, list[np.ndarray]]:
-    """A whole collection: every walk in parallel, walks found in `cache_dir` reused, one video.
-
-    Returns (frames in the video, keyframes of each rendered walk).
+    Returns (`inkwalk.artwalks.CollectionResult`-like tuple): (frames, walks, contact sheet array).
     """
-    plan = walk_plan(settings)
-    k = len(paintings)
-    total = (k - 1) * walk_units(plan) + 1
+    from inkwalk.artwalks import assemble, contact_sheet, prepare_painting
+
+    ws = walk_settings(settings)
+    if len(paintings) < 2:
+        raise InkwalkError(f"a walk needs at least 2 paintings, got {len(paintings)}")
+    fitted = [prepare_painting(p, ws) for p in paintings]
+    total = (len(fitted) - 1) * walk_units(ws) + 1
     done = 0
 
     def unit(stage: str) -> None:
@@ -274,38 +252,18 @@ async def render_artwalk(stages: Stages, paintings: Sequence[np.ndarray], settin
         done += 1
         on_progress(stage, min(done / total, 0.99))
 
-    tmp = None
-    if cache_dir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="inkwalk-walks-")
-        cache_dir = tmp.name
-    cache = Path(cache_dir)
-    cache.mkdir(parents=True, exist_ok=True)
+    tmp = tempfile.TemporaryDirectory(prefix="inkwalk-walks-") if cache_dir is None else None
     try:
-        async def walk(i: int):
-            last = i == k - 2
-            key = walk_key(paintings[i], paintings[i + 1], settings, last)
-            part = cache / f"walk-{key}.mp4"
-            if part.exists():
-                for _ in range(walk_units(plan)):
-                    unit("cached")
-                on_walk_done(i, True)
-                return part, None
-            partial = cache / f"walk-{key}.partial-{os.getpid()}-{id(part)}.mp4"
-            _, kf = await render_walk(stages, paintings[i], paintings[i + 1], settings, partial, last, unit)
-            os.replace(partial, part)
-            on_walk_done(i, False)
-            return part, kf
-
-        results = await asyncio.gather(*(walk(i) for i in range(k - 1)))
+        cache = Path(tmp.name if tmp else cache_dir)
+        walks = await asyncio.gather(*(render_walk(stages, fitted[i], fitted[i + 1], ws, cache, models_dir, unit)
+                                       for i in range(len(fitted) - 1)))
         on_progress("encode", min(done / total, 0.99))
-        n = await asyncio.to_thread(concat_videos, [p for p, _ in results], out, plan.fps)
+        frames = await asyncio.to_thread(assemble, walks, out, ws)
+        rows = [np.load(w.nodes)["nodes"] for w in walks]
     finally:
         if tmp is not None:
             tmp.cleanup()
-    expected = collection_frame_count(k, plan)
-    if n != expected:
-        raise InkwalkError(f"internal error: wrote {n} frames, expected {expected}")
-    return n, [kf for _, kf in results if kf is not None]
+    return frames, walks, contact_sheet(rows)
 
 
 # --------------------------------------------------------------------------- ConCLVD
@@ -318,35 +276,10 @@ async def render_conclvd(stages: Stages, prompt: str, settings: dict, out: str |
     from inkwalk.video import write_video
 
     on_progress("generate", 0.0)
-    clip = np.asarray(await stages.generate(prompt, settings))
-    on_progress("interpolate", 0.6)
+    clip = np.asarray(await stages.generate(prompt, settings,
+                                            on_step=lambda fraction: on_progress("generate", 0.8 * fraction)))
+    on_progress("interpolate", 0.8)
     frames = np.asarray(await stages.double(clip))
     on_progress("encode", 0.9)
     await asyncio.to_thread(write_video, out, list(frames), fps)
     return len(frames), clip
-
-
-def contact_sheet(frames: Sequence[np.ndarray], columns: int = 6, thumb: int = 160) -> bytes:
-    """A PNG grid of thumbnails (the keyframes of a job): encoding happens only at the HTTP edge."""
-    import io
-
-    from PIL import Image
-
-    frames = [np.asarray(f) for f in frames]
-    if not frames:
-        raise InkwalkError("no keyframes to show")
-    h, w = frames[0].shape[:2]
-    tw, th = thumb, max(1, round(thumb * h / w))
-    cols = min(columns, len(frames))
-    rows = (len(frames) + cols - 1) // cols
-    sheet = Image.new("RGB", (cols * tw, rows * th), (255, 255, 255))
-    for i, f in enumerate(frames):
-        im = Image.fromarray(f).resize((tw, th), Image.Resampling.LANCZOS)
-        sheet.paste(im, ((i % cols) * tw, (i // cols) * th))
-    buf = io.BytesIO()
-    sheet.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def plan_dict(plan: WalkPlan) -> dict:
-    return asdict(plan)

@@ -113,6 +113,23 @@ def test_kuberay_manifests_have_required_fields():
         _check_raycluster_spec(job["spec"]["rayClusterSpec"])
         argv = shlex.split(job["spec"]["entrypoint"])
         assert argv[:2] == ["python", "-m"] and importlib.util.find_spec(argv[2]) is not None
+        _entrypoint_arguments_parse(argv[2], argv[3:])
+
+
+def _entrypoint_arguments_parse(module: str, args: list[str]) -> None:
+    """The RayJobs' command lines are accepted by the programs they run."""
+    if module == "data_pipeline.clvhd":
+        from data_pipeline.clvhd import build_parser
+
+        build_parser().parse_args(args)
+    elif module == "training.train_conclvd":
+        from training.config import load_config
+
+        assert args[0] == "--config"
+        cfg = load_config(ROOT / args[1], args[2:])
+        assert cfg["scaling"]["num_workers"] == 4 and cfg["scaling"]["use_gpu"] is True
+    else:
+        raise AssertionError(f"unexpected entrypoint module {module}")
 
 
 def test_dockerfile_uses_pinned_ray_image():

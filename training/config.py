@@ -42,7 +42,7 @@ DEFAULTS: dict[str, Any] = {
         "shards_dir": None,
         "kind": "frames",                 # frames | latents (latents need shards written with --encode)
         "batch_size": 1,                  # per worker
-        "synthetic": {"clips": 1, "frames": 8, "size": 64, "caption": "ink wash mountains and a river",
+        "synthetic": {"frames": 8, "size": 64, "caption": "ink wash mountains and a river",
                       "encode": True},
     },
     "optim": {

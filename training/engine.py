@@ -20,26 +20,6 @@ OPTIMIZER_FILE = "optimizer.pt"
 STATE_FILE = "train_state.json"
 
 
-class StepModule(nn.Module):
-    """The ConCLVD bundle with `training_step` as its forward.
-
-    DDP only synchronises gradients of work done inside the wrapped module's forward, so the
-    whole loss (UNet with motion modules + noise adapter) runs here. DDP buckets only the
-    parameters that require grad (motion module + noise adapter); the frozen SD 1.5 weights
-    are broadcast once at wrap time (identical on every rank anyway) and never all-reduced.
-    """
-
-    def __init__(self, model: nn.Module, loss_kwargs: dict[str, Any]):
-        super().__init__()
-        self.model = model
-        self.loss_kwargs = dict(loss_kwargs)
-
-    def forward(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        from inkwalk.conclvd import training_step
-
-        return training_step(self.model, batch, generator=generator, **self.loss_kwargs)
-
-
 def loss_kwargs(cfg: dict) -> dict[str, Any]:
     """The `training_step` keyword arguments from the `loss` section."""
     loss = cfg["loss"]
@@ -62,7 +42,7 @@ def build_model(cfg: dict, device: torch.device) -> nn.Module:
     model = load_conclvd(models_dir=cfg["model"]["models_dir"], motion_module=cfg["model"]["motion_module"],
                          device=device, dtype=frozen_dtype)
     if cfg["model"]["gradient_checkpointing"]:
-        model.enable_gradient_checkpointing()
+        model.unet.enable_gradient_checkpointing()  # diffusers' switch; reaches our motion modules too
     return model
 
 
@@ -78,7 +58,13 @@ def step_seed(cfg: dict, step: int, rank: int) -> int:
 
 
 class Trainer:
-    """Optimiser, LR warm-up, grad scaler and the step itself, around a (possibly DDP) step module."""
+    """Optimiser, LR warm-up, grad scaler and the step itself, around a (possibly DDP-wrapped) model.
+
+    DDP wraps the whole ConCLVD bundle, whose `forward` is exactly the trainable part (motion UNet +
+    noise adapter); the frozen encoders run outside it under no_grad (`training_step` reaches them
+    through `.module`). DDP buckets and all-reduces only parameters that require grad, so the
+    frozen SD 1.5 weights cost one broadcast when wrapping and nothing per step.
+    """
 
     def __init__(self, model: nn.Module, cfg: dict, device: torch.device,
                  wrap: Callable[[nn.Module], nn.Module] | None = None):
@@ -96,18 +82,20 @@ class Trainer:
             self.optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup > 0 else 1.0)
         self.amp = amp_dtype(cfg, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp is torch.float16)
-        self.module = StepModule(model, loss_kwargs(cfg))
-        self.step_module = wrap(self.module) if wrap else self.module
+        self.loss_kwargs = loss_kwargs(cfg)
+        self.step_model = wrap(model) if wrap else model
         self.step = 0
 
     def train_step(self, batch: dict[str, Any], rank: int = 0) -> dict[str, float]:
         """One optimiser step on `batch`; returns the float losses and the grad norm."""
+        from inkwalk.conclvd import training_step
+
         generator = torch.Generator(device=self.device).manual_seed(step_seed(self.cfg, self.step, rank))
         self.optimizer.zero_grad(set_to_none=True)
         autocast = (torch.autocast(self.device.type, dtype=self.amp) if self.amp is not None
                     else contextlib.nullcontext())
         with autocast:
-            out = self.step_module(batch, generator)
+            out = training_step(self.step_model, batch, generator=generator, **self.loss_kwargs)
         self.scaler.scale(out["loss"]).backward()
         self.scaler.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg["optim"]["grad_clip"])

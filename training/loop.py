@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from training.config import run_dir
-from training.data import columns_for, shard_batches, synthetic_batch
+from training.data import shard_batches, synthetic_batch
 from training.engine import Trainer, build_model
 
 
@@ -65,16 +65,14 @@ def train_loop_per_worker(cfg: dict) -> None:
             kwargs["gradient_as_bucket_view"] = True
         return ray.train.torch.prepare_model(module, move_to_device=False, parallel_strategy_kwargs=kwargs)
 
-    # Restore before wrapping: DDP then broadcasts rank 0's (restored) weights to everyone.
+    trainer = Trainer(model, cfg, device, wrap=wrap)
     data_pos = {"epoch": 0, "index": 0}
     checkpoint = ray.train.get_checkpoint()
-    trainer = Trainer(model, cfg, device, wrap=None)
-    if checkpoint is not None:
+    if checkpoint is not None:  # every rank restores the same files, so replicas stay identical
         with checkpoint.as_directory() as folder:
             state = trainer.load(folder)
         data_pos = state.get("data", data_pos)
     resumed_from = trainer.step
-    trainer.step_module = wrap(trainer.module)
 
     batch_size = int(cfg["data"]["batch_size"])
     if cfg["data"]["source"] == "synthetic":
@@ -89,7 +87,7 @@ def train_loop_per_worker(cfg: dict) -> None:
     every_ckpt = int(cfg["train"]["checkpoint_every"])
     every_log = int(cfg["train"]["log_every"])
     window: dict[str, float] = {}
-    window_steps, window_start = 0, time.perf_counter()
+    window_steps, window_start, window_cpu = 0, time.perf_counter(), time.process_time()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
@@ -108,7 +106,9 @@ def train_loop_per_worker(cfg: dict) -> None:
         elapsed = time.perf_counter() - window_start
         metrics = _mean_across_workers({k: v / window_steps for k, v in window.items()}, world, device)
         steps_per_s = window_steps / max(elapsed, 1e-9)
-        metrics.update(step=step, epoch=epoch, lr=trainer.lr, steps_per_s=steps_per_s,
+        # CPU seconds this worker process spent per step (all its threads): robust to a busy machine.
+        cpu_per_step = (time.process_time() - window_cpu) / window_steps
+        metrics.update(step=step, epoch=epoch, lr=trainer.lr, steps_per_s=steps_per_s, cpu_s_per_step=cpu_per_step,
                        samples_per_s=steps_per_s * batch_size * world, world_size=world,
                        resumed_from_step=resumed_from)
         if device.type == "cuda":
@@ -122,4 +122,4 @@ def train_loop_per_worker(cfg: dict) -> None:
                 ray.train.report(metrics, checkpoint=ckpt, checkpoint_dir_name=f"checkpoint_{step:08d}")
         else:
             ray.train.report(metrics)
-        window, window_steps, window_start = {}, 0, time.perf_counter()
+        window, window_steps, window_start, window_cpu = {}, 0, time.perf_counter(), time.process_time()

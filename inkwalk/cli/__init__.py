@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"inkwalk {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
+        if info.name.startswith("_"):  # __main__ and private helpers
             continue
         importlib.import_module(f"{__name__}.{info.name}").register(subparsers)
     return parser
@@ -41,7 +41,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("inkwalk: interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -47,10 +47,10 @@ def training_step(model: ConCLVD | torch.nn.Module, batch: Mapping[str, Any], *,
             empty = core.encode_text([""]).to(text_embeds)
             text_embeds = torch.where(drop[:, None, None], empty, text_embeds)
     elif "frames" in batch and "caption" in batch:
+        latents = core.encode_frames(batch["frames"], generator=generator).float()
         captions = [batch["caption"]] if isinstance(batch["caption"], str) else list(batch["caption"])
         drop = _rand((len(captions),), generator, device) < caption_dropout
         captions = ["" if d else c for c, d in zip(captions, drop.tolist())]
-        latents = core.encode_frames(batch["frames"], generator=generator).float()
         text_embeds = core.encode_text(captions).float()
     else:
         raise InkwalkError(f"training batch has keys {sorted(batch)}: it needs 'frames' + 'caption' "

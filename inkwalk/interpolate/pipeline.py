@@ -11,7 +11,7 @@ import numpy as np
 from inkwalk.errors import InkwalkError
 
 METHODS = ("sofp", "flow-warp", "blend", "film")
-DEFAULT_METHOD = "sofp"
+DEFAULT_METHOD = "flow-warp"  # measured best on real video (docs/benchmarks.md)
 
 
 class FilmInterpolator:
@@ -19,17 +19,19 @@ class FilmInterpolator:
 
     name = "film"
 
-    def __init__(self, models_dir=None, device=None, path=None):
+    def __init__(self, models_dir=None, device=None, path=None, tile: int | None = None, dtype=None):
+        from inkwalk.flow.raft import default_device
         from inkwalk.interpolate import film
 
+        self.tile, self.dtype = tile, dtype
         try:
-            self.model = film.load_film(models_dir=models_dir, path=path, device=device)
+            self.model = film.load_film(models_dir=models_dir, path=path, device=default_device(device))
         except InkwalkError as exc:
             raise InkwalkError(f"{exc} -- or interpolate without any weights: --method flow-warp") from None
         self._film = film
 
     def between(self, frame0: np.ndarray, frame1: np.ndarray, times: Sequence[float], **_) -> np.ndarray:
-        return self._film.interpolate(self.model, frame0, frame1, times)
+        return self._film.interpolate_pair(self.model, frame0, frame1, times, tile=self.tile, dtype=self.dtype)
 
 
 def get_interpolator(method: str = DEFAULT_METHOD, flow: str = "dis", models_dir=None, device=None):

@@ -11,19 +11,23 @@ carries on at least one local step in the same direction (D_t >= 1) the local fl
 motion and the pixel is flow-warped; where the long-range motion contradicts it (D_t <= 0:
 jitter, flicker, an occlusion the flow mistook for motion) the pixel is cross-faded, which
 cannot invent structure; in between, a mix. Zero local motion gives D_t = 0 (the epsilon in
-the denominator), where warping and blending agree anyway.
+the denominator), where warping and blending agree anyway. D_t is only used where V(t→T) is
+itself measurable (I_T warped back along it matches I_t in grey); elsewhere the pixel is flow-warped.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
+import cv2
 import numpy as np
 
 from inkwalk.flow import FlowBackend
-from inkwalk.interpolate.warp import FlowWarp, _check_pair, backward_warp, occlusion, intermediate_flows, to_uint8
+from inkwalk.interpolate.warp import FlowWarp, backward_warp, check_pair, intermediate_flows, occlusion, to_uint8
 
 EPS = 1e-2  # px²: local motion under 0.1 px counts as none, so D_t stays finite
+LONG_RANGE_MIN_SIDE = 64  # V(t→T) is computed at half size when that keeps at least this many px
+MATCH_TOLERANCE = 10.0  # |grey| difference (of 255) under which V(t→T) is trusted
 
 
 def projection_ratio(v_to_last: np.ndarray, v_local: np.ndarray, eps: float = EPS) -> np.ndarray:
@@ -47,22 +51,49 @@ class SOFP:
     def __init__(self, backend: FlowBackend):
         self.backend = backend
 
+    def flow_to_last(self, frame0: np.ndarray, last: np.ndarray) -> np.ndarray:
+        """V(t→T) at half resolution, brought back to full size and pixel units.
+
+        D_t only gates warping against cross-fading, so the coarse long-range motion is
+        enough, and the extra flow per pair costs a quarter of a full-size one.
+        """
+        h, w = frame0.shape[:2]
+        if min(h, w) < 2 * LONG_RANGE_MIN_SIDE:
+            return self.backend.flow(frame0, last)[0]
+        size = (w // 2, h // 2)
+        small = self.backend.flow(cv2.resize(frame0, size, interpolation=cv2.INTER_AREA),
+                                  cv2.resize(last, size, interpolation=cv2.INTER_AREA))[0]
+        u = cv2.resize(small[0], (w, h), interpolation=cv2.INTER_LINEAR) * (w / size[0])
+        v = cv2.resize(small[1], (w, h), interpolation=cv2.INTER_LINEAR) * (h / size[1])
+        return np.stack([u, v])
+
+    @staticmethod
+    def long_range_matches(frame0: np.ndarray, last: np.ndarray, v_to_last: np.ndarray) -> np.ndarray:
+        """Pixels where V(t→T) is measurable: I_T brought back along it matches I_t.
+
+        Far-apart frames often have no reliable flow (content left the picture, changed, or
+        the search locked onto a repeated pattern); there D_t says nothing and the pixel keeps
+        its local flow-warp.
+        """
+        grey_last = cv2.cvtColor(last, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        grey0 = cv2.cvtColor(frame0, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        return np.abs(backward_warp(grey_last, v_to_last) - grey0) < MATCH_TOLERANCE
+
     def between(self, frame0: np.ndarray, frame1: np.ndarray, times: Sequence[float],
                 last: np.ndarray | None = None) -> np.ndarray:
-        ts = _check_pair(frame0, frame1, times)
+        ts = check_pair(frame0, frame1, times)
         if not ts:
             return np.zeros((0, *frame0.shape), np.uint8)
         to_last = last is not None and last is not frame1 and not np.array_equal(last, frame1)
         if last is not None and last.shape != frame0.shape:
             raise ValueError(f"the last frame has shape {last.shape}, the pair {frame0.shape}")
-        sources, targets = [frame0, frame1], [frame1, frame0]
+        f01, f10 = self.backend.flow(np.stack([frame0, frame1]), np.stack([frame1, frame0]))
         if to_last:
-            sources.append(frame0)
-            targets.append(last)
-        flows = self.backend.flow(np.stack(sources), np.stack(targets))
-        f01, f10 = flows[0], flows[1]
-        d = projection_ratio(flows[2] if to_last else f01, f01)
-        trust = np.clip(d, 0.0, 1.0).astype(np.float32)
+            v_to_last = self.flow_to_last(frame0, last)
+            trust = np.clip(projection_ratio(v_to_last, f01), 0.0, 1.0).astype(np.float32)
+            trust = np.where(self.long_range_matches(frame0, last, v_to_last), trust, np.float32(1.0))
+        else:
+            trust = np.clip(projection_ratio(f01, f01), 0.0, 1.0).astype(np.float32)
         occ0, occ1 = occlusion(f01, f10), occlusion(f10, f01)
         a, b = frame0.astype(np.float32), frame1.astype(np.float32)
         out = []

@@ -39,13 +39,15 @@ def backward_warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
 
 def occlusion(f01: np.ndarray, f10: np.ndarray) -> np.ndarray:
     """Float mask on frame 0's grid: 1 where its content is not visible in frame 1."""
-    back = backward_warp(np.ascontiguousarray(f10.transpose(1, 2, 0)), f01).transpose(2, 0, 1)
-    err = np.square(f01 + back).sum(0)
-    bound = 0.01 * (np.square(f01).sum(0) + np.square(back).sum(0)) + 0.5
     h, w = f01.shape[1:]
     gx, gy = _grid(h, w)
-    x, y = gx + f01[0], gy + f01[1]
-    outside = (x < 0) | (x > w - 1) | (y < 0) | (y > h - 1)
+    mx, my = gx + f01[0], gy + f01[1]
+    bu = cv2.remap(f10[0], mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    bv = cv2.remap(f10[1], mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    u, v = f01[0], f01[1]
+    err = np.square(u + bu) + np.square(v + bv)
+    bound = 0.01 * (u * u + v * v + bu * bu + bv * bv) + 0.5
+    outside = (mx < 0) | (mx > w - 1) | (my < 0) | (my > h - 1)
     return ((err > bound) | outside).astype(np.float32)
 
 
@@ -56,7 +58,8 @@ def intermediate_flows(f01: np.ndarray, f10: np.ndarray, t: float) -> tuple[np.n
     return ft0.astype(np.float32), ft1.astype(np.float32)
 
 
-def _check_pair(frame0: np.ndarray, frame1: np.ndarray, times: Sequence[float]) -> list[float]:
+def check_pair(frame0: np.ndarray, frame1: np.ndarray, times: Sequence[float]) -> list[float]:
+    """Validate two same-size frames and times strictly inside (0, 1); the times as floats."""
     if frame0.shape != frame1.shape or frame0.ndim != 3 or frame0.shape[2] != 3:
         raise ValueError(f"two H×W×3 frames of one size are needed, got {frame0.shape} and {frame1.shape}")
     ts = [float(t) for t in times]
@@ -66,6 +69,7 @@ def _check_pair(frame0: np.ndarray, frame1: np.ndarray, times: Sequence[float]) 
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Round and clip a float image to uint8."""
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
 
@@ -75,7 +79,7 @@ class Blend:
     name = "blend"
 
     def between(self, frame0: np.ndarray, frame1: np.ndarray, times: Sequence[float], **_) -> np.ndarray:
-        ts = _check_pair(frame0, frame1, times)
+        ts = check_pair(frame0, frame1, times)
         a, b = frame0.astype(np.float32), frame1.astype(np.float32)
         return np.stack([to_uint8((1.0 - t) * a + t * b) for t in ts]) if ts else np.zeros((0, *frame0.shape), np.uint8)
 
@@ -93,7 +97,7 @@ class FlowWarp:
         return flows[0], flows[1]
 
     def between(self, frame0: np.ndarray, frame1: np.ndarray, times: Sequence[float], **_) -> np.ndarray:
-        ts = _check_pair(frame0, frame1, times)
+        ts = check_pair(frame0, frame1, times)
         if not ts:
             return np.zeros((0, *frame0.shape), np.uint8)
         f01, f10 = self.bidirectional(frame0, frame1)
@@ -114,4 +118,6 @@ class FlowWarp:
         eps = 1e-3
         w0 = (1.0 - t) * ((1.0 - hidden_in_0) + eps)
         w1 = t * ((1.0 - hidden_in_1) + eps)
-        return (w0[..., None] * i0 + w1[..., None] * i1) / (w0 + w1)[..., None]
+        alpha = (w1 / (w0 + w1))[..., None]
+        return i0 + alpha * (i1 - i0)
+

@@ -1,0 +1,56 @@
+"""`inkwalk interpolate IN -o OUT`: more frames per second by frame interpolation, streaming."""
+
+from __future__ import annotations
+
+import argparse
+
+METHODS = ("flow-warp", "sofp", "blend", "film")  # first = default (measured best, docs/benchmarks.md)
+FLOWS = ("dis", "raft", "raft-large", "raft-small")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "interpolate", help="insert frames between a video's frames (flow-warp, SOFP, FILM or blend)",
+        description="Interpolate a video: factor F turns N frames into (N-1)*F+1. By default the frame "
+                    "rate is multiplied by F so the duration stays the same (smoother motion); "
+                    "--keep-fps keeps the source rate (slow motion), --fps sets any rate.")
+    p.add_argument("input", help="input video file")
+    p.add_argument("-o", "--output", required=True, help="output .mp4 (H.264)")
+    p.add_argument("--method", choices=METHODS, default=METHODS[0],
+                   help="flow-warp: bidirectional flow, occlusion-aware (default); sofp: ConCLVD eq. 14; "
+                        "film: FILM network (needs weights); blend: cross-fade")
+    p.add_argument("--flow", choices=FLOWS, default=None,
+                   help="optical flow for flow-warp/sofp: dis (OpenCV, no weights; default) or RAFT "
+                        "(torchvision weights; raft = raft-large)")
+    p.add_argument("--factor", type=int, default=2,
+                   help="frame-rate factor (default 2: N -> 2N-1 frames); sofp needs a power of two")
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument("--fps", type=float, default=None,
+                      help="output frame rate (default: source fps x factor, same duration)")
+    rate.add_argument("--keep-fps", action="store_true", help="keep the source frame rate (slow motion)")
+    p.add_argument("--models", default=None, help="models folder (else env INKWALK_MODELS)")
+    p.add_argument("--device", default=None, help="torch device for RAFT/FILM (default: cuda if available)")
+    p.add_argument("--crf", type=int, default=18, help="H.264 quality, lower is better (default 18)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from inkwalk.errors import InkwalkError
+    from inkwalk.interpolate import interpolate_video, output_frame_count
+    from inkwalk.video import probe
+
+    if args.factor < 2:
+        raise InkwalkError(f"--factor must be at least 2 (got {args.factor}); factor 2 turns N frames into 2N-1")
+    if args.flow is not None and args.method not in ("flow-warp", "sofp"):
+        raise InkwalkError(f"--flow only applies to --method flow-warp or sofp, not {args.method}")
+    if args.fps is not None and args.fps <= 0:
+        raise InkwalkError(f"--fps must be positive, got {args.fps}")
+    info = probe(args.input)
+    fps = info.fps if args.keep_fps else args.fps
+    out = interpolate_video(args.input, args.output, method=args.method, flow=args.flow or "dis",
+                            factor=args.factor, fps=fps, models_dir=args.models, device=args.device,
+                            crf=args.crf)
+    out_fps = fps if fps else info.fps * args.factor
+    print(f"{out}: {output_frame_count(info.frames, args.factor)} frames at {out_fps:g} fps "
+          f"(from {info.frames} at {info.fps:g} fps, {args.method})")
+    return 0

@@ -1,0 +1,79 @@
+"""`inkwalk walk P1 P2 [P3 ...] -o walk.mp4`: the ArtWalks video of a collection of paintings."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "walk", help="walk from painting to painting (ArtWalks)",
+        description="Render a video that walks through paintings P1 -> P2 -> ... (k paintings = k-1 walks). "
+                    "Frames: (k-1)(m+1)(n+1) + 1 + k*round(hold*fps). Options left out take the preset's "
+                    "value; walks already rendered with the same inputs and settings are reused from the cache.")
+    p.add_argument("paintings", nargs="+", metavar="PAINTING", help="two or more image files, in order")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.mp4", help="output video")
+    p.add_argument("--preset", choices=("paper", "offline"), default="paper",
+                   help="paper: Kandinsky 2.2 keyframes + FILM + Real-ESRGAN (needs weights; default); "
+                        "offline: no keyframes, flow-warp with DIS, no upscaling (no weights)")
+    p.add_argument("-m", "--keyframes", type=int, help="diffusion keyframes between two paintings (paper: 5)")
+    p.add_argument("-n", "--frames", type=int, help="interpolated frames between neighbouring frames (24)")
+    p.add_argument("--weighting", choices=("logit", "sinh", "linear"), help="embedding weighting (logit)")
+    p.add_argument("--scale", type=float, help="logit weighting scale s (15)")
+    p.add_argument("--strength", type=float, help="S-curve easing strength, 0 = even spacing (1)")
+    p.add_argument("--hold", type=float, help="seconds each painting stays still (0)")
+    p.add_argument("--fps", type=float, help="frames per second (24)")
+    p.add_argument("--size", metavar="WxH", help="walk size before upscaling (720x720)")
+    p.add_argument("--upscale", metavar="xF|WxH|none", help="output size: factor, exact size or none "
+                                                            "(paper: x2, offline: none)")
+    p.add_argument("--keyframer", choices=("kandinsky", "none"), help="keyframe backend")
+    p.add_argument("--interpolator", choices=("film", "flow-warp", "blend"), help="interpolation backend")
+    p.add_argument("--flow", choices=("dis", "raft", "raft-large", "raft-small"), help="flow for flow-warp (dis)")
+    p.add_argument("--upscaler", choices=("realesrgan", "lanczos", "none"), help="super-resolution backend")
+    p.add_argument("--seed", type=int, help="keyframe seed (0)")
+    p.add_argument("--steps", type=int, help="decoder denoising steps (50)")
+    p.add_argument("--guidance", type=float, help="decoder guidance scale (4)")
+    p.add_argument("--fit", choices=("crop", "letterbox"), help="fit paintings to the size (crop)")
+    p.add_argument("--models", metavar="DIR", default=None, help="local models folder (else $INKWALK_MODELS, then the hub)")
+    p.add_argument("--cache", metavar="DIR", default=None, help="walk cache folder (else $INKWALK_CACHE, "
+                                                                "then ~/.cache/inkwalk/walks)")
+    p.add_argument("--device", default=None, help="torch device (default cuda if available, else cpu)")
+    p.add_argument("--no-sheet", action="store_true", help="do not write the contact sheet PNG")
+    p.set_defaults(func=handler)
+
+
+def settings_from_args(args: argparse.Namespace):
+    """WalkSettings of the preset with every option the user gave."""
+    from inkwalk.artwalks import WalkSettings
+    from inkwalk.upscale import parse_size
+
+    return WalkSettings.with_preset(
+        args.preset, keyframes=args.keyframes, frames=args.frames, weighting=args.weighting, scale=args.scale,
+        strength=args.strength, hold=args.hold, fps=args.fps,
+        size=parse_size(args.size) if args.size else None, upscale=args.upscale, keyframer=args.keyframer,
+        interpolator=args.interpolator, flow=args.flow, upscaler=args.upscaler, seed=args.seed,
+        steps=args.steps, guidance=args.guidance, fit=args.fit)
+
+
+def handler(args: argparse.Namespace) -> int:
+    from inkwalk.artwalks import load_paintings, load_walk_models, render_collection
+    from inkwalk.errors import InkwalkError
+
+    start = time.perf_counter()
+    settings = settings_from_args(args)
+    paintings = load_paintings(args.paintings)  # bad files fail here, before any model loads
+    try:
+        models = load_walk_models(settings, models_dir=args.models, device=args.device)
+    except InkwalkError as exc:  # missing weights: fail before any rendering
+        hint = " -- or render without any weights: --preset offline" if args.preset == "paper" else ""
+        raise InkwalkError(" ".join(str(exc).split()) + hint) from None
+    result = render_collection(paintings, args.output, settings, cache_dir=args.cache, models_dir=args.models,
+                               models=models, sheet=not args.no_sheet)
+    w, h = result.size
+    print(f"{result.path}: {result.frames} frames, {result.duration_s:.2f} s at {result.fps:g} fps, {w}x{h}; "
+          f"walks rendered {result.walks_rendered}, reused {result.walks_reused}; "
+          f"{time.perf_counter() - start:.1f} s")
+    if result.sheet:
+        print(f"contact sheet: {result.sheet}")
+    return 0

@@ -1,0 +1,134 @@
+"""ArtWalks end to end: tiny Kandinsky keyframes, frame-count formula, reuse of walks, CLI."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from inkwalk.artwalks import (WalkSettings, load_walk_models, prepare_painting, render_collection,
+                              render_keyframes, walk_frame_count)
+from inkwalk.paintings import draw
+from inkwalk.video import probe, read_frames, read_image
+
+
+@pytest.fixture(scope="module")
+def paper(tiny_models):
+    """Paper preset on tiny random models, small enough for a CPU test; models loaded once."""
+    settings = WalkSettings.with_preset("paper", keyframes=2, frames=2, size=(32, 32), steps=1, hold=2 / 24,
+                                        upscale="x2")
+    return settings, load_walk_models(settings, models_dir=tiny_models, device="cpu")
+
+
+def _paintings():
+    # different sizes and aspect ratios: the walk fits them all to one size
+    return [draw("mountains", (64, 40), 0), draw("river", (40, 64), 1), draw("mountains", (48, 48), 2)]
+
+
+def test_paper_walk_of_three_paintings_end_to_end_and_reused(paper, tiny_models, tmp_path):
+    settings, models = paper
+    kw = dict(cache_dir=tmp_path / "cache", models_dir=tiny_models, models=models)
+    out = tmp_path / "walk.mp4"
+    result = render_collection(_paintings(), out, settings, **kw)
+    # (k-1)(m+1)(n+1) + 1 + k*round(hold*fps) = 2*3*3 + 1 + 3*2
+    assert walk_frame_count(3, settings) == 25
+    info = probe(out)
+    assert result.frames == info.frames == 25
+    assert (info.width, info.height) == (64, 64)  # x2 by Real-ESRGAN (tiny) from 32x32
+    frames = read_frames(out)
+    assert np.abs(frames[0].astype(int) - frames[2]).mean() < 2  # painting A held for 2 frames
+    sheet = read_image(result.sheet)
+    assert sheet.shape[0] > 1.5 * 160 and sheet.shape[1] > 3.5 * 160  # two rows of A, K1, K2, B
+    assert (result.walks_rendered, result.walks_reused) == (2, 0)
+
+    # the same collection again: every walk comes from the cache, the video is the same
+    again = render_collection(_paintings(), tmp_path / "again.mp4", settings, **kw)
+    assert (again.walks_rendered, again.walks_reused) == (0, 2) and again.keys == result.keys
+    assert np.array_equal(frames, read_frames(tmp_path / "again.mp4"))
+    # hold is applied when assembling, so changing it still reuses the walks
+    held = render_collection(_paintings(), tmp_path / "held.mp4", replace(settings, hold=0.0), **kw)
+    assert (held.walks_rendered, held.frames) == (0, 19)
+
+
+def test_cache_key_follows_pixels_and_pixel_changing_settings():
+    from inkwalk.artwalks import walk_cache_key
+
+    paper = WalkSettings.with_preset("paper", size=(32, 32))
+    a, b = (prepare_painting(p, paper) for p in _paintings()[:2])
+    key = walk_cache_key(a, b, paper)
+    assert key == walk_cache_key(a.copy(), b.copy(), replace(paper, hold=3.0, fps=30))
+    assert key != walk_cache_key(a, b, replace(paper, seed=1))
+    assert key != walk_cache_key(b, a, paper)
+    offline = WalkSettings.with_preset("offline", size=(32, 32))
+    # no keyframes: the seed cannot change a pixel, so it does not split the cache
+    assert walk_cache_key(a, b, offline) == walk_cache_key(a, b, replace(offline, seed=5))
+
+
+def test_keyframes_same_seed_identical_other_seed_different(paper):
+    settings, models = paper
+    a, b = (prepare_painting(p, settings) for p in _paintings()[:2])
+    k1 = render_keyframes(a, b, settings, keyframer=models.keyframer)
+    assert k1.shape == (2, 32, 32, 3) and k1.dtype == np.uint8
+    assert np.array_equal(k1, render_keyframes(a, b, settings, keyframer=models.keyframer))
+    k2 = render_keyframes(a, b, replace(settings, seed=1), keyframer=models.keyframer)
+    assert np.abs(k1.astype(int) - k2).mean() > 1
+
+
+def test_offline_collection_reuses_shared_walks_and_letterboxes(tmp_path):
+    settings = WalkSettings.with_preset("offline", size=(64, 40), frames=3, fit="letterbox")
+    p = [draw("mountains", (64, 64), 0), draw("river", (96, 40), 1), draw("mountains", (40, 96), 2),
+         draw("river", (64, 48), 3)]
+    first = render_collection(p[:3], tmp_path / "a.mp4", settings, cache_dir=tmp_path / "c", sheet=False)
+    second = render_collection([p[0], p[1], p[3]], tmp_path / "b.mp4", settings, cache_dir=tmp_path / "c",
+                               sheet=False)
+    assert (second.walks_rendered, second.walks_reused) == (1, 1)  # P1->P2 shared
+    assert first.frames == probe(tmp_path / "a.mp4").frames == 2 * 1 * 4 + 1
+    frame0 = read_frames(tmp_path / "a.mp4", [0])[0]
+    assert frame0[:, :4].mean() < 20  # the square painting is letterboxed: black bars left and right
+
+
+def test_demo_writes_a_playable_video_with_the_documented_frame_count(tmp_path, capsys):
+    from inkwalk.cli import main
+
+    out = tmp_path / "demo.mp4"
+    assert main(["demo", "-o", str(out)]) == 0
+    # offline walk: (2-1)(0+1)(46+1) + 1 + 2*round(1.0*24) = 96
+    frames = read_frames(out)
+    assert len(frames) == 96 and frames.shape[1:] == (400, 640, 3)
+    assert str(out) in capsys.readouterr().out
+    assert np.abs(frames[0].astype(int) - frames[-1]).mean() > 5  # it walked somewhere
+
+
+@pytest.mark.parametrize("case", ["missing", "one", "not-image"])
+def test_walk_cli_bad_input_is_one_clear_line(tmp_path, capsys, case):
+    from inkwalk.cli import main
+
+    good = tmp_path / "a.png"
+    from inkwalk.video import save_image
+
+    save_image(good, draw("river", (32, 32), 0))
+    bad = tmp_path / "notes.png"
+    bad.write_text("not a picture")
+    args = {"missing": [str(good), str(tmp_path / "nope.png")], "one": [str(good)],
+            "not-image": [str(good), str(bad)]}[case]
+    assert main(["walk", *args, "-o", str(tmp_path / "w.mp4"), "--preset", "offline"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert {"missing": "nope.png", "one": "at least 2 paintings", "not-image": "notes.png"}[case] in err
+
+
+def test_paper_preset_without_weights_fails_fast_and_suggests_offline(tmp_path, capsys, monkeypatch):
+    from inkwalk.cli import main
+    from inkwalk.video import save_image
+
+    monkeypatch.delenv("INKWALK_MODELS", raising=False)
+    for name in ("a", "b"):
+        save_image(tmp_path / f"{name}.png", draw("river", (32, 32), 0))
+    out = tmp_path / "w.mp4"
+    code = main(["walk", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o", str(out),
+                 "--models", str(tmp_path / "empty"), "--cache", str(tmp_path / "cache")])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1
+    assert "kandinsky-2-2-prior" in err and "--preset offline" in err
+    assert not out.exists() and not (tmp_path / "cache").exists()

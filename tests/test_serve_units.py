@@ -1,0 +1,65 @@
+"""Serve building blocks without Ray: the results store on any pyarrow filesystem, request limits."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from services.limits import Limits, RequestError, check_conclvd_settings, check_walk_settings, decode_painting
+from services.store import JobRecord, ResultsStore, new_job_id
+
+
+@pytest.mark.parametrize("uri", ["local", "mock:///bucket/results"])
+def test_results_store_round_trips_records_and_files(uri, tmp_path):
+    store = ResultsStore(tmp_path / "store" if uri == "local" else uri)
+    record = JobRecord(job_id=new_job_id(), app="artwalks", settings={"frames": 3})
+    store.save(record)
+    record.state, record.progress = "done", 1.0
+    store.save(record)  # rewritten whole
+    again = store.load("artwalks", record.job_id)
+    assert again.state == "done" and again.progress == 1.0 and again.settings == {"frames": 3}
+    (tmp_path / "v.mp4").write_bytes(b"\x00mp4")
+    store.put_file(store.path("artwalks", record.job_id, "video.mp4"), tmp_path / "v.mp4")
+    assert store.get_bytes(store.path("artwalks", record.job_id, "video.mp4")) == b"\x00mp4"
+    assert [r.job_id for r in store.list_jobs("artwalks")] == [record.job_id]
+    assert store.list_jobs("conclvd") == []
+    assert store.load("artwalks", "../etc") is None and store.load("artwalks", new_job_id()) is None
+
+
+def _png(shape, fmt="PNG") -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros(shape, np.uint8)).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def test_painting_checks_name_the_problem():
+    limits = Limits(max_upload_bytes=10_000, max_pixels=100 * 100)
+    image = decode_painting("a.png", _png((20, 30, 4)), limits)  # RGBA -> RGB
+    assert image.shape == (20, 30, 3) and image.dtype == np.uint8
+    cases = [(b"", 400, "empty"), (b"x" * 20_000, 413, "10000 bytes"), (_png((120, 120, 3)), 413, "pixels"),
+             (_png((8, 8, 3), "GIF"), 415, "accepted image types"), (b"hello", 415, "not an image"),
+             (_png((50, 50, 3))[:60], 400, "truncated or corrupt")]
+    for data, status, phrase in cases:
+        with pytest.raises(RequestError, match=phrase) as info:
+            decode_painting("p.png", data, limits)
+        assert info.value.status == status
+
+
+def test_settings_checks():
+    limits = Limits(max_keyframes=2, max_video_frames=8)
+    check_walk_settings({"keyframes": 2, "frames": 4, "hold": 1.5}, limits)
+    for bad, phrase in [({"keyframes": 3}, "0..2"), ({"frames": "many"}, "integer"), ({"hold": -1}, "'hold'"),
+                        ({"keyframes": True}, "integer")]:
+        with pytest.raises(RequestError, match=phrase):
+            check_walk_settings(bad, limits)
+    check_conclvd_settings({"frames": 8, "steps": 10, "size": 64}, limits)
+    for bad, phrase in [({"frames": 9}, "2..8"), ({"size": 65}, r"'size'"), ({"size": 60}, "multiple of 8"),
+                        ({"negative_prompt": "x" * 600}, "limit is 500")]:
+        with pytest.raises(RequestError, match=phrase):
+            check_conclvd_settings(bad, limits)
+    with pytest.raises(Exception, match="unknown limit"):
+        Limits.from_dict({"max_everything": 1})
