@@ -63,7 +63,7 @@ def _peak(variant: str, latent: int, frames: int) -> dict:
     """Run in a child process: peak RSS growth (MiB) of a fresh process over its first training step."""
     import psutil
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     unet = _small_unets(variant)
     batch = _batch(latent, frames)
     base = psutil.Process().memory_info().rss
@@ -73,8 +73,9 @@ def _peak(variant: str, latent: int, frames: int) -> dict:
 
 
 def timing_table(latents: list[int], frames: int, reps: int) -> str:
-    """Step times interleaved stock/ours in one process (shared, noisy cores: best of `reps`)."""
-    torch.set_num_threads(2)
+    """Step times interleaved stock/ours in one process (shared, noisy cores: best of `reps`; one
+    thread, since OpenMP barriers on oversubscribed cores make multi-threaded timings erratic)."""
+    torch.set_num_threads(1)
     models = {v: _small_unets(v) for v in ("stock", "ours")}
     trainable = {v: sum(p.numel() for p in m.parameters() if p.requires_grad) for v, m in models.items()}
     rows = ["| latent (px) | frames | stock UNetMotionModel s/step | ours s/step | time ratio | "
@@ -205,8 +206,8 @@ def flops_table(frames: int = 8, size: int = 256) -> str:
     latent = size // 8
     with torch.device("meta"):
         unet2d = UNet2DConditionModel(**SD15_UNET)
-        models = {"stock": UNetMotionModel.from_unet2d(unet2d, MotionAdapter(**MM_V2)),
-                  "ours": build_motion_unet(unet2d, MM_V2)}
+        models = {"stock UNetMotionModel": UNetMotionModel.from_unet2d(unet2d, MotionAdapter(**MM_V2)),
+                  "ours (Versatile + Sparse-Causal)": build_motion_unet(unet2d, MM_V2)}
         states = torch.empty(frames, 77, 768)
         flops = {}
         with FlopCounterMode(display=False) as counter:
@@ -217,7 +218,7 @@ def flops_table(frames: int = 8, size: int = 256) -> str:
                 unet(torch.empty(1, 4, frames, latent, latent), 500, encoder_hidden_states=states)
             flops[name] = counter.get_total_flops()
     rows = [f"| forward pass at {size}×{size}×{frames} | TFLOP | vs stock |", "|---|---|---|"]
-    rows += [f"| {name} | {value / 1e12:.3f} | {value / flops['stock']:.3f}x |" for name, value in flops.items()]
+    rows += [f"| {name} | {value / 1e12:.3f} | {value / flops['stock UNetMotionModel']:.3f}x |" for name, value in flops.items()]
     return "\n".join(rows)
 
 

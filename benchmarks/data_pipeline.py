@@ -10,6 +10,11 @@ resize + centre crop + append to Parquet shards (the same `ShardWriter`). The lo
 start and import decord/PyAV) is reported apart, then loop and warm pipeline alternate. Memory: the peak of the
 summed RSS of this process and every Ray process it started, sampled every 0.1 s, for 50 and
 500 clips. Prints a markdown table.
+
+CPU per clip (user + system seconds of this process and all Ray processes, per clip) is
+measured too: on a machine whose cores other jobs keep busy, the kernel shares CPU between
+sessions (autogroups), so a job's parallel processes cannot take more than its session's share
+and wall-clock speed-up measures the neighbours. The projection `cores × loop CPU / Ray CPU` is what the same work would give on free cores; it is labelled as such.
 """
 
 from __future__ import annotations
@@ -68,6 +73,29 @@ class PeakRSS:
         self._thread.join()
 
 
+def own_cpu_seconds() -> float:
+    """CPU seconds of this process alone: the loop's cost, without the idle Ray next to it."""
+    t = psutil.Process().cpu_times()
+    return t.user + t.system
+
+
+def group_cpu_seconds() -> float:
+    """CPU seconds (user + system) used so far by this process and every live descendant (the Ray).
+
+    Ray workers live across runs, so the difference over a run is the run's CPU cost,
+    Ray's own processes (raylet, GCS, driver's executor thread) included.
+    """
+    me = psutil.Process()
+    total = 0.0
+    for p in [me, *me.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
 def single_process(cfg: Config) -> tuple[float, int]:
     """The baseline: the same decode + crop + shard writing, one clip after another."""
     entries, _ = read_manifest(cfg.manifest)
@@ -114,19 +142,29 @@ def compare(name: str, manifest: Path, work: Path, cfg_kwargs: dict, rows: list[
     ray_start = time.perf_counter() - t0
     cold = run(Config(manifest=str(manifest), out=str(work / f"{name}-cold"), **cfg_kwargs))
     loops, warms, loads = [], [], []
+    loop_cpu, ray_cpu = [], []
     for r in range(rounds):
+        c0 = own_cpu_seconds()
         seconds, n = single_process(Config(manifest=str(manifest), out=str(work / f"{name}-loop{r}"), **cfg_kwargs))
+        loop_cpu.append(own_cpu_seconds() - c0)
+        c1 = group_cpu_seconds()
         warm = run(Config(manifest=str(manifest), out=str(work / f"{name}-warm{r}"), **cfg_kwargs))
+        c2 = group_cpu_seconds()
         assert n == cold["clips_written"] == warm["clips_written"], "both sides must write the same clips"
         loops.append(seconds)
         warms.append(warm["seconds"])
+        ray_cpu.append(c2 - c1)
         loads.append(os.getloadavg()[0])
     ray.shutdown()
     n = cold["clips_written"]
     best_loop, best_ray = min(loops), min(warms)
     med_loop, med_ray = statistics.median(loops), statistics.median(warms)
+    cpu_loop, cpu_ray = statistics.median(loop_cpu) / n, statistics.median(ray_cpu) / n
+    # what 2 free cores would give: the loop can use one, the pipeline both, each at its CPU cost per clip
+    projected = cfg_kwargs["num_cpus"] * cpu_loop / cpu_ray
     rows.append(f"| {name} | {n} | {n / best_loop:.1f} / {n / med_loop:.1f} | {n / best_ray:.1f} / {n / med_ray:.1f} | "
                 f"{n / cold['seconds']:.1f} | **{best_loop / best_ray:.2f}x** / {med_loop / med_ray:.2f}x | "
+                f"{1000 * cpu_loop:.0f} / {1000 * cpu_ray:.0f} ms | {projected:.2f}x | "
                 f"{ray_start:.1f} s | {min(loads):.0f}-{max(loads):.0f} |")
 
 
@@ -152,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="alternations of loop and pipeline")
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--num-cpus", type=int, default=2)
+    p.add_argument("--cpus-per-task", type=float, default=0.5, help="Ray CPUs per decode task")
     p.add_argument("--skip-memory", action="store_true")
     args = p.parse_args(argv)
     os.environ.setdefault("INKWALK_NO_PROGRESS", "1")
@@ -163,16 +202,18 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         manifest = generate(work / "synthetic", clips=args.videos, seed=0, min_frames=48, max_frames=72)
         gen_s = time.perf_counter() - t0
-        cfg = dict(frames=8, stride=4, size=args.size, clips_per_video=args.clips_per_video, num_cpus=args.num_cpus)
+        cfg = dict(frames=8, stride=4, size=args.size, clips_per_video=args.clips_per_video, num_cpus=args.num_cpus,
+                   cpus_per_task=args.cpus_per_task)
         speed = ["| dataset | clips | loop clips/s best / median | Ray warm clips/s best / median | "
-                 "Ray cold clips/s | speed-up best / median | Ray start | load avg |", "|---|---|---|---|---|---|---|---|"]
+                 "Ray cold clips/s | measured speed-up best / median | CPU per clip loop / Ray | "
+                 "projected on 2 free cores | Ray start | load avg |", "|---|---|---|---|---|---|---|---|---|---|"]
         compare("synthetic", manifest, work, cfg, speed, args.rounds)
         real = real_manifest(work)
         if real is not None:
             compare("shared/data/videos", real, work, {**cfg, "clips_per_video": args.real_clips_per_video},
                     speed, args.rounds)
         print(f"synthetic data: {args.videos} videos generated in {gen_s:.1f} s; clip = 8 frames, stride 4, "
-              f"{args.size}², {args.num_cpus} Ray CPUs, 0.5 CPU per decode task, {args.rounds} rounds, "
+              f"{args.size}², {args.num_cpus} Ray CPUs, {args.cpus_per_task} CPU per decode task, {args.rounds} rounds, "
               f"os.cpu_count()={os.cpu_count()}\n")
         print("\n".join(speed))
         if not args.skip_memory:

@@ -268,7 +268,8 @@ def prepare_painting(image: np.ndarray, settings: WalkSettings) -> np.ndarray:
     """Fit a painting of any size and aspect ratio to the walk size (centre crop or letterbox)."""
     from inkwalk.video import fit_image
 
-    return fit_image(image, tuple(settings.size), mode=settings.fit)
+    # a writable copy: torch warns on (and must not write to) read-only arrays from PIL
+    return np.array(fit_image(image, tuple(settings.size), mode=settings.fit))
 
 
 def render_keyframes(a: np.ndarray, b: np.ndarray, settings: WalkSettings,
@@ -409,12 +410,16 @@ def render_walk_cached(a: np.ndarray, b: np.ndarray, settings: WalkSettings, mod
         return CachedWalk(key, video, nodes, reused=True)
     keyframes = render_keyframes(a, b, settings, keyframer=models.keyframer)
     tmp_nodes = cache / f".{key}.{os.getpid()}.npz"
-    np.savez_compressed(tmp_nodes, nodes=np.stack([a, *keyframes, b]))
     tmp_video = cache / f".{key}.{os.getpid()}.mp4"
-    with VideoWriter(tmp_video, settings.fps, crf=crf, preset="veryfast") as writer:
-        writer.write_many(render_walk_frames(a, b, settings, models, keyframes))
-    os.replace(tmp_nodes, nodes)
-    os.replace(tmp_video, video)
+    try:
+        np.savez_compressed(tmp_nodes, nodes=np.stack([a, *keyframes, b]))
+        with VideoWriter(tmp_video, settings.fps, crf=crf, preset="veryfast") as writer:
+            writer.write_many(render_walk_frames(a, b, settings, models, keyframes))
+        os.replace(tmp_nodes, nodes)
+        os.replace(tmp_video, video)
+    finally:
+        tmp_nodes.unlink(missing_ok=True)
+        tmp_video.unlink(missing_ok=True)
     return CachedWalk(key, video, nodes, reused=False)
 
 

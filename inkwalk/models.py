@@ -42,6 +42,10 @@ class ModelNotFoundError(InkwalkError):
         why = f" ({reason})" if reason else ""
         super().__init__(f"model '{name}' not found{why}. Looked in: {where}. To provide it: {howto}")
 
+    def __reduce__(self):
+        # Ray ships exceptions between processes with pickle, which replays the constructor.
+        return type(self), (self.name, self.looked, self.howto, self.reason)
+
 
 @dataclass(frozen=True)
 class ModelSpec:

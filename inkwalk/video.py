@@ -30,6 +30,10 @@ class MediaError(InkwalkError):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
+    def __reduce__(self):
+        # Ray ships exceptions between processes with pickle, which replays the constructor.
+        return type(self), (self.path, self.reason)
+
 
 @dataclass(frozen=True)
 class VideoInfo:

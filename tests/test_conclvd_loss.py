@@ -66,7 +66,7 @@ def test_gradient_reaches_adapter_and_motion_modules_only(conclvd_tiny):
     generator = torch.Generator().manual_seed(0)
     batch = {"latents": torch.randn(1, 8, 4, 8, 8), "text_embeds": torch.randn(1, 77, 32)}
     out = training_step(model, batch, generator=generator)
-    assert set(out) == {"loss", "loss_diff", "loss_con"} and float(out["loss_con"]) > 0
+    assert set(out) == {"loss", "loss_diff", "loss_con"} and float(out["loss_con"].detach()) > 0
     out["loss"].backward()
     for name, p in model.named_parameters():
         if p.requires_grad:

@@ -198,3 +198,13 @@ def test_models_list_shows_sources_and_local_copies(cli_tiny: Path, tmp_path: Pa
     lines = capsys.readouterr().out.splitlines()
     assert str(partial / REGISTRY["raft-small"].local) in next(x for x in lines if x.startswith("raft-small "))
     assert next(x for x in lines if x.startswith("raft-large ")).rstrip().endswith(" -")
+
+
+def test_model_not_found_error_survives_pickling_between_processes():
+    import pickle
+
+    from inkwalk.models import ModelNotFoundError
+
+    err = ModelNotFoundError("raft-large", ["/a", "/b"], "pass --models DIR", "offline")
+    back = pickle.loads(pickle.dumps(err))
+    assert (back.name, back.looked, str(back)) == ("raft-large", ["/a", "/b"], str(err))

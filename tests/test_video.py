@@ -142,3 +142,10 @@ def test_widths_decord_cannot_unpack_still_read(tmp_path, width):
     assert psnr(video.read_frames(path), clip) > 35
     assert video.read_frames(path, [3], size=(width + 8, 40)).shape == (1, 40, width + 8, 3)
     assert len(list(video.iter_frames(path))) == 4
+
+
+def test_media_error_survives_pickling_between_processes():
+    import pickle
+
+    err = pickle.loads(pickle.dumps(video.MediaError("/x/y.mp4", "file not found")))
+    assert (err.path, err.reason, str(err)) == ("/x/y.mp4", "file not found", "/x/y.mp4: file not found")

@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
         "use_gpu": False,
         "cpus_per_worker": 1.0,           # fractional on small boxes (STACK.md pitfall 1)
         "gpus_per_worker": 1.0,
+        "resources": {},                  # custom resources per worker, e.g. {train: 1} (cluster/*.yaml)
     },
     "model": {
         "models_dir": None,               # else env INKWALK_MODELS, else the public checkpoints
@@ -97,7 +98,8 @@ def _merge(base: dict, extra: dict, where: str) -> dict:
         if isinstance(base[key], dict):
             if not isinstance(value, dict):
                 raise TrainingConfigError(f"training option '{where}{key}' must be a mapping, got {value!r}")
-            out[key] = _merge(base[key], value, f"{where}{key}.")
+            # an empty default mapping (scaling.resources) is free-form: take it whole
+            out[key] = _merge(base[key], value, f"{where}{key}.") if base[key] else dict(value)
         else:
             out[key] = value
     return out

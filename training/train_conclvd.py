@@ -54,6 +54,7 @@ def build_trainer(cfg: dict):
     resources = {"CPU": sc["cpus_per_worker"]}
     if sc["use_gpu"]:
         resources["GPU"] = sc["gpus_per_worker"]
+    resources.update(sc["resources"] or {})
     datasets = None
     if cfg["data"]["source"] == "shards":
         from data_pipeline.shards import read_shards

@@ -61,6 +61,9 @@ def handler(args: argparse.Namespace) -> int:
     from inkwalk.errors import InkwalkError
 
     start = time.perf_counter()
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.set_verbosity_error()  # hub retries are not news: a real failure raises below
     settings = settings_from_args(args)
     paintings = load_paintings(args.paintings)  # bad files fail here, before any model loads
     try:

@@ -16,6 +16,7 @@ from typing import Iterator, Mapping
 import torch
 from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
 from diffusers.loaders.single_file_utils import convert_animatediff_checkpoint_to_diffusers
+from diffusers.utils import logging as diffusers_logging
 from torch import nn
 
 from inkwalk.conclvd.motion_module import ConCLVDMotionModule
@@ -75,7 +76,12 @@ def build_motion_unet(unet2d: UNet2DConditionModel, adapter_config: Mapping, spa
     Image layers are frozen; only the motion modules require grad.
     """
     structure = MotionAdapter(**dict(adapter_config))
-    unet = UNetMotionModel.from_unet2d(unet2d, structure)
+    verbosity = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()  # from_unet2d's `.to(dtype)` warns about an empty module list
+    try:
+        unet = UNetMotionModel.from_unet2d(unet2d, structure)
+    finally:
+        diffusers_logging.set_verbosity(verbosity)
     for _, modules in motion_modules(unet):
         for j, stock in enumerate(modules):
             modules[j] = ConCLVDMotionModule(
