@@ -24,6 +24,18 @@ def textured_frame(height: int, width: int, shift: float = 0.0, seed: int = 0) -
     return (np.clip(out, 0, 1) * 255).astype(np.uint8)
 
 
+def shifted_texture(h: int, w: int, dx: float = 0.0, dy: float = 0.0, seed: int = 0) -> np.ndarray:
+    """A smooth random texture sampled at (x - dx, y - dy): an exact sub-pixel translation."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    x, y = x - dx, y - dy
+    img = np.zeros((h, w, 3))
+    for _ in range(12):
+        fx, fy = rng.uniform(-0.12, 0.12, 2)
+        img += rng.uniform(8, 20, 3) * np.sin(2 * np.pi * (fx * x + fy * y) + rng.uniform(0, 2 * np.pi))[..., None]
+    return np.clip(128 + img, 0, 255).astype(np.uint8)
+
+
 def moving_clip(frames: int, height: int, width: int, speed: float = 1.5, seed: int = 0) -> np.ndarray:
     """A clip of a texture panning right at `speed` px per frame."""
     return np.stack([textured_frame(height, width, shift=i * speed, seed=seed) for i in range(frames)])

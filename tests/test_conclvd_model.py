@@ -104,3 +104,19 @@ def test_t2v_cli_user_errors_are_one_line(tiny_models, tmp_path, capsys):
     rc = main(["t2v", "x", "-o", str(tmp_path / "x.mp4"), "--motion-module", str(tmp_path / "none.safetensors"),
                "--models", str(tiny_models)])
     assert rc == 1 and "does not exist" in capsys.readouterr().err
+
+
+def test_load_from_an_original_layout_checkpoint_file(conclvd_tiny, tiny_models, tmp_path):
+    from test_conclvd_motion import _to_original_layout
+
+    from inkwalk.conclvd.unet import motion_modules
+
+    source = {f"{prefix}.{k}": v for prefix, modules in motion_modules(conclvd_tiny.unet)
+              for k, v in modules.state_dict().items()}
+    path = tmp_path / "mm_sd_v15_v2.ckpt"
+    torch.save(_to_original_layout(source), path)
+    model = load_conclvd(models_dir=tiny_models, motion_module=path)
+    assert model.init_report.complete and len(model.init_report.placed) == len(_to_original_layout(source))
+    loaded = model.unet.state_dict()
+    for key, value in source.items():
+        assert torch.equal(loaded[key], value), key

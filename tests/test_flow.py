@@ -14,6 +14,8 @@ from inkwalk.flow import get_flow_backend
 from inkwalk.flow.dis import DISFlow
 from inkwalk.flow.raft import RAFTFlow, pad_amounts
 
+from helpers import shifted_texture as texture
+
 
 @pytest.fixture(autouse=True)
 def one_torch_thread():
@@ -22,18 +24,6 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def texture(h: int, w: int, dx: float = 0.0, dy: float = 0.0, seed: int = 0) -> np.ndarray:
-    """A smooth random texture sampled at (x - dx, y - dy): an exact sub-pixel translation."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
-    x, y = x - dx, y - dy
-    img = np.zeros((h, w, 3))
-    for _ in range(12):
-        fx, fy = rng.uniform(-0.12, 0.12, 2)
-        img += rng.uniform(8, 20, 3) * np.sin(2 * np.pi * (fx * x + fy * y) + rng.uniform(0, 2 * np.pi))[..., None]
-    return np.clip(128 + img, 0, 255).astype(np.uint8)
 
 
 @pytest.mark.parametrize(("preset", "tolerance"), [("fast", 0.25), ("medium", 0.06)])

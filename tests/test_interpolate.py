@@ -14,6 +14,8 @@ from inkwalk.interpolate.sofp import EPS, SOFP, projection_ratio
 from inkwalk.interpolate.warp import Blend, FlowWarp
 from inkwalk.video import probe, read_frames, write_video
 
+from helpers import psnr, shifted_texture
+
 H, W = 96, 128
 INNER = (slice(10, -10), slice(10, -10))  # borders have no source pixels under a shift
 
@@ -28,20 +30,7 @@ def one_torch_thread():
 
 
 def texture(dx: float = 0.0, dy: float = 0.0, seed: int = 0, h: int = H, w: int = W) -> np.ndarray:
-    """A smooth random texture sampled at (x - dx, y - dy): an exact sub-pixel translation."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
-    x, y = x - dx, y - dy
-    img = np.zeros((h, w, 3))
-    for _ in range(12):
-        fx, fy = rng.uniform(-0.12, 0.12, 2)
-        img += rng.uniform(8, 20, 3) * np.sin(2 * np.pi * (fx * x + fy * y) + rng.uniform(0, 2 * np.pi))[..., None]
-    return np.clip(128 + img, 0, 255).astype(np.uint8)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
+    return shifted_texture(h, w, dx, dy, seed)
 
 
 def field(u: float, v: float, h: int = 4, w: int = 5) -> np.ndarray:
