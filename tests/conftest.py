@@ -16,6 +16,18 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny convolutions on a busy 2-core box: OpenMP threads spin against each other (30-100x
+    slower with 2 threads), so modules of small-model tests run torch on one thread."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> Path:
     """A models folder with tiny random checkpoints of every model, in the real on-disk formats."""

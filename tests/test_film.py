@@ -28,13 +28,7 @@ from inkwalk.interpolate.film import (
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two busy cores: OpenMP spin-waiting makes tiny convs ~100x slower with 2 threads."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

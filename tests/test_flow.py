@@ -17,13 +17,7 @@ from inkwalk.flow.raft import RAFTFlow, pad_amounts
 from helpers import shifted_texture as texture
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Torch's default threads spin against each other on a shared 2-core box (30x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize(("preset", "tolerance"), [("fast", 0.25), ("medium", 0.06)])

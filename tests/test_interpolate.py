@@ -20,13 +20,7 @@ H, W = 96, 128
 INNER = (slice(10, -10), slice(10, -10))  # borders have no source pixels under a shift
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Torch's default threads spin against each other on a shared 2-core box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def texture(dx: float = 0.0, dy: float = 0.0, seed: int = 0, h: int = H, w: int = W) -> np.ndarray:
