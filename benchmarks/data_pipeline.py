@@ -3,7 +3,8 @@
     python -m benchmarks.data_pipeline [--videos 50 --clips-per-video 2 --size 256 --num-cpus 2]
 
 Both sides do the same work per clip: probe + decord decode of the sampled indices + short-side
-resize + centre crop + append to Parquet shards (the same `ShardWriter`). The loop calls
+resize + centre crop + zstd Parquet shards (the loop through `ShardWriter`; the pipeline's tasks
+write their own shards with `write_shard`, same settings). The loop calls
 `data_pipeline.clips.make_clip` one clip after another in this process; the pipeline is
 `data_pipeline.clvhd.run` on a local Ray with `--num-cpus` CPUs. Timings exclude Ray's start
 (reported separately); the pipeline's first execution in a fresh Ray ("cold": worker processes
@@ -191,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--num-cpus", type=int, default=2)
     p.add_argument("--cpus-per-task", type=float, default=0.5, help="Ray CPUs per decode task")
+    p.add_argument("--clips-per-task", type=int, default=4, help="clips decoded and written by one Ray task")
     p.add_argument("--skip-memory", action="store_true")
     args = p.parse_args(argv)
     os.environ.setdefault("INKWALK_NO_PROGRESS", "1")
@@ -203,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         manifest = generate(work / "synthetic", clips=args.videos, seed=0, min_frames=48, max_frames=72)
         gen_s = time.perf_counter() - t0
         cfg = dict(frames=8, stride=4, size=args.size, clips_per_video=args.clips_per_video, num_cpus=args.num_cpus,
-                   cpus_per_task=args.cpus_per_task)
+                   cpus_per_task=args.cpus_per_task, clips_per_task=args.clips_per_task)
         speed = ["| dataset | clips | loop clips/s best / median | Ray warm clips/s best / median | "
                  "Ray cold clips/s | measured speed-up best / median | CPU per clip loop / Ray | "
                  "projected on 2 free cores | Ray start | load avg |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -213,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             compare("shared/data/videos", real, work, {**cfg, "clips_per_video": args.real_clips_per_video},
                     speed, args.rounds)
         print(f"synthetic data: {args.videos} videos generated in {gen_s:.1f} s; clip = 8 frames, stride 4, "
-              f"{args.size}², {args.num_cpus} Ray CPUs, {args.cpus_per_task} CPU per decode task, {args.rounds} rounds, "
+              f"{args.size}², {args.num_cpus} Ray CPUs, {args.cpus_per_task} CPU per decode task, {args.clips_per_task} clips per task, {args.rounds} rounds, "
               f"os.cpu_count()={os.cpu_count()}\n")
         print("\n".join(speed))
         if not args.skip_memory:

@@ -5,8 +5,10 @@
 One Ray Data row is one *clip* (never one frame). Decoding runs in fractional-CPU tasks with a
 timeout around each clip; a bad file becomes a reject (path, reason) and the run goes on.
 With ``--encode`` an actor pool (one per GPU when the cluster has GPUs) adds VAE latents and
-CLIP text embeddings. The driver streams the results into Parquet shards, so memory stays
-bounded by Ray Data's backpressure whatever the dataset size. A rerun on the same ``--out``
+CLIP text embeddings. Each task writes its own clips into its own Parquet shard (atomically:
+temporary name, then rename) and sends the driver only small rows (clip id, shard, bytes, or a
+reject's reason), so compression and writing run in parallel and memory stays bounded by Ray
+Data's backpressure whatever the dataset size. A rerun on the same ``--out``
 skips every clip already in a complete shard. Locally a Ray is started; under
 ``ray job submit`` (``RAY_ADDRESS`` set) the existing cluster is used.
 """
@@ -21,6 +23,7 @@ import posixpath
 import re
 import sys
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +34,16 @@ import pyarrow.fs as pafs
 
 from data_pipeline.clips import ClipRejected, ClipSpec, make_clip
 from data_pipeline.manifest import read_manifest
-from data_pipeline.shards import (BASE_FIELDS, ShardWriter, filesystem, remove_partial_shards,
-                                  shard_files, written_clip_ids)
+from data_pipeline.shards import (BASE_FIELDS, filesystem, remove_partial_shards, shard_files, write_shard,
+                                  written_clip_ids)
 from inkwalk.errors import InkwalkError
 
 DECODED_SCHEMA = pa.schema(BASE_FIELDS + [pa.field("reason", pa.string()), pa.field("detail", pa.string())])
+# what a writing task returns to the driver per clip: no tensors, only where the clip went
+RESULT_SCHEMA = pa.schema([pa.field("clip_id", pa.string()), pa.field("video", pa.string()),
+                           pa.field("caption", pa.string()), pa.field("reason", pa.string()),
+                           pa.field("detail", pa.string()), pa.field("shard", pa.string()),
+                           pa.field("shard_bytes", pa.int64())])
 REASON_DUPLICATE = "duplicate"
 
 
@@ -101,6 +109,32 @@ def decode_batch(table: pa.Table, timeout: float | None) -> pa.Table:
         rows.append({**clip, "indices": clip["indices"].tolist(), "frames": frames.tobytes(),
                      "shape": list(frames.shape), "reason": None, "detail": None})
     return pa.Table.from_pylist(rows, schema=DECODED_SCHEMA)
+
+
+def write_batch(table: pa.Table, out: str, prefix: str, encoded: bool, rows_per_shard: int) -> pa.Table:
+    """Ray Data UDF: write this batch's good clips into shards of its own (at most `rows_per_shard`
+    clips each, named `prefix` + a random id so no two tasks or runs collide); return small result rows."""
+    good = table.filter(pc.is_null(table.column("reason")))
+    shard_of: list[str | None] = [None] * good.num_rows
+    size_of: list[int | None] = [None] * good.num_rows
+    for offset in range(0, good.num_rows, rows_per_shard):
+        part = good.slice(offset, rows_per_shard)
+        path, size = write_shard(part, out, f"{prefix}-{uuid.uuid4().hex[:16]}", encoded)
+        shard_of[offset:offset + part.num_rows] = [path] * part.num_rows
+        size_of[offset:offset + part.num_rows] = [size] * part.num_rows
+    columns = ["clip_id", "video", "caption", "reason", "detail"]
+    written = good.select(columns).append_column("shard", pa.array(shard_of, pa.string())) \
+        .append_column("shard_bytes", pa.array(size_of, pa.int64()))
+    bad = table.filter(pc.is_valid(table.column("reason"))).select(columns)
+    bad = bad.append_column("shard", pa.nulls(bad.num_rows, pa.string())) \
+        .append_column("shard_bytes", pa.nulls(bad.num_rows, pa.int64()))
+    return pa.concat_tables([written.cast(RESULT_SCHEMA), bad.cast(RESULT_SCHEMA)])
+
+
+def decode_and_write(table: pa.Table, timeout: float | None, out: str, prefix: str,
+                     rows_per_shard: int) -> pa.Table:
+    """Ray Data UDF: decode clip specs and write the good clips in the same task (no frames leave it)."""
+    return write_batch(decode_batch(table, timeout), out, prefix, False, rows_per_shard)
 
 
 def plan_clips(entries, cfg: Config) -> list[ClipSpec]:
@@ -172,13 +206,18 @@ def _user_error(exc: BaseException) -> InkwalkError | None:
     return PipelineError(found[-1]) if found else None
 
 
-def build_dataset(specs: list[ClipSpec], cfg: Config):
-    """The lazy Ray Data pipeline: specs -> decode tasks -> (encoder actor pool)."""
+def build_dataset(specs: list[ClipSpec], cfg: Config, prefix: str):
+    """The lazy Ray Data pipeline: specs -> decode tasks -> (encoder actor pool) -> shards written by tasks."""
     import ray
     import ray.data
 
     blocks = max(1, math.ceil(len(specs) / cfg.clips_per_task))
     ds = ray.data.from_items([s.to_row() for s in specs], override_num_blocks=blocks)
+    if not cfg.encode:
+        return ds.map_batches(decode_and_write, batch_format="pyarrow", batch_size=None,
+                              num_cpus=cfg.cpus_per_task,
+                              fn_kwargs={"timeout": cfg.timeout, "out": cfg.out, "prefix": prefix,
+                                         "rows_per_shard": cfg.rows_per_shard})
     ds = ds.map_batches(decode_batch, batch_format="pyarrow", batch_size=None, num_cpus=cfg.cpus_per_task,
                         fn_kwargs={"timeout": cfg.timeout})
     if cfg.encode:
@@ -192,7 +231,10 @@ def build_dataset(specs: list[ClipSpec], cfg: Config):
                             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=encoders),
                             num_cpus=cfg.cpus_per_encoder, num_gpus=gpus,
                             fn_constructor_kwargs={"models_dir": cfg.models})
-    return ds
+    # written after the encoder so the shards hold the latents; frames travel only task -> actor -> task
+    return ds.map_batches(write_batch, batch_format="pyarrow", batch_size=None, num_cpus=cfg.cpus_per_task,
+                          fn_kwargs={"out": cfg.out, "prefix": prefix, "encoded": True,
+                                     "rows_per_shard": cfg.rows_per_shard})
 
 
 def run(cfg: Config) -> dict:
@@ -220,8 +262,9 @@ def run(cfg: Config) -> dict:
     n_planning_rejects = len(rejects)
 
     started = time.perf_counter()
-    writer = ShardWriter(cfg.out, encoded=cfg.encode, rows_per_shard=cfg.rows_per_shard,
-                         prefix=_next_prefix(cfg.out))
+    prefix = _next_prefix(cfg.out)
+    rows_written = 0
+    shard_bytes: dict[str, int] = {}
     we_started, ray_start_s = False, 0.0
     if todo:
         we_started = connect(cfg)
@@ -229,14 +272,14 @@ def run(cfg: Config) -> dict:
         import ray.data
 
         ray.data.DataContext.get_current().enable_progress_bars = os.environ.get("INKWALK_NO_PROGRESS") != "1"
-        ds = build_dataset(todo, cfg)
+        ds = build_dataset(todo, cfg, prefix)
         bar = progress(total=len(todo), desc="clips", unit="clip")
         try:
             for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
-                reasons = batch.column("reason").to_pylist()
-                good = [i for i, r in enumerate(reasons) if r is None]
-                if good:
-                    writer.write_table(batch.take(good))
+                for path, size in zip(batch.column("shard").to_pylist(), batch.column("shard_bytes").to_pylist()):
+                    if path is not None:
+                        rows_written += 1
+                        shard_bytes[path] = size
                 for row in batch.filter(pc.is_valid(batch.column("reason"))).select(
                         ["video", "caption", "clip_id", "reason", "detail"]).to_pylist():
                     rejects.append({**row, "manifest_line": line_of.get(row["video"])})
@@ -248,7 +291,6 @@ def run(cfg: Config) -> dict:
             raise user_error from None
         finally:
             bar.close()
-            writer.close()
             if we_started:
                 ray.shutdown()
     elapsed = time.perf_counter() - started
@@ -265,16 +307,16 @@ def run(cfg: Config) -> dict:
         "manifest_rows": len(entries) + len(manifest_rejects),
         "clips_planned": len(specs),
         "clips_already_written": len(specs) - len(todo),
-        "clips_written": writer.rows_written,
-        "clips_total": len(done) + writer.rows_written,
+        "clips_written": rows_written,
+        "clips_total": len(done) + rows_written,
         "rejected": len(rejects),
         "rejects_by_reason": dict(Counter(r["reason"] for r in rejects)),
         "seconds": round(elapsed, 3),
         "ray_start_s": round(ray_start_s, 3),
         # throughput of the pipeline itself: clips decoded (written or rejected) per second, Ray start excluded
-        "clips_per_s": round((writer.rows_written + len(rejects) - n_planning_rejects) / processing, 3)
+        "clips_per_s": round((rows_written + len(rejects) - n_planning_rejects) / processing, 3)
         if processing > 0 else None,
-        "bytes_written": writer.bytes_written,
+        "bytes_written": sum(shard_bytes.values()),
         "bytes_total": sum(fs.get_file_info(p).size for p in files),
         "shards": len(files),
     }
@@ -302,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus-per-encoder", type=float, default=1.0,
                    help="Ray CPUs per encoder actor; differs from --cpus-per-task so decoding stays in parallel tasks")
     p.add_argument("--encode-batch", type=int, default=4, help="clips per encoder call")
-    p.add_argument("--rows-per-shard", type=int, default=128, help="clips per Parquet shard")
+    p.add_argument("--rows-per-shard", type=int, default=128, help="at most this many clips per Parquet shard (each task writes its own shards, "
+                        "so a shard holds at most --clips-per-task clips)")
     p.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS, else a local Ray)")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
     return p

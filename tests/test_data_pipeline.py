@@ -31,9 +31,14 @@ def _rows(out: Path) -> list[dict]:
 
 def test_synthetic_manifest_to_shards(ray_session, synthetic, tmp_path):
     out = tmp_path / "out"
-    summary = run(Config(manifest=str(synthetic), out=str(out), clips_per_video=2, **SETTINGS))
+    summary = run(Config(manifest=str(synthetic), out=str(out), clips_per_video=2, clips_per_task=4,
+                         rows_per_shard=3, **SETTINGS))
     rows = _rows(out)
     assert summary["clips_written"] == len(rows) == 10 and summary["rejected"] == 0
+    # each decode task writes its own shards: at most rows_per_shard clips each, no temporary file left
+    sizes = [pq.read_metadata(f).num_rows for f in shard_files(str(out))]
+    assert max(sizes) <= 3 and sum(sizes) == 10 and summary["shards"] == len(sizes) >= 4
+    assert sorted(p.name for p in (out / "shards").iterdir()) == sorted(Path(f).name for f in shard_files(str(out)))
     assert summary["bytes_written"] == sum(os.path.getsize(f) for f in shard_files(str(out)))
     assert json.loads((out / "summary.json").read_text())["clips_total"] == 10
     assert len({r["clip_id"] for r in rows}) == 10
