@@ -184,6 +184,10 @@ class JobIngress:
         except Exception as exc:  # a failure inside a deployment fails the job, never the replica
             record.state, record.error = "failed", _error_message(exc)
             log.warning("job %s failed: %s", record.job_id, record.error)
+        except asyncio.CancelledError:  # the replica is shutting down: the record must not say running
+            record.state, record.error = "failed", "interrupted: the replica shut down; resubmit the job"
+            record.resubmittable = True
+            raise
         finally:
             beat.cancel()
             record.finished_at = time.time()

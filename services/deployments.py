@@ -165,12 +165,17 @@ class Interpolator:
         frame0, frame1 = check_frame(frame0, "frame0"), check_frame(frame1, "frame1")
         if frame0.shape != frame1.shape:
             raise InkwalkError(f"frames to interpolate differ in size: {frame0.shape} vs {frame1.shape}")
-        times = [float(t) for t in times]
+        try:
+            times = [float(t) for t in times]
+        except (TypeError, ValueError):
+            raise InkwalkError(f"interpolation times must be numbers, got {times!r}") from None
         if not times or not all(0.0 < t < 1.0 for t in times):
             raise InkwalkError(f"interpolation times must be a non-empty list inside (0, 1), got {times}")
         kwargs = {}
         if self.method == "sofp":
             kwargs["last"] = check_frame(last if last is not None else frame1, "last frame")
+            if kwargs["last"].shape != frame0.shape:
+                raise InkwalkError(f"the last frame has shape {kwargs['last'].shape}, the pair {frame0.shape}")
         with self.lock, _Timed(self.app, "interpolate"):
             return np.ascontiguousarray(self.impl.between(frame0, frame1, times, **kwargs))
 
@@ -207,10 +212,14 @@ class Upscaler:
     def upscale(self, frames: np.ndarray, size: Sequence[int]) -> np.ndarray:
         """frames (N×H×W×3 uint8) resized to exactly size=(width, height)."""
         frames = check_clip(frames, "frames to upscale")
-        if len(size) != 2 or min(int(v) for v in size) < 1:
-            raise InkwalkError(f"upscale size must be (width, height), got {size!r}")
+        try:
+            width, height = (int(v) for v in size)
+        except (TypeError, ValueError):
+            raise InkwalkError(f"upscale size must be (width, height), got {size!r}") from None
+        if min(width, height) < 1:
+            raise InkwalkError(f"upscale size must be positive, got {size!r}")
         with self.lock, _Timed(self.app, "upscale"):
-            return np.ascontiguousarray(self.impl.upscale(frames, (int(size[0]), int(size[1]))))
+            return np.ascontiguousarray(self.impl.upscale(frames, (width, height)))
 
     def describe(self) -> dict:
         return {"upscaler": self.backend}

@@ -101,9 +101,9 @@ def test_blend_and_time_validation():
     a, b = np.zeros((4, 6, 3), np.uint8), np.full((4, 6, 3), 200, np.uint8)
     out = Blend().between(a, b, [0.25, 0.5])
     assert out[0].max() == out[0].min() == 50 and out[1].min() == 100
-    with pytest.raises(ValueError, match="inside"):
+    with pytest.raises(InkwalkError, match="inside"):
         Blend().between(a, b, [1.0])
-    with pytest.raises(ValueError):
+    with pytest.raises(InkwalkError):
         Blend().between(a, b[:2], [0.5])
 
 

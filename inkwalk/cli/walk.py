@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from inkwalk.schedules import WEIGHTINGS
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -19,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "offline: no keyframes, flow-warp with DIS, no upscaling (no weights)")
     p.add_argument("-m", "--keyframes", type=int, help="diffusion keyframes between two paintings (paper: 5)")
     p.add_argument("-n", "--frames", type=int, help="interpolated frames between neighbouring frames (24)")
-    p.add_argument("--weighting", choices=("logit", "sinh", "linear"), help="embedding weighting (logit)")
+    p.add_argument("--weighting", choices=WEIGHTINGS, help="embedding weighting (logit)")
     p.add_argument("--scale", type=float, help="logit weighting scale s (15)")
     p.add_argument("--strength", type=float, help="S-curve easing strength, 0 = even spacing (1)")
     p.add_argument("--hold", type=float, help="seconds each painting stays still (0)")

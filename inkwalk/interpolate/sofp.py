@@ -22,6 +22,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from inkwalk.errors import InkwalkError
+
 from inkwalk.flow import FlowBackend
 from inkwalk.interpolate.warp import FlowWarp, backward_warp, check_pair, intermediate_flows, occlusion, to_uint8
 
@@ -86,7 +88,7 @@ class SOFP:
             return np.zeros((0, *frame0.shape), np.uint8)
         to_last = last is not None and last is not frame1 and not np.array_equal(last, frame1)
         if last is not None and last.shape != frame0.shape:
-            raise ValueError(f"the last frame has shape {last.shape}, the pair {frame0.shape}")
+            raise InkwalkError(f"the last frame has shape {last.shape}, the pair {frame0.shape}")
         f01, f10 = self.backend.flow(np.stack([frame0, frame1]), np.stack([frame1, frame0]))
         if to_last:
             v_to_last = self.flow_to_last(frame0, last)

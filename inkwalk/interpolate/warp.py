@@ -20,6 +20,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from inkwalk.errors import InkwalkError
+
 from inkwalk.flow import FlowBackend
 
 
@@ -61,10 +63,10 @@ def intermediate_flows(f01: np.ndarray, f10: np.ndarray, t: float) -> tuple[np.n
 def check_pair(frame0: np.ndarray, frame1: np.ndarray, times: Sequence[float]) -> list[float]:
     """Validate two same-size frames and times strictly inside (0, 1); the times as floats."""
     if frame0.shape != frame1.shape or frame0.ndim != 3 or frame0.shape[2] != 3:
-        raise ValueError(f"two H×W×3 frames of one size are needed, got {frame0.shape} and {frame1.shape}")
+        raise InkwalkError(f"two H×W×3 frames of one size are needed, got {frame0.shape} and {frame1.shape}")
     ts = [float(t) for t in times]
     if any(not 0.0 < t < 1.0 for t in ts):
-        raise ValueError(f"interpolation times must lie strictly inside (0, 1), got {ts}")
+        raise InkwalkError(f"interpolation times must lie strictly inside (0, 1), got {ts}")
     return ts
 
 
