@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from inkwalk.errors import InkwalkError
+from inkwalk.video import check_clip, read_frames
 
 CLIP_MODEL = "clip-vit-large-patch14"
 
@@ -41,13 +42,8 @@ def _device(device: str | None) -> str:
 
 def _as_clip(frames: np.ndarray | str | os.PathLike) -> np.ndarray:
     if isinstance(frames, (str, os.PathLike)):
-        from inkwalk.video import read_frames
-
         return read_frames(Path(frames))
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
-        raise InkwalkError(f"a clip must be a non-empty T×H×W×3 uint8 array, got {frames.dtype} {frames.shape}")
-    return frames
+    return check_clip(frames)
 
 
 def _features(output: Any) -> Any:

@@ -199,7 +199,7 @@ def save_image(path: PathLike, frame: np.ndarray) -> Path:
     """Write one frame (PNG/JPEG/... by extension)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(_as_frame(frame)).save(p)
+    Image.fromarray(check_frame(frame)).save(p)
     return p
 
 
@@ -214,7 +214,7 @@ def fit_image(frame: np.ndarray, size: tuple[int, int], mode: str = "crop") -> n
         raise InkwalkError(f"fit mode must be 'crop' or 'letterbox', not {mode!r}")
     scale = max(width / w, height / h) if mode == "crop" else min(width / w, height / h)
     new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
-    resized = np.asarray(Image.fromarray(_as_frame(frame)).resize((new_w, new_h), Image.Resampling.LANCZOS))
+    resized = np.asarray(Image.fromarray(check_frame(frame)).resize((new_w, new_h), Image.Resampling.LANCZOS))
     if mode == "crop":
         top, left = (new_h - height) // 2, (new_w - width) // 2
         return np.ascontiguousarray(resized[top:top + height, left:left + width])
@@ -224,13 +224,25 @@ def fit_image(frame: np.ndarray, size: tuple[int, int], mode: str = "crop") -> n
     return canvas
 
 
-def _as_frame(frame: np.ndarray) -> np.ndarray:
+def check_frame(frame, what: str = "a frame") -> np.ndarray:
+    """A non-empty uint8 ``H×W×3`` frame, or an InkwalkError naming what was wrong."""
     frame = np.asarray(frame)
-    if frame.ndim != 3 or frame.shape[2] != 3:
-        raise ValueError(f"a frame must be H×W×3, got shape {frame.shape}")
-    if frame.dtype != np.uint8:
-        raise ValueError(f"a frame must be uint8, got {frame.dtype}")
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise InkwalkError(f"{what} must be a uint8 H×W×3 frame, got {frame.dtype} {frame.shape}")
+    if min(frame.shape[:2]) < 1:
+        raise InkwalkError(f"{what} is empty ({frame.shape})")
     return frame
+
+
+def check_clip(frames, what: str = "a clip", min_frames: int = 1) -> np.ndarray:
+    """A uint8 ``T×H×W×3`` clip of at least `min_frames` frames, or an InkwalkError."""
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) < min_frames:
+        raise InkwalkError(f"{what} must be uint8 T×H×W×3 frames (at least {min_frames}), "
+                           f"got {frames.dtype} {frames.shape}")
+    return frames
+
+
 
 
 class VideoWriter:
@@ -273,7 +285,7 @@ class VideoWriter:
         self._stream = stream
 
     def write(self, frame: np.ndarray) -> None:
-        frame = _as_frame(frame)
+        frame = check_frame(frame)
         h, w = frame.shape[:2]
         if self._container is None:
             self._open(w, h)

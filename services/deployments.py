@@ -19,27 +19,11 @@ import numpy as np
 from ray import serve
 
 from inkwalk.errors import InkwalkError
+from inkwalk.video import check_clip, check_frame
 from services.metrics import serve_metrics
 
 DEFAULT_OPTIONS = {"ray_actor_options": {"num_cpus": 0.25}, "max_ongoing_requests": 2,
                    "max_queued_requests": 64}
-
-
-def check_frame(frame: Any, what: str) -> np.ndarray:
-    """A uint8 H×W×3 frame, or an InkwalkError naming what was wrong."""
-    frame = np.asarray(frame)
-    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-        raise InkwalkError(f"{what} must be a uint8 H×W×3 frame, got {frame.dtype} {frame.shape}")
-    if min(frame.shape[:2]) < 1:
-        raise InkwalkError(f"{what} is empty ({frame.shape})")
-    return frame
-
-
-def check_clip(frames: Any, what: str) -> np.ndarray:
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
-        raise InkwalkError(f"{what} must be uint8 T×H×W×3 frames, got {frames.dtype} {frames.shape}")
-    return frames
 
 
 class _Timed:

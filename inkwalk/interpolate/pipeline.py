@@ -9,6 +9,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from inkwalk.errors import InkwalkError
+from inkwalk.video import check_clip
 
 METHODS = ("sofp", "flow-warp", "blend", "film")
 DEFAULT_METHOD = "flow-warp"  # measured best on real video (docs/benchmarks.md)
@@ -105,9 +106,7 @@ def interpolate_clip(frames: np.ndarray, method: str = DEFAULT_METHOD, flow: str
 
     `interpolator` reuses an already built one (e.g. loaded once per replica).
     """
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise InkwalkError(f"a clip must be a T×H×W×3 uint8 array, got {frames.dtype} {frames.shape}")
+    frames = check_clip(frames, min_frames=0)
     _passes(method, factor)  # validate before loading anything
     interp = interpolator or get_interpolator(method, flow=flow, models_dir=models_dir, device=device)
     if len(frames) < 2:
