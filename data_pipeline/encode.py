@@ -34,7 +34,8 @@ class ClipEncoder:
         self.torch = torch
         try:
             self._load(models_dir, device)
-        except InkwalkError as exc:  # re-raised as a plain error Ray can send back to the driver
+        except InkwalkError as exc:  # an actor that dies in __init__ reaches the driver as text only;
+            # clvhd._user_error finds this class name in that text
             raise EncoderSetupError(str(exc)) from None
         self.vae_batch = vae_batch
 

@@ -392,6 +392,19 @@ class CachedWalk:
     reused: bool
 
 
+def find_cached_walk(a: np.ndarray, b: np.ndarray, settings: WalkSettings, cache_dir: str | Path,
+                     models_dir: str | Path | None = None) -> tuple[str, CachedWalk | None]:
+    """The walk's cache key, and the cached walk when a complete one with the same inputs exists.
+
+    The one place that knows the cache layout, shared by this module and the Serve pipeline.
+    """
+    cache = Path(cache_dir)
+    cache.mkdir(parents=True, exist_ok=True)
+    key = walk_cache_key(a, b, settings, models_dir)
+    video, nodes = cache / f"{key}.mp4", cache / f"{key}.npz"
+    return key, CachedWalk(key, video, nodes, reused=True) if video.exists() and nodes.exists() else None
+
+
 def render_walk_cached(a: np.ndarray, b: np.ndarray, settings: WalkSettings, models: WalkModels,
                        cache_dir: str | Path, models_dir: str | Path | None = None,
                        crf: int = 10) -> CachedWalk:
@@ -402,12 +415,11 @@ def render_walk_cached(a: np.ndarray, b: np.ndarray, settings: WalkSettings, mod
     """
     from inkwalk.video import VideoWriter
 
+    key, cached = find_cached_walk(a, b, settings, cache_dir, models_dir)
+    if cached is not None:
+        return cached
     cache = Path(cache_dir)
-    cache.mkdir(parents=True, exist_ok=True)
-    key = walk_cache_key(a, b, settings, models_dir)
     video, nodes = cache / f"{key}.mp4", cache / f"{key}.npz"
-    if video.exists() and nodes.exists():
-        return CachedWalk(key, video, nodes, reused=True)
     keyframes = render_keyframes(a, b, settings, keyframer=models.keyframer)
     tmp_nodes = cache / f".{key}.{os.getpid()}.npz"
     tmp_video = cache / f".{key}.{os.getpid()}.mp4"

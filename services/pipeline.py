@@ -173,18 +173,17 @@ async def render_walk(stages: Stages, a: np.ndarray, b: np.ndarray, ws: WalkSett
     segments are requested at once (the deployments queue and autoscale) and written in order
     as they arrive, upscaled in chunks.
     """
-    from inkwalk.artwalks import CachedWalk, walk_cache_key
+    from inkwalk.artwalks import CachedWalk, find_cached_walk
     from inkwalk.schedules import s_curve_times
     from inkwalk.video import VideoWriter
 
-    cache = Path(cache_dir)
-    cache.mkdir(parents=True, exist_ok=True)
-    key = walk_cache_key(a, b, ws, models_dir)
-    video, nodes_file = cache / f"{key}.mp4", cache / f"{key}.npz"
-    if video.exists() and nodes_file.exists():
+    key, cached = find_cached_walk(a, b, ws, cache_dir, models_dir)
+    if cached is not None:
         for _ in range(walk_units(ws)):
             on_unit("cached")
-        return CachedWalk(key, video, nodes_file, reused=True)
+        return cached
+    cache = Path(cache_dir)
+    video, nodes_file = cache / f"{key}.mp4", cache / f"{key}.npz"
     h, w = a.shape[:2]
     kf = np.asarray(await stages.keyframes(a, b, ws)) if ws.keyframes else np.zeros((0, h, w, 3), np.uint8)
     on_unit("keyframes")
