@@ -65,8 +65,8 @@ class Keyframes:
             raise InkwalkError(f"settings must be WalkSettings, got {type(settings).__name__}")
         settings.validate()
         if settings.keyframes and self.keyframer is None:
-            raise InkwalkError(f"this deployment has no keyframe model (keyframer 'none'); ask for "
-                               f"keyframes 0 or deploy Keyframes with keyframer 'kandinsky'")
+            raise InkwalkError("this deployment has no keyframe model (keyframer 'none'); ask for "
+                               "keyframes 0 or deploy Keyframes with keyframer 'kandinsky'")
         with self.lock, _Timed(self.app, "keyframes"):
             return np.ascontiguousarray(render_keyframes(a, b, settings, keyframer=self.keyframer))
 

@@ -12,6 +12,9 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("INKWALK_NO_PROGRESS", "1")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 # Ray workers must import the project, not the test folder (STACK.md pitfall 6).
+# The tiny ConCLVD bundle fixture, shared by the ConCLVD test modules.
+pytest_plugins = ["conclvd_fixtures"]
+
 ROOT = Path(__file__).resolve().parents[1]
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
 

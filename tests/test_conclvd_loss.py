@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 
-from conclvd_fixtures import conclvd_tiny  # noqa: F401  (fixture)
 from inkwalk.conclvd.loss import conclvd_loss, contrastive_loss
 
 

@@ -7,7 +7,6 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conclvd_fixtures import conclvd_tiny  # noqa: F401  (fixture)
 from inkwalk.conclvd import MotionInitError, load_conclvd, training_step
 from inkwalk.conclvd.model import ConCLVDConfig
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from inkwalk.cli import main as cli_main
 from inkwalk.errors import InkwalkError

@@ -6,7 +6,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "serving.md"
 

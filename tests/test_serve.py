@@ -125,8 +125,6 @@ def test_conclvd_job_end_to_end(serve_apps, tmp_path):
 
 
 def test_bad_inputs_get_4xx_with_a_message_and_the_app_keeps_serving(serve_apps):
-    from PIL import Image
-
     rng = np.random.default_rng(0)
     noise = rng.integers(0, 256, (230, 230, 3), dtype=np.uint8)  # incompressible: > 150 kB as PNG
     big = _png(noise)
