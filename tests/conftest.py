@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,11 @@ def ray_session():
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+        # a private temp dir: never join another Ray on a shared machine (its `ray start`
+        # address file lives in the default temp dir); a bounded object store for the same reason
+        ray.init(address="local", _temp_dir=tempfile.mkdtemp(prefix="rt", dir="/tmp"),
+                 object_store_memory=1_500_000_000,
+                 num_cpus=2, include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "INKWALK_NO_PROGRESS": "1"}},
                  _system_config={"metrics_report_interval_ms": 1000})
     yield ray
