@@ -41,7 +41,7 @@ from inkwalk import __version__
 from inkwalk.artwalks import WalkError, WalkSettings
 from inkwalk.errors import InkwalkError
 from services import limits as L
-from services.deployments import ConCLVDGenerator, Encoder, Interpolator, Keyframes, Upscaler
+from services.deployments import CONCLVD_SETTINGS, ConCLVDGenerator, Encoder, Interpolator, Keyframes, Upscaler
 from services.metrics import serve_metrics
 from services.render import (Handles, RenderError, RenderOptions, WalkJob, one_line, render_text_video,
                              render_walks)
@@ -516,10 +516,9 @@ class ConCLVDIngress(JobIngress):
             L.check_prompt(body.prompt, self.limits)
             merged = {**self.args.defaults, **body.settings}
             L.check_conclvd_settings(merged, self.limits)
-            unknown = sorted(set(merged) - set(ConCLVDGenerator.SETTINGS))
+            unknown = sorted(set(merged) - set(CONCLVD_SETTINGS))
             if unknown:
-                raise L.RequestError(422, f"unknown ConCLVD setting(s) {unknown}; known: "
-                                          f"{sorted(ConCLVDGenerator.SETTINGS)}")
+                raise L.RequestError(422, f"unknown ConCLVD setting(s) {unknown}; known: {sorted(CONCLVD_SETTINGS)}")
         except L.RequestError as exc:
             return self._refuse(exc.status, str(exc))
         job_id = new_job_id()

@@ -31,6 +31,7 @@ from services.metrics import serve_metrics
 DEFAULT_OPTIONS = {"ray_actor_options": {"num_cpus": 0.25}, "max_ongoing_requests": 8,
                    "max_queued_requests": 64}
 DEFAULT_BATCH = {"max_batch_size": 4, "batch_wait_timeout_s": 0.02}
+CONCLVD_SETTINGS = ("negative_prompt", "frames", "steps", "guidance", "size", "seed")
 
 
 class _Timed:
@@ -136,8 +137,6 @@ class Keyframes:
 class ConCLVDGenerator:
     """SD 1.5 + ConCLVD motion module: text -> N frames (SOFP runs in the Interpolator)."""
 
-    SETTINGS = ("negative_prompt", "frames", "steps", "guidance", "size", "seed")
-
     def __init__(self, store: str, models_dir: str | None = None, motion_module: str | None = None,
                  device: str | None = None, app: str = "conclvd"):
         from inkwalk.conclvd import load_conclvd
@@ -163,9 +162,9 @@ class ConCLVDGenerator:
         from inkwalk.artwalks import contact_sheet
         from inkwalk.conclvd import generate_video
 
-        unknown = sorted(set(settings) - set(self.SETTINGS))
+        unknown = sorted(set(settings) - set(CONCLVD_SETTINGS))
         if unknown:
-            raise InkwalkError(f"unknown ConCLVD setting(s) {unknown}; known: {sorted(self.SETTINGS)}")
+            raise InkwalkError(f"unknown ConCLVD setting(s) {unknown}; known: {sorted(CONCLVD_SETTINGS)}")
         loop = asyncio.get_running_loop()
         steps: asyncio.Queue = asyncio.Queue()
         cancelled = threading.Event()
