@@ -133,4 +133,5 @@ def original_motion_modules(block_out_channels: tuple[int, ...], layers_per_bloc
 
 def original_checkpoint(modules: dict[str, VanillaTemporalModule]) -> dict[str, torch.Tensor]:
     """The modules' tensors under their original checkpoint keys."""
-    return {f"{prefix}.{key}": value for prefix, module in modules.items() for key, value in module.state_dict().items()}
+    return {f"{prefix}.{key}": value for prefix, module in modules.items()
+            for key, value in module.state_dict().items()}

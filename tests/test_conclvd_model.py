@@ -145,6 +145,6 @@ def test_load_from_an_original_layout_checkpoint_file(tiny_models, tmp_path, tab
     checkpoint.pop(dropped)
     checkpoint["down_blocks.0.motion_modules.0.temporal_transformer.extra"] = torch.zeros(2)
     torch.save(checkpoint, path)
-    with pytest.raises(MotionInitError, match="1 missing .mid_block.motion_modules.0.proj_in.weight.; "
-                                              "1 unexpected .down_blocks.0.motion_modules.0.temporal_transformer.extra"):
+    with pytest.raises(MotionInitError, match=r"1 missing .mid_block.motion_modules.0.proj_in.weight.; 1 unexpected "
+                                              r".down_blocks.0.motion_modules.0.temporal_transformer.extra"):
         load_conclvd(models_dir=tiny_models, motion_module=path, config={"sparse_causal": False})

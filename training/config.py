@@ -34,8 +34,8 @@ DEFAULTS: dict[str, Any] = {
     "model": {
         "models_dir": None,               # else env INKWALK_MODELS, else the public checkpoints
         "motion_module": None,            # initial motion weights (AnimateDiff adapter or our export)
-        "sparse_causal": True,            # false: the paper's ablation "w/o SC-Attn" (block 1 Versatile, as AnimateDiff)
-        "norm_mode": "per-frame",         # motion-module GroupNorm: per-frame (AnimateDiff, ConCLVD release) | joint (diffusers)
+        "sparse_causal": True,            # false: the paper's ablation "w/o SC-Attn" (AnimateDiff's module)
+        "norm_mode": "per-frame",         # motion GroupNorm per frame (AnimateDiff, release) | joint (diffusers)
         "gradient_checkpointing": False,
         "mixed_precision": "no",          # no | fp16 | bf16 (GPU only; CPU always trains in fp32)
         "ddp_find_unused_parameters": False,

@@ -33,7 +33,7 @@ class ConCLVDConfig:
 
     sparse_causal: bool = True            # False: the paper's ablation (block 1 Versatile, as AnimateDiff)
     first_frame_keys: bool = False        # Sparse-Causal keys also from frame 0 (authors' release)
-    norm_mode: str = "per-frame"          # motion-module GroupNorm: per-frame (AnimateDiff, release) | joint (diffusers)
+    norm_mode: str = "per-frame"          # GroupNorm per frame (AnimateDiff, release) | joint (diffusers)
     gradient_checkpointing: bool = False  # recompute activations in backward (training memory)
     adapter_pool: int = 8                 # noise adapter: predicted noise pooled to pool×pool
     adapter_hidden: int = 512

@@ -174,7 +174,8 @@ class ConCLVDMotionModule(nn.Module):
         if self.norm_mode == "per-frame":
             x = self.norm(hidden_states).view(batch, num_frames, channels, height, width)
         else:
-            x = self.norm(hidden_states.view(batch, num_frames, channels, height, width).transpose(1, 2)).transpose(1, 2)
+            video = hidden_states.view(batch, num_frames, channels, height, width).transpose(1, 2)
+            x = self.norm(video).transpose(1, 2)
         x = x.permute(0, 3, 4, 1, 2).reshape(batch * height * width, num_frames, channels)
         x = self.proj_in(x)
         for block in self.transformer_blocks:

@@ -220,8 +220,9 @@ def generate_video(model: ConCLVD, prompt: str, negative_prompt: str = "", frame
             progress(i + 1, steps)
         return tensors
 
+    generator = torch.Generator("cpu").manual_seed(int(seed))
     clip = pipe(prompt, negative_prompt=negative_prompt, num_frames=frames, height=size, width=size,
-                num_inference_steps=steps, guidance_scale=guidance, generator=torch.Generator("cpu").manual_seed(int(seed)),
+                num_inference_steps=steps, guidance_scale=guidance, generator=generator,
                 callback_on_step_end=on_step).frames[0]
     if sofp and frames > 1:
         from inkwalk.interpolate import interpolate_clip
