@@ -7,14 +7,16 @@ deployment can run it alone (numpy frames in, numpy frames out):
    mixes ``L_i = (1 - w_i) e_A + w_i e_B`` (weights from `inkwalk.schedules.embedding_weights`),
    decoded by the Kandinsky 2.2 decoder as one batch from one seed (the same starting noise for
    every keyframe, so neighbours stay close and a walk is reproducible);
-2. `interpolate_segment`: `n` frames between each neighbouring pair of ``A, K_1..K_m, B`` at
+2. `inkwalk.segments.piece_frames`: `n` frames between each neighbouring pair of ``A, K_1..K_m, B`` at
    eased times (`inkwalk.schedules.frame_times`: our S-curve or the authors' release curve);
 3. `upscale_frames`: super-resolution to the output size;
-4. `assemble`: walks chained into one mp4 with each painting held for a while.
+4. the video: pieces of those frames encoded into chunks and joined (`inkwalk.segments`,
+   `inkwalk.chunks`); `render_collection` runs it all in this process, the Ray services run
+   the same pieces on a cluster.
 
-A collection ``P_1..P_k`` is ``k - 1`` walks. Each walk is cached on disk as an mp4 segment
-keyed by a hash of its two (fitted) paintings and every setting that changes its pixels, so
-rendering a collection again, or a collection that shares walks, reuses them.
+A collection ``P_1..P_k`` is ``k - 1`` walks. Every chunk is named by a hash of its paintings'
+bytes and every setting and model that changes its pixels, so rendering a collection again,
+or a collection that shares walks, reuses them.
 
 Frame count of a collection (see docs/artwalks.md):
 ``(k - 1)(m + 1)(n + 1) + 1 + k * round(hold * fps)``.
@@ -23,11 +25,10 @@ Frame count of a collection (see docs/artwalks.md):
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -50,7 +51,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 KEYFRAMERS = ("kandinsky", "none")
 INTERPOLATORS = ("film", "flow-warp", "blend")
 UPSCALERS = ("realesrgan", "lanczos", "none")
-CACHE_VERSION = 1
 
 
 class WalkError(InkwalkError):
@@ -92,6 +92,27 @@ class WalkSettings:
         settings = cls(preset=preset, **values)
         settings.validate()
         return settings
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "WalkSettings":
+        """Settings from a JSON-like dict (``preset`` picks the defaults); bad values are WalkErrors."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise WalkError(f"unknown ArtWalks setting(s) {unknown}; known: {sorted(known)}")
+        values = dict(values)
+        if "size" in values:
+            size = values["size"]
+            try:
+                values["size"] = (int(size), int(size)) if isinstance(size, int) else tuple(int(v) for v in size)
+            except (TypeError, ValueError):
+                raise WalkError(f"size must be [width, height], got {size!r}") from None
+            if len(values["size"]) != 2:
+                raise WalkError(f"size must be [width, height], got {size!r}")
+        try:
+            return cls.with_preset(values.pop("preset", "paper"), **values)
+        except (TypeError, ValueError) as exc:
+            raise WalkError(f"bad ArtWalks settings: {exc}") from None
 
     def validate(self) -> None:
         """Raise WalkError on a setting no walk can be rendered with."""
@@ -166,11 +187,6 @@ def walk_frame_count(paintings: int, settings: WalkSettings) -> int:
     """Frames in the video of a collection of `paintings` paintings (the documented formula)."""
     k, m, n = paintings, settings.keyframes, settings.frames
     return (k - 1) * (m + 1) * (n + 1) + 1 + k * settings.hold_frames
-
-
-def frames_per_walk(settings: WalkSettings) -> int:
-    """Frames of one cached walk, both paintings included: ``(m + 1)(n + 1) + 1``."""
-    return (settings.keyframes + 1) * (settings.frames + 1) + 1
 
 
 # --------------------------------------------------------------------------- models
@@ -307,21 +323,6 @@ def render_keyframes(a: np.ndarray, b: np.ndarray, settings: WalkSettings,
     return np.stack([f if f.shape[:2] == (h, w) else fit_image(f, (w, h), "crop") for f in frames])
 
 
-def interpolate_segment(f0: np.ndarray, f1: np.ndarray, settings: WalkSettings,
-                        interpolator: Any = None, models_dir: str | Path | None = None) -> np.ndarray:
-    """The n frames strictly between f0 and f1 at the eased times, n×H×W×3 uint8."""
-    from inkwalk.schedules import frame_times
-
-    n = settings.frames
-    if n == 0:
-        return np.zeros((0, *f0.shape), np.uint8)
-    if interpolator is None:
-        from inkwalk.interpolate import get_interpolator
-
-        interpolator = get_interpolator(settings.interpolator, flow=settings.flow, models_dir=models_dir)
-    return np.asarray(interpolator.between(f0, f1, frame_times(n, settings.easing, settings.strength)), np.uint8)
-
-
 def upscale_frames(frames: np.ndarray, settings: WalkSettings, upscaler: Any = None,
                    models_dir: str | Path | None = None) -> np.ndarray:
     """Frames at the walk size -> frames at the output size (unchanged when they match)."""
@@ -333,21 +334,6 @@ def upscale_frames(frames: np.ndarray, settings: WalkSettings, upscaler: Any = N
 
         upscaler = get_upscaler(settings.upscaler, models_dir=models_dir, batch_size=settings.batch)
     return upscaler.upscale(frames, target)
-
-
-def render_walk_frames(a: np.ndarray, b: np.ndarray, settings: WalkSettings, models: WalkModels,
-                       keyframes: np.ndarray | None = None) -> Iterator[np.ndarray]:
-    """Stream the frames of one walk at the output size: ``A, (n frames), K_1, ..., (n frames), B``.
-
-    One segment is in memory at a time, so memory does not grow with the walk's length.
-    """
-    if keyframes is None:
-        keyframes = render_keyframes(a, b, settings, keyframer=models.keyframer)
-    nodes = [a, *keyframes, b]
-    for f0, f1 in zip(nodes[:-1], nodes[1:]):
-        segment = np.concatenate([f0[None], interpolate_segment(f0, f1, settings, models.interpolator)])
-        yield from upscale_frames(segment, settings, models.upscaler)
-    yield from upscale_frames(b[None], settings, models.upscaler)
 
 
 def contact_sheet(rows: Sequence[np.ndarray], thumb_height: int = 160, gap: int = 6) -> np.ndarray:
@@ -369,125 +355,94 @@ def contact_sheet(rows: Sequence[np.ndarray], thumb_height: int = 160, gap: int 
     return sheet
 
 
-# --------------------------------------------------------------------------- cache + collection
+# --------------------------------------------------------------------------- collection
 
 
 def default_cache_dir() -> Path:
-    """INKWALK_CACHE, else the user cache folder (~/.cache/inkwalk/walks)."""
+    """INKWALK_CACHE, else the user cache folder (~/.cache/inkwalk/store): chunks of past renders."""
     env = os.environ.get("INKWALK_CACHE")
     if env:
         return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "inkwalk" / "walks"
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "inkwalk" / "store"
 
 
-def walk_cache_key(a: np.ndarray, b: np.ndarray, settings: WalkSettings,
-                   models_dir: str | Path | None = None) -> str:
-    """Hash of both paintings' pixels, every pixel-changing setting and the models folder."""
-    digest = hashlib.sha256()
-    meta = {"v": CACHE_VERSION, "settings": settings.cache_fields(),
-            "models": str(Path(models_dir).resolve()) if models_dir else os.environ.get("INKWALK_MODELS", "")}
-    digest.update(json.dumps(meta, sort_keys=True).encode())
-    for frame in (a, b):
-        digest.update(str(frame.shape).encode())
-        digest.update(np.ascontiguousarray(frame).tobytes())
-    return digest.hexdigest()[:32]
+def walk_nodes(a: np.ndarray, b: np.ndarray | None, settings: WalkSettings,
+               keyframer: KandinskyKeyframer | None = None) -> np.ndarray:
+    """A walk's nodes ``A, K_1..K_m, B`` (fitted to the walk size); ``[A]`` alone when `b` is None."""
+    fa = prepare_painting(a, settings)
+    if b is None:
+        return fa[None]
+    fb = prepare_painting(b, settings)
+    keyframes = render_keyframes(fa, fb, settings, keyframer=keyframer)
+    return np.stack([fa, *keyframes, fb])
 
 
-@dataclass
-class CachedWalk:
-    """A rendered walk on disk: its frames (mp4) and its nodes ``A, K_1..K_m, B`` (npz)."""
+def stack_rows(rows: Sequence[np.ndarray], gap: int = 6) -> np.ndarray:
+    """Contact-sheet rows (images of one walk's nodes each) stacked on white: one sheet per video."""
+    width = max(r.shape[1] for r in rows)
+    sheet = np.full((sum(r.shape[0] for r in rows), width, 3), 255, np.uint8)
+    y = 0
+    for r in rows:
+        sheet[y:y + r.shape[0], :r.shape[1]] = r
+        y += r.shape[0]
+    return sheet
 
-    key: str
-    video: Path
-    nodes: Path
-    reused: bool
+
+BACKEND_MODELS = {  # registry models behind each backend (their weights name the chunks they render)
+    ("keyframer", "kandinsky"): ("kandinsky-2-2-prior", "kandinsky-2-2-decoder"),
+    ("interpolator", "film"): ("film-style",),
+    ("flow", "raft"): ("raft-large",), ("flow", "raft-large"): ("raft-large",),
+    ("flow", "raft-small"): ("raft-small",),
+    ("upscaler", "realesrgan"): ("realesrgan-x4plus",),
+}
 
 
-def find_cached_walk(a: np.ndarray, b: np.ndarray, settings: WalkSettings, cache_dir: str | Path,
-                     models_dir: str | Path | None = None) -> tuple[str, CachedWalk | None]:
-    """The walk's cache key, and the cached walk when a complete one with the same inputs exists.
+def stage_identity(kind: str, backend: str, models_dir: str | Path | None = None,
+                   flow: str | None = None) -> dict[str, Any]:
+    """What names one stage's model in a chunk's key: backend, flow, fingerprints of its weights.
 
-    The one place that knows the cache layout, shared by this module and the Serve pipeline.
+    The in-process renderer and the Serve deployments both name their models with it, so the
+    same work gets the same key wherever it runs and chunks are shared.
     """
-    cache = Path(cache_dir)
-    cache.mkdir(parents=True, exist_ok=True)
-    key = walk_cache_key(a, b, settings, models_dir)
-    video, nodes = cache / f"{key}.mp4", cache / f"{key}.npz"
-    return key, CachedWalk(key, video, nodes, reused=True) if video.exists() and nodes.exists() else None
+    from inkwalk.models import fingerprint
+
+    keys = [(kind, backend)] + ([("flow", flow)] if flow else [])
+    names = [m for key in keys for m in BACKEND_MODELS.get(key, ())]
+    identity: dict[str, Any] = {"backend": backend, "weights": {m: fingerprint(m, models_dir) for m in names}}
+    if flow:
+        identity["flow"] = flow
+    return identity
 
 
-def render_walk_cached(a: np.ndarray, b: np.ndarray, settings: WalkSettings, models: WalkModels,
-                       cache_dir: str | Path, models_dir: str | Path | None = None,
-                       crf: int = 10) -> CachedWalk:
-    """Render one walk into the cache, or reuse it if an identical walk is already there.
-
-    Files are written under a temporary name and renamed when complete, so an interrupted
-    render is never mistaken for a finished one.
-    """
-    from inkwalk.video import VideoWriter
-
-    key, cached = find_cached_walk(a, b, settings, cache_dir, models_dir)
-    if cached is not None:
-        return cached
-    cache = Path(cache_dir)
-    video, nodes = cache / f"{key}.mp4", cache / f"{key}.npz"
-    keyframes = render_keyframes(a, b, settings, keyframer=models.keyframer)
-    tmp_nodes = cache / f".{key}.{os.getpid()}.npz"
-    tmp_video = cache / f".{key}.{os.getpid()}.mp4"
-    try:
-        np.savez_compressed(tmp_nodes, nodes=np.stack([a, *keyframes, b]))
-        with VideoWriter(tmp_video, settings.fps, crf=crf, preset="veryfast") as writer:
-            writer.write_many(render_walk_frames(a, b, settings, models, keyframes))
-        os.replace(tmp_nodes, nodes)
-        os.replace(tmp_video, video)
-    finally:
-        tmp_nodes.unlink(missing_ok=True)
-        tmp_video.unlink(missing_ok=True)
-    return CachedWalk(key, video, nodes, reused=False)
+def model_identities(settings: WalkSettings, models_dir: str | Path | None = None) -> dict[str, Any]:
+    """The identities of the three stages a walk with `settings` uses (see `stage_identity`)."""
+    flow = settings.flow if settings.interpolator in ("flow-warp", "sofp") else None
+    return {"keyframer": stage_identity("keyframer", settings.keyframer, models_dir),
+            "interpolator": stage_identity("interpolator", settings.interpolator, models_dir, flow),
+            "upscaler": stage_identity("upscaler", settings.upscaler, models_dir)}
 
 
-def _walk_frames_from_cache(walk: CachedWalk, size: tuple[int, int]) -> Iterator[np.ndarray]:
-    from inkwalk.video import iter_frames
+def painting_id(painting: np.ndarray | str | Path) -> str:
+    """Content hash of a painting: its file's bytes, or an array's shape and pixels."""
+    from inkwalk.store import sha256_file
 
-    w, h = size
-    for frame in iter_frames(walk.video):
-        yield frame[:h, :w]  # odd sizes were padded by one pixel for yuv420p
-
-
-def assemble(walks: Sequence[CachedWalk], out: str | Path, settings: WalkSettings,
-             crf: int = 18) -> int:
-    """Chain cached walks into one mp4, streaming; each painting held `settings.hold` seconds.
-
-    A walk's last frame is the next walk's first, so it is written once. The held painting is
-    the walk's own (upscaled) frame. Returns the number of frames written.
-    """
-    from inkwalk.video import VideoWriter
-
-    size = settings.output_size
-    hold = settings.hold_frames
-    last_index = frames_per_walk(settings) - 1
-    with VideoWriter(out, settings.fps, crf=crf) as writer:
-        for i, walk in enumerate(walks):
-            for j, frame in enumerate(_walk_frames_from_cache(walk, size)):
-                if j == 0 and i > 0:
-                    continue  # the previous walk ended on this painting (and held it)
-                writer.write(frame)
-                if j in (0, last_index):
-                    for _ in range(hold):
-                        writer.write(frame)
-        return writer.frames_written
+    if isinstance(painting, np.ndarray):
+        digest = hashlib.sha256(str(painting.shape).encode())
+        digest.update(np.ascontiguousarray(painting).tobytes())
+        return "px-" + digest.hexdigest()
+    return sha256_file(painting)
 
 
 @dataclass
 class CollectionResult:
-    """What `render_collection` made and how much of it was reused from the cache."""
+    """What `render_collection` made and how much of it came from chunks rendered before."""
 
     path: Path
     frames: int
     fps: float
     size: tuple[int, int]
-    walks_rendered: int
-    walks_reused: int
+    chunks_rendered: int
+    chunks_reused: int
     sheet: Path | None = None
     keys: list[str] = field(default_factory=list)
 
@@ -505,38 +460,99 @@ def load_paintings(paths: Sequence[str | Path]) -> list[np.ndarray]:
     return [read_image(p) for p in paths]
 
 
+def video_metadata(settings: WalkSettings, paintings: Sequence[str], models: dict[str, Any]) -> dict[str, Any]:
+    """What goes into the mp4 so a video says how it was made (settings, seed, models, version)."""
+    from inkwalk import __version__
+
+    return {"inkwalk": __version__, "app": "artwalks", "settings": asdict(settings), "paintings": list(paintings),
+            "models": models}
+
+
 def render_collection(paintings: Sequence[np.ndarray | str | Path], out: str | Path, settings: WalkSettings,
                       cache_dir: str | Path | None = None, models_dir: str | Path | None = None,
                       models: WalkModels | None = None, device: str | None = None,
                       sheet: bool = True) -> CollectionResult:
-    """Render ``P_1..P_k`` as ``k - 1`` chained walks into `out` (mp4), reusing cached walks.
+    """Render ``P_1..P_k`` into `out` (mp4) in this process: the same pieces the cluster renders.
 
-    Paintings are arrays or image paths; all are fitted to `settings.size`. Models load once
-    for the whole collection (pass `models` to share them across collections). A contact sheet
-    of every walk's ``A, K_1..K_m, B`` goes next to the video as ``<out>.sheet.png``.
+    Paintings are arrays or image paths. Each piece (`inkwalk.segments`) is computed, upscaled
+    and encoded into a chunk in the store at `cache_dir` (any folder or store URI), unless a
+    chunk with its key is already there; the video is the chunks joined by stream copy, so
+    every frame is encoded once. Models load once for the whole collection (pass `models` to
+    share them across collections). A contact sheet of every walk's ``A, K_1..K_m, B`` goes next
+    to the video as ``<out>.sheet.png``.
     """
+    from inkwalk.chunks import Codec, encode_chunk_to_store, join_chunks
     from inkwalk.progress import progress
+    from inkwalk.segments import assign_keys, chunk_path, piece_frames, plan_pieces, walk_row_path
+    from inkwalk.store import Store
+    from inkwalk.atomic import atomic_output
     from inkwalk.video import read_image, save_image
 
     settings.validate()
     if len(paintings) < 2:
         raise WalkError(f"a walk needs at least 2 paintings, got {len(paintings)}")
-    images = [p if isinstance(p, np.ndarray) else read_image(p) for p in paintings]
-    fitted = [prepare_painting(img, settings) for img in images]
+    ids = [painting_id(p) for p in paintings]
     if models is None:
         models = load_walk_models(settings, models_dir=models_dir, device=device)
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    walks = []
-    for a, b in progress(list(zip(fitted[:-1], fitted[1:])), desc="walks", unit="walk"):
-        walks.append(render_walk_cached(a, b, settings, models, cache, models_dir=models_dir))
+    identities = model_identities(settings, models_dir)
+    codec = Codec()
+    store = Store(cache_dir if cache_dir is not None else default_cache_dir())
+    pieces, walks = assign_keys(plan_pieces(len(paintings), settings), ids, settings, identities, codec)
+    image = lambda i: paintings[i] if isinstance(paintings[i], np.ndarray) else read_image(paintings[i])  # noqa: E731
+    rendered = 0
+    nodes, nodes_of = None, object()
+    with progress(total=len(pieces), desc="pieces", unit="piece") as bar:
+        for piece in pieces:
+            if not store.exists(chunk_path(piece.key)):
+                owner = piece.walk if piece.walk is not None else "last"
+                if nodes_of != owner:  # the nodes of one walk at a time: memory stays flat
+                    nodes = (walk_nodes(image(piece.walk), image(piece.walk + 1), settings, models.keyframer)
+                             if piece.walk is not None else walk_nodes(image(len(paintings) - 1), None, settings))
+                    nodes_of = owner
+                    if piece.walk is not None and not store.exists(walk_row_path(walks[piece.walk])):
+                        store.put_bytes(walk_row_path(walks[piece.walk]), _png(contact_sheet([nodes])))
+                frames = upscale_frames(piece_frames(nodes, piece, models.interpolator), settings, models.upscaler)
+                encode_chunk_to_store(frames, store, chunk_path(piece.key), settings.fps, piece.repeat, codec)
+                rendered += 1
+            bar.update(1)
     out = Path(out)
-    frames = assemble(walks, out, settings)
+    with atomic_output(out) as tmp:
+        frames = join_chunks(store, [chunk_path(p.key) for p in pieces], tmp,
+                             video_metadata(settings, ids, identities))
     sheet_path = None
     if sheet:
-        rows = [np.load(w.nodes)["nodes"] for w in walks]
-        sheet_path = save_image(out.with_name(out.stem + ".sheet.png"), contact_sheet(rows))
-    return CollectionResult(out, frames, settings.fps, settings.output_size,
-                            walks_rendered=sum(not w.reused for w in walks),
-                            walks_reused=sum(w.reused for w in walks), sheet=sheet_path,
-                            keys=[w.key for w in walks])
+        rows = [_walk_row(store, key, image(i), image(i + 1), settings, models) for i, key in enumerate(walks)]
+        sheet_path = save_image(out.with_name(out.stem + ".sheet.png"), stack_rows(rows))
+    return CollectionResult(out, frames, settings.fps, settings.output_size, chunks_rendered=rendered,
+                            chunks_reused=len(pieces) - rendered, sheet=sheet_path, keys=[p.key for p in pieces])
 
+
+def _walk_row(store, key: str, a: np.ndarray, b: np.ndarray, settings: WalkSettings, models: WalkModels) -> np.ndarray:
+    """A walk's contact-sheet row from the store, or made now (when every chunk was reused)."""
+    from inkwalk.segments import walk_row_path
+
+    data = store.get_bytes(walk_row_path(key))
+    if data is None:
+        row = contact_sheet([walk_nodes(a, b, settings, models.keyframer)])
+        store.put_bytes(walk_row_path(key), _png(row))
+        return row
+    return _unpng(data)
+
+
+def _png(image: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _unpng(data: bytes) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB")).copy()

@@ -199,6 +199,25 @@ def locate(name: str, path: str | Path | None = None, models_dir: str | Path | N
     return spec.default
 
 
+def fingerprint(name: str, models_dir: str | Path | None = None) -> str:
+    """A cheap identity of the weights `name` loads from: names, sizes and times of its local files,
+    or its public id when no local copy exists. Rendered chunks are keyed by it, so replacing
+    weights renders anew instead of reusing pixels the old weights made."""
+    import hashlib
+
+    spec = _spec(name)
+    mdir = _models_dir(models_dir)
+    local = mdir / spec.local if mdir is not None else None
+    if local is None or not _present(spec, local):
+        return f"default:{spec.default}"
+    files = [local] if local.is_file() else sorted(f for f in local.rglob("*") if f.is_file())
+    digest = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        digest.update(f"{f.relative_to(local.parent)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return f"local:{digest.hexdigest()[:16]}"
+
+
 def _looked(cands: list[tuple[str, Path]], mdir: Path | None) -> list[str]:
     looked = [f"{p} ({label}, missing)" for label, p in cands]
     if mdir is None:

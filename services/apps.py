@@ -1,11 +1,17 @@
 """The two Serve apps, `artwalks` and `conclvd`: FastAPI job-API ingresses over the deployments.
 
-Rendering takes minutes, so HTTP is a job API: a submission is checked, recorded in the
-results store and answered ``202 {job_id}`` at once; the job runs as a task of the ingress
-replica that calls the model deployments through `DeploymentHandle`s and writes the mp4 and
-the keyframe contact sheet into the store. The owning replica writes a heartbeat into the
-job record while the job runs; a job whose owner stopped heart-beating (replica restarted or
-crashed) is reported ``failed`` with the reason and ``resubmittable: true``.
+Rendering takes minutes, so HTTP is a job API. A submission is admitted (job slots first, then
+the upload streamed into the store under its limits, then headers and settings checked; nothing
+is decoded here), recorded in the store and answered ``202 {job_id}``. The job then runs the
+segment path (`services.render`) from this replica: every frame is computed, upscaled and
+encoded on the model deployments and joined into the video by the Encoder, so the ingress holds
+no frame and its memory does not grow with the collection or the output size.
+
+Jobs survive their ingress: the record, the inputs and every finished chunk are in the store.
+The owning replica heart-beats its jobs; a replica that finds a job whose owner stopped
+heart-beating (restart, crash, scale-down) takes it over and resumes it from its chunks.
+`DELETE` cancels a running job (any replica: through a marker in the store) or deletes a
+finished one with its results.
 
 Serve config entry points (``import_path``): `services.apps:build_artwalks` and
 `services.apps:build_conclvd`, each taking the app's ``args`` (see `AppArgs`).
@@ -13,49 +19,59 @@ Serve config entry points (``import_path``): `services.apps:build_artwalks` and
 
 
 import asyncio
-import io
+import hashlib
+import hmac
 import json
 import logging
-import tempfile
+import os
+import random
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
-import numpy as np
-from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
-from fastapi.responses import JSONResponse, Response
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from inkwalk.artwalks import contact_sheet
+from inkwalk import __version__
+from inkwalk.artwalks import WalkError, WalkSettings
 from inkwalk.errors import InkwalkError
 from services import limits as L
-from services.deployments import ConCLVDGenerator, Interpolator, Keyframes, Upscaler
+from services.deployments import ConCLVDGenerator, Encoder, Interpolator, Keyframes, Upscaler
 from services.metrics import serve_metrics
-from services.pipeline import HandleStages, render_artwalk, render_conclvd, walk_settings
-from services.store import TERMINAL, JobRecord, ResultsStore, new_job_id
+from services.render import (Handles, RenderError, RenderOptions, WalkJob, one_line, render_text_video,
+                             render_walks)
+from services.store import JOB_ID, TERMINAL, JobRecord, JobStore, Retention, new_job_id
+from services.uploads import UploadLimits, receive
 
 log = logging.getLogger("ray.serve")
+TOKEN_ENV = "INKWALK_API_TOKEN"
+JOB_ID_PATH = PathParam(..., pattern=JOB_ID.pattern, description="a job id returned by POST jobs (32 hex digits)")
 
 
 @dataclass
 class AppArgs:
     """The ``args`` of an app in a Serve config (every key optional)."""
 
-    store: str = "~/.inkwalk/results"  # folder or pyarrow filesystem URI
-    models_dir: str | None = None
+    store: str = "~/.inkwalk/results"  # folder or pyarrow filesystem URI, shared by every node
+    models_dir: str | None = None  # else INKWALK_MODELS where the app is built, else the public ids
     device: str | None = None
     limits: dict[str, Any] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)  # settings merged under every request's
-    interpolator: dict[str, Any] = field(default_factory=dict)  # method, flow
-    upscaler: dict[str, Any] = field(default_factory=dict)  # backend, tile
+    interpolator: dict[str, Any] = field(default_factory=dict)  # method, flow, batch
+    upscaler: dict[str, Any] = field(default_factory=dict)  # backend, tile, batch_size, batch
     keyframer: str = "kandinsky"  # or "none": no Kandinsky weights, walks without keyframes
     motion_module: str | None = None
     fps: float = 8.0  # ConCLVD output frame rate
     heartbeat_timeout_s: float = 60.0
-    max_inflight_per_job: int = 8
+    render: dict[str, Any] = field(default_factory=dict)  # inflight, attempts, backoff_s, codec
+    retention: dict[str, Any] = field(default_factory=dict)
+    upload_timeout_s: float = 30.0
+    api_token: str | None = None  # else INKWALK_API_TOKEN; when set, every route needs it
     deployment_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
@@ -65,66 +81,74 @@ class AppArgs:
         unknown = sorted(set(args) - known)
         if unknown:
             raise InkwalkError(f"unknown app arg(s) {unknown}; known: {sorted(known)}")
-        return cls(**args)
+        parsed = cls(**args)
+        parsed.models_dir = parsed.models_dir or os.environ.get("INKWALK_MODELS") or None
+        parsed.api_token = parsed.api_token or os.environ.get(TOKEN_ENV) or None
+        return parsed
 
 
-def png_bytes(image: np.ndarray) -> bytes:
-    """PNG of one image: encoding happens only at the HTTP edge."""
-    from PIL import Image
+def _check_token(request: Request) -> None:
+    """Every route of an app whose ingress has a token: ``Authorization: Bearer`` or the Studio's cookie."""
+    token = getattr(request.app.state, "api_token", None)
+    if not token:
+        return
+    given = request.headers.get("authorization", "")
+    given = given[7:] if given.lower().startswith("bearer ") else request.cookies.get("inkwalk_token", "")
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        raise HTTPException(401, "missing or wrong API token: send 'Authorization: Bearer <token>'",
+                            headers={"WWW-Authenticate": "Bearer"})
 
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG")
-    return buf.getvalue()
 
-
-def _error_message(exc: BaseException) -> str:
-    """One line for a user: the deployment's own error, not Ray's wrapping traceback."""
-    cause = getattr(exc, "cause", None) or exc
-    text = str(cause).strip().splitlines()
-    name = type(cause).__name__
-    line = text[0] if text else name
-    return line if isinstance(cause, InkwalkError) else f"{name}: {line}"
+def _range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(start, end) of a single ``bytes=a-b`` range, None for the whole file; HTTPException 416 if bad."""
+    if not header:
+        return None
+    try:
+        unit, spec = header.split("=", 1)
+        start_text, end_text = spec.strip().split("-", 1)
+        if unit.strip() != "bytes" or "," in spec:
+            raise ValueError
+        if start_text == "":  # the last N bytes
+            start, end = max(0, size - int(end_text)), size
+        else:
+            start, end = int(start_text), min(size, int(end_text) + 1) if end_text else size
+    except ValueError:
+        raise HTTPException(416, f"unsupported Range {header!r}: use one 'bytes=START-END'",
+                            headers={"Content-Range": f"bytes */{size}"}) from None
+    if start >= size or start >= end:
+        raise HTTPException(416, f"Range {header!r} is outside the {size} bytes",
+                            headers={"Content-Range": f"bytes */{size}"})
+    return start, end
 
 
 class JobIngress:
-    """Job bookkeeping shared by both apps: records, heartbeats, interrupted jobs, 503s."""
+    """Job bookkeeping shared by both apps: records, heartbeats, take-over, cancel, files."""
 
     app_name = ""
 
-    def _setup(self, args: AppArgs) -> None:
+    def _setup(self, args: AppArgs, api: FastAPI, handles: Handles) -> None:
         self.args = args
-        self.store = ResultsStore(args.store)
+        self.handles = handles
+        self.store = JobStore(args.store)
         self.limits = L.Limits.from_dict(args.limits)
+        self.render_options = RenderOptions.from_dict(args.render)
+        self.retention = Retention.from_dict(args.retention)
+        api.state.api_token = args.api_token
         try:
             self.replica = serve.get_replica_context().replica_id.unique_id
-        except Exception:  # constructed outside Serve (benchmarks)
+        except Exception:  # constructed outside Serve
             self.replica = new_job_id()
         self.active: dict[str, asyncio.Task] = {}
+        self.records: dict[str, JobRecord] = {}
         self.metrics = serve_metrics()
-        self._state_counts = {"queued": 0, "running": 0}
-        for record in self.store.list_jobs(self.app_name):
-            self._reap(record)
+        self._models: dict[str, Any] | None = None
+        self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
 
     # ---------------------------------------------------------------- bookkeeping
-    def _reap(self, record: JobRecord) -> JobRecord:
-        """Mark a job failed when its owner is gone (stale heartbeat, or this replica lost it)."""
-        if record.state in TERMINAL:
-            return record
-        mine = record.owner == self.replica
-        stale = time.time() - record.heartbeat_at > self.args.heartbeat_timeout_s
-        if (mine and record.job_id not in self.active) or (not mine and stale):
-            record.state = "failed"
-            record.error = (f"interrupted: the ingress replica running this job stopped (restart or crash) "
-                            f"during stage '{record.stage}' at {record.progress:.0%}; submit it again")
-            record.resubmittable = True
-            record.finished_at = time.time()
-            self.store.save(record)
-            self.metrics.finished.inc(tags={"app": self.app_name, "state": "failed"})
-        return record
-
     def _gauges(self) -> None:
-        for state, n in self._state_counts.items():
-            self.metrics.jobs.set(n, tags={"app": self.app_name, "state": state})
+        running = sum(r.state == "running" for r in self.records.values())
+        self.metrics.jobs.set(running, tags={"app": self.app_name, "state": "running"})
+        self.metrics.jobs.set(len(self.active) - running, tags={"app": self.app_name, "state": "queued"})
         self.metrics.queue_depth.set(len(self.active), tags={"app": self.app_name})
 
     def _refuse(self, code: int, message: str) -> JSONResponse:
@@ -132,100 +156,178 @@ class JobIngress:
         headers = {"Retry-After": "10"} if code == 503 else None
         return JSONResponse({"detail": message}, status_code=code, headers=headers)
 
-    def _admit(self) -> JSONResponse | None:
+    def _busy(self) -> JSONResponse | None:
         if len(self.active) >= self.limits.max_active_jobs:
             return self._refuse(503, f"overloaded: {len(self.active)} jobs are rendering on this replica "
                                      f"(limit {self.limits.max_active_jobs}); retry later")
         return None
 
-    def _submit(self, settings: dict, work: Callable[[JobRecord, Path], Awaitable[tuple[int, list]]]
-                ) -> JSONResponse:
-        record = JobRecord(job_id=new_job_id(), app=self.app_name, settings=settings, owner=self.replica)
-        self.store.save(record)
-        self._state_counts["queued"] += 1
-        self.active[record.job_id] = asyncio.get_running_loop().create_task(self._run(record, work))
+    async def _describe(self) -> dict[str, Any]:
+        """The deployments' model identities (they name the chunks), asked once."""
+        if self._models is None:
+            models: dict[str, Any] = {}
+            for handle in self._model_handles():
+                models.update(await handle.describe.remote())
+            self._models = models
+        return self._models
+
+    def _model_handles(self) -> list:
+        raise NotImplementedError
+
+    def _start(self, record: JobRecord) -> None:
+        self.records[record.job_id] = record
+        self.active[record.job_id] = asyncio.get_running_loop().create_task(self._run(record))
         self._gauges()
-        return JSONResponse({"job_id": record.job_id, "state": record.state}, status_code=202,
-                            headers={"Location": f"jobs/{record.job_id}"})
 
-    async def _run(self, record: JobRecord, work) -> None:
+    async def _save(self, record: JobRecord) -> None:
+        record.heartbeat_at = time.time()
+        await asyncio.to_thread(self.store.save, record)
+
+    async def _run(self, record: JobRecord) -> None:
         t0 = time.time()
-        save_lock = asyncio.Lock()
-
-        async def save() -> None:
-            async with save_lock:
-                record.heartbeat_at = time.time()
-                await asyncio.to_thread(self.store.save, record)
-
-        async def heartbeat() -> None:
-            while True:
-                await asyncio.sleep(max(0.2, self.args.heartbeat_timeout_s / 4))
-                await save()
+        record.state, record.owner, record.error = "running", self.replica, None
+        record.started_at = record.started_at or time.time()
+        await self._save(record)
 
         def on_progress(stage: str, progress: float) -> None:
-            record.stage, record.progress = stage, round(float(progress), 4)
+            record.stage, record.progress = stage, round(max(record.progress, float(progress)), 4)
 
-        self._state_counts["queued"] -= 1
-        self._state_counts["running"] += 1
-        record.state = "running"
-        await save()
-        beat = asyncio.get_running_loop().create_task(heartbeat())
         try:
-            with tempfile.TemporaryDirectory(prefix="inkwalk-job-") as tmp:
-                video = Path(tmp) / "video.mp4"
-                record.frames, sheet = await work(record, video, on_progress)
-                on_progress("store", 0.99)
-                await asyncio.to_thread(self.store.put_file,
-                                        self.store.path(self.app_name, record.job_id, "video.mp4"), video)
-                await asyncio.to_thread(self.store.put_bytes,
-                                        self.store.path(self.app_name, record.job_id, "keyframes.png"),
-                                        png_bytes(sheet))
+            await self._work(record, on_progress)
             record.state, record.stage, record.progress = "done", "done", 1.0
+        except asyncio.CancelledError:
+            if not await asyncio.to_thread(self.store.cancel_requested, self.app_name, record.job_id):
+                # the replica is shutting down: leave the job running for another replica to take over
+                self.records.pop(record.job_id, None)
+                self.active.pop(record.job_id, None)
+                raise
+            record.state, record.stage, record.error = "cancelled", "cancelled", "cancelled by DELETE"
         except Exception as exc:  # a failure inside a deployment fails the job, never the replica
-            record.state, record.error = "failed", _error_message(exc)
+            record.state, record.error = "failed", one_line(exc)
+            record.resubmittable = isinstance(exc, RenderError) or not isinstance(exc, InkwalkError)
             log.warning("job %s failed: %s", record.job_id, record.error)
-        except asyncio.CancelledError:  # the replica is shutting down: the record must not say running
-            record.state, record.error = "failed", "interrupted: the replica shut down; resubmit the job"
-            record.resubmittable = True
-            raise
-        finally:
-            beat.cancel()
-            record.finished_at = time.time()
-            await save()
-            self._state_counts["running"] -= 1
-            self.active.pop(record.job_id, None)
-            self.metrics.finished.inc(tags={"app": self.app_name, "state": record.state})
-            self.metrics.job_seconds.observe(time.time() - t0, tags={"app": self.app_name, "state": record.state})
-            self._gauges()
+        record.finished_at = time.time()
+        await self._save(record)
+        self.records.pop(record.job_id, None)
+        self.active.pop(record.job_id, None)
+        self.metrics.finished.inc(tags={"app": self.app_name, "state": record.state})
+        self.metrics.job_seconds.observe(time.time() - t0, tags={"app": self.app_name, "state": record.state})
+        self._gauges()
+
+    async def _work(self, record: JobRecord, on_progress: Callable[[str, float], None]) -> None:
+        raise NotImplementedError
+
+    async def _supervise(self) -> None:
+        """Heartbeats, cancel markers, taking over orphaned jobs, retention: one loop per replica."""
+        tick = min(1.0, max(0.2, self.args.heartbeat_timeout_s / 4))
+        last_adopt = last_retention = 0.0
+        while True:
+            try:
+                for job_id, record in list(self.records.items()):
+                    if await asyncio.to_thread(self.store.cancel_requested, self.app_name, job_id):
+                        task = self.active.get(job_id)
+                        if task is not None and not task.done():
+                            task.cancel()
+                    elif record.state == "running":
+                        await self._save(record)
+                now = time.monotonic()
+                if now - last_adopt > self.args.heartbeat_timeout_s / 2:
+                    last_adopt = now
+                    await self._adopt_orphans()
+                if now - last_retention > self.retention.interval_s:
+                    last_retention = now
+                    gone = await asyncio.to_thread(self.store.apply_retention, self.app_name, self.retention)
+                    if any(gone.values()):
+                        log.info("retention removed %s", gone)
+            except Exception as exc:  # the store hiccuped: try again next tick, never die
+                log.warning("job supervisor: %s", one_line(exc))
+            await asyncio.sleep(tick)
+
+    async def _adopt_orphans(self) -> None:
+        """Resume jobs whose owner stopped heart-beating, while this replica has free slots."""
+        for record in await asyncio.to_thread(self.store.list_jobs, self.app_name):
+            if len(self.active) >= self.limits.max_active_jobs:
+                return
+            stale = time.time() - record.heartbeat_at > self.args.heartbeat_timeout_s
+            if record.state in TERMINAL or record.job_id in self.active or not stale:
+                continue
+            record.owner, record.resumed = self.replica, record.resumed + 1
+            await self._save(record)
+            await asyncio.sleep(0.2 + 0.3 * random.random())  # another replica may claim it too
+            again = await asyncio.to_thread(self.store.load, self.app_name, record.job_id)
+            if again is not None and again.owner == self.replica and again.state not in TERMINAL:
+                log.info("resuming job %s (owner stopped heart-beating)", record.job_id)
+                self._start(again)
 
     def _record(self, job_id: str) -> JobRecord:
-        record = self.store.load(self.app_name, job_id)
+        record = self.records.get(job_id) or self.store.load(self.app_name, job_id)
         if record is None:
             raise HTTPException(404, f"no {self.app_name} job {job_id!r}: check the id returned by POST jobs")
-        return self._reap(record)
+        return record
 
-    def _status(self, job_id: str) -> dict:
-        return self._record(job_id).public()
+    def _list(self, limit: int, offset: int) -> dict:
+        records = self.store.list_jobs(self.app_name)
+        page = [self.records.get(r.job_id, r).public() for r in records[offset:offset + limit]]
+        return {"jobs": page, "total": len(records), "limit": limit, "offset": offset}
 
-    def _file(self, job_id: str, name: str, media_type: str) -> Response:
+    async def _delete(self, job_id: str) -> Response:
+        record = self._record(job_id)
+        if record.state not in TERMINAL:
+            await asyncio.to_thread(self.store.request_cancel, self.app_name, job_id)
+            task = self.active.get(job_id)
+            if task is not None:
+                task.cancel()
+            elif time.time() - record.heartbeat_at > self.args.heartbeat_timeout_s:  # nobody runs it
+                record.state = record.stage = "cancelled"
+                record.finished_at = time.time()
+                await asyncio.to_thread(self.store.save, record)
+            return JSONResponse({"job_id": job_id, "state": "cancelling"}, status_code=202)
+        await asyncio.to_thread(self.store.delete_job, self.app_name, job_id)
+        return Response(status_code=204)
+
+    def _output(self, job_id: str, name: str) -> str:
         record = self._record(job_id)
         if record.state != "done":
-            detail = (f"job {job_id} failed: {record.error}" if record.state == "failed"
+            detail = (f"job {job_id} {record.state}: {record.error}" if record.state in ("failed", "cancelled")
                       else f"job {job_id} is {record.state} ({record.stage}, {record.progress:.0%}); poll "
                            f"GET jobs/{job_id} until state is 'done'")
             raise HTTPException(409, detail)
-        data = self.store.get_bytes(self.store.path(self.app_name, job_id, name))
-        if data is None:
+        rel = record.outputs.get(name)
+        if not rel or not self.store.exists(rel):
             raise HTTPException(404, f"job {job_id} has no {name} in the results store")
-        return Response(data, media_type=media_type)
+        return rel
+
+    def _stream(self, rel: str, media_type: str, request: Request, filename: str | None = None) -> Response:
+        """A store file as a streamed response with single-range support (video players seek)."""
+        size = self.store.size(rel)
+        if size is None:
+            raise HTTPException(404, "the file is no longer in the results store")
+        span = _range(request.headers.get("range"), size)
+        start, end = span or (0, size)
+        headers = {"Accept-Ranges": "bytes", "Content-Length": str(end - start)}
+        if filename:
+            headers["Content-Disposition"] = f'inline; filename="{filename}"'
+        if span:
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+        return StreamingResponse(self.store.iter_bytes(rel, start, end), status_code=206 if span else 200,
+                                 media_type=media_type, headers=headers)
 
     def check_health(self) -> None:
         self.store.fs.get_file_info(self.store.root)  # the results store is reachable
+        if self._supervisor.done():
+            raise RuntimeError("the job supervisor stopped")
+
+
+def _png(rel: str, store: JobStore) -> Response:
+    data = store.get_bytes(rel)
+    if data is None:
+        raise HTTPException(404, "no such image yet")
+    return Response(data, media_type="image/png")
 
 
 # ---------------------------------------------------------------------- ArtWalks
 
-artwalks_api = FastAPI(title="inkwalk ArtWalks", version="0.1.0",
+artwalks_api = FastAPI(title="inkwalk ArtWalks", version=__version__, dependencies=[Depends(_check_token)],
                        description="Walks between paintings (ArtWalks): submit paintings, poll the job, "
                                    "download the mp4.")
 
@@ -237,46 +339,68 @@ class ArtWalksIngress(JobIngress):
     app_name = "artwalks"
 
     def __init__(self, keyframes: DeploymentHandle, interpolator: DeploymentHandle,
-                 upscaler: DeploymentHandle, args: dict):
-        self._setup(AppArgs.parse(args))
-        self.handles = (keyframes, interpolator, upscaler)
+                 upscaler: DeploymentHandle, encoder: DeploymentHandle, args: dict):
+        self._setup(AppArgs.parse(args), artwalks_api,
+                    Handles(keyframes=keyframes, interpolator=interpolator, upscaler=upscaler, encoder=encoder))
 
-    @artwalks_api.post("/jobs", status_code=202, summary="Submit a walk through 2+ paintings")
-    async def submit(self, request: Request, paintings: list[UploadFile] = File(..., description="images in walk order"),
-                     settings: str = Form("{}", description="JSON object of WalkSettings fields")):
+    def _model_handles(self) -> list:
+        return [self.handles.keyframes, self.handles.interpolator, self.handles.upscaler]
+
+    @artwalks_api.post("/jobs", status_code=202, summary="Submit a walk through 2+ paintings",
+                       openapi_extra={"requestBody": {"content": {"multipart/form-data": {"schema": {
+                           "type": "object", "required": ["paintings"],
+                           "properties": {"paintings": {"type": "array", "items": {"type": "string",
+                                                                                     "format": "binary"},
+                                                        "description": "images in walk order"},
+                                          "settings": {"type": "string",
+                                                       "description": "JSON object of WalkSettings fields"}}}}}}})
+    async def submit(self, request: Request):
+        busy = self._busy()  # before reading a byte of the body
+        if busy is not None:
+            return busy
+        job_id = new_job_id()
+        folder = self.store.job_path(self.app_name, job_id, "inputs")
+        limits = UploadLimits(max_total_bytes=self.limits.max_total_upload_bytes,
+                              max_file_bytes=self.limits.max_upload_bytes, max_files=self.limits.max_paintings,
+                              file_fields=("paintings",), text_fields=("settings",),
+                              read_timeout_s=self.args.upload_timeout_s)
         try:
-            length = int(request.headers.get("content-length") or 0)
-            L.check_total_upload(length, self.limits)
-            L.check_paintings_count(len(paintings), self.limits)
+            upload = await receive(request, self.store, folder, limits)
             try:
-                user = json.loads(settings or "{}")
-            except json.JSONDecodeError as exc:
-                raise L.RequestError(422, f"settings is not valid JSON ({exc})") from None
-            L.check_walk_settings(user, self.limits)
-            ws = self._settings(user)
-            images = []
-            for i, upload in enumerate(paintings):
-                data = await upload.read(self.limits.max_upload_bytes + 1)
-                images.append(await asyncio.to_thread(L.decode_painting, upload.filename or f"#{i}", data,
-                                                      self.limits))
+                paintings = upload.files
+                L.check_paintings_count(len(paintings), self.limits)
+                try:
+                    user = json.loads(upload.fields.get("settings") or "{}")
+                except json.JSONDecodeError as exc:
+                    raise L.RequestError(422, f"settings is not valid JSON ({exc})") from None
+                L.check_walk_settings(user, self.limits)
+                ws = self._settings(user)
+                for f in paintings:
+                    await asyncio.to_thread(L.check_painting_file, f.filename or f.path, self.store, f.path,
+                                            self.limits)
+            except BaseException:
+                await asyncio.to_thread(self.store.delete_job, self.app_name, job_id)
+                raise
         except L.RequestError as exc:
             return self._refuse(exc.status, str(exc))
         except InkwalkError as exc:
             return self._refuse(422, str(exc))
-        busy = self._admit()
+        busy = self._busy()  # the upload took a while: another job may have taken the slot
         if busy is not None:
+            await asyncio.to_thread(self.store.delete_job, self.app_name, job_id)
             return busy
-        stages = HandleStages(*self.handles, max_inflight=self.args.max_inflight_per_job)
+        record = JobRecord(job_id=job_id, app=self.app_name, owner=self.replica, version=__version__,
+                           settings=json.loads(json.dumps(asdict(ws))),
+                           inputs=[{"name": f.filename, "path": f.path, "sha256": f.sha256, "size": f.size}
+                                   for f in paintings],
+                           outputs={"video": self.store.job_path(self.app_name, job_id, "video.mp4"),
+                                    "keyframes": self.store.job_path(self.app_name, job_id, "keyframes.png")})
+        await asyncio.to_thread(self.store.save, record)
+        self._start(record)
+        return JSONResponse({"job_id": job_id, "state": record.state}, status_code=202,
+                            headers={"Location": f"jobs/{job_id}"})
 
-        async def work(record: JobRecord, out: Path, on_progress):
-            frames, _, sheet = await render_artwalk(stages, images, ws, out, models_dir=self.args.models_dir,
-                                                    on_progress=on_progress)
-            return frames, sheet
-
-        merged = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(ws).items()}
-        return self._submit(merged, work)
-
-    def _settings(self, user: dict):
+    def _settings(self, user: dict) -> WalkSettings:
         """WalkSettings of a request: the app's defaults, the user's values, the served backends.
 
         The backends are the deployments' (chosen in the Serve config); a request naming another
@@ -290,28 +414,75 @@ class ArtWalksIngress(JobIngress):
             if key in user and user[key] != value:
                 raise L.RequestError(422, f"this app serves {key} {value!r}, not {user[key]!r}: leave "
                                           f"{key!r} out or deploy an app with that backend")
-        ws = walk_settings({**self.args.defaults, **user, **served})
+        try:
+            ws = WalkSettings.from_dict({**self.args.defaults, **user, **served})
+        except WalkError as exc:
+            raise L.RequestError(422, str(exc)) from None
         L.check_walk_sizes(tuple(ws.size), ws.output_size, self.limits)
         return ws
 
-    @artwalks_api.get("/jobs/{job_id}", summary="State, stage, progress (0..1) and error of a job")
-    def status(self, job_id: str) -> dict:
-        return self._status(job_id)
+    async def _work(self, record: JobRecord, on_progress) -> None:
+        ws = WalkSettings.from_dict(record.settings)
 
-    @artwalks_api.get("/jobs/{job_id}/video", summary="The rendered mp4 (H.264)",
+        record.walk_keys = [""] * (len(record.inputs) - 1)
+
+        def walk_ready(i: int, key: str) -> None:
+            record.walk_keys[i] = key
+            record.previews = sorted({*record.previews, i})
+
+        job = WalkJob(paintings=[i["path"] for i in record.inputs], painting_ids=[i["sha256"] for i in record.inputs],
+                      settings=ws, video=record.outputs["video"], sheet=record.outputs["keyframes"],
+                      metadata={"job_id": record.job_id})
+        record.models = await self._describe()
+        result = await render_walks(self.handles, self.store, job, record.models, self.render_options,
+                                    on_progress, walk_ready)
+        record.frames, record.walk_keys = result.frames, result.walk_keys
+        record.chunks_rendered, record.chunks_reused = result.chunks_rendered, result.chunks_reused
+
+    @artwalks_api.get("/jobs", summary="Jobs of this app, newest first (paged)")
+    def list_jobs(self, limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0)) -> dict:
+        return self._list(limit, offset)
+
+    @artwalks_api.get("/jobs/{job_id}", summary="State, stage, progress (0..1) and error of a job")
+    def status(self, job_id: str = JOB_ID_PATH) -> dict:
+        return self._record(job_id).public()
+
+    @artwalks_api.delete("/jobs/{job_id}", summary="Cancel a running job (202), or delete a finished one (204)")
+    async def delete(self, job_id: str = JOB_ID_PATH) -> Response:
+        return await self._delete(job_id)
+
+    @artwalks_api.get("/jobs/{job_id}/video", summary="The rendered mp4 (H.264), streamed, with Range support",
                       response_class=Response)
-    def video(self, job_id: str) -> Response:
-        return self._file(job_id, "video.mp4", "video/mp4")
+    def video(self, request: Request, job_id: str = JOB_ID_PATH) -> Response:
+        return self._stream(self._output(job_id, "video"), "video/mp4", request, f"{job_id}.mp4")
 
     @artwalks_api.get("/jobs/{job_id}/keyframes", summary="Contact sheet (PNG) of the diffusion keyframes",
                       response_class=Response)
-    def keyframes(self, job_id: str) -> Response:
-        return self._file(job_id, "keyframes.png", "image/png")
+    def keyframes(self, job_id: str = JOB_ID_PATH) -> Response:
+        return _png(self._output(job_id, "keyframes"), self.store)
+
+    @artwalks_api.get("/jobs/{job_id}/previews/{walk}", summary="One walk's A, K_1..K_m, B (PNG) once it exists",
+                      response_class=Response)
+    def preview(self, walk: int, job_id: str = JOB_ID_PATH) -> Response:
+        from inkwalk.segments import walk_row_path
+
+        record = self._record(job_id)
+        if walk not in record.previews:
+            raise HTTPException(404, f"walk {walk} of job {job_id} has no keyframes yet")
+        return _png(walk_row_path(record.walk_keys[walk]), self.store)
+
+    @artwalks_api.get("/jobs/{job_id}/paintings/{index}", summary="An uploaded painting, as sent",
+                      response_class=Response)
+    def painting(self, request: Request, index: int, job_id: str = JOB_ID_PATH) -> Response:
+        record = self._record(job_id)
+        if not 0 <= index < len(record.inputs):
+            raise HTTPException(404, f"job {job_id} has {len(record.inputs)} paintings")
+        return self._stream(record.inputs[index]["path"], "application/octet-stream", request)
 
 
 # ---------------------------------------------------------------------- ConCLVD
 
-conclvd_api = FastAPI(title="inkwalk ConCLVD", version="0.1.0",
+conclvd_api = FastAPI(title="inkwalk ConCLVD", version=__version__, dependencies=[Depends(_check_token)],
                       description="Text to Chinese-landscape-painting video (ConCLVD): submit a prompt, "
                                   "poll the job, download the mp4.")
 
@@ -328,45 +499,80 @@ class ConCLVDRequest(BaseModel):
 class ConCLVDIngress(JobIngress):
     app_name = "conclvd"
 
-    def __init__(self, generator: DeploymentHandle, interpolator: DeploymentHandle, args: dict):
-        self._setup(AppArgs.parse(args))
-        self.handles = (generator, interpolator)
+    def __init__(self, generator: DeploymentHandle, interpolator: DeploymentHandle, encoder: DeploymentHandle,
+                 args: dict):
+        self._setup(AppArgs.parse(args), conclvd_api,
+                    Handles(generator=generator, interpolator=interpolator, encoder=encoder))
+
+    def _model_handles(self) -> list:
+        return [self.handles.generator, self.handles.interpolator]
 
     @conclvd_api.post("/jobs", status_code=202, summary="Submit a text-to-video job")
     async def submit(self, body: ConCLVDRequest):
+        busy = self._busy()
+        if busy is not None:
+            return busy
         try:
             L.check_prompt(body.prompt, self.limits)
             merged = {**self.args.defaults, **body.settings}
             L.check_conclvd_settings(merged, self.limits)
+            unknown = sorted(set(merged) - set(ConCLVDGenerator.SETTINGS))
+            if unknown:
+                raise L.RequestError(422, f"unknown ConCLVD setting(s) {unknown}; known: "
+                                          f"{sorted(ConCLVDGenerator.SETTINGS)}")
         except L.RequestError as exc:
             return self._refuse(exc.status, str(exc))
-        busy = self._admit()
-        if busy is not None:
-            return busy
-        generator, interpolator = self.handles
-        stages = HandleStages(generator=generator, interpolator=interpolator,
-                              max_inflight=self.args.max_inflight_per_job)
-        prompt = body.prompt
+        job_id = new_job_id()
+        record = JobRecord(job_id=job_id, app=self.app_name, owner=self.replica, version=__version__,
+                           settings={"prompt": body.prompt, **merged},
+                           outputs={"video": self.store.job_path(self.app_name, job_id, "video.mp4")})
+        await asyncio.to_thread(self.store.save, record)
+        self._start(record)
+        return JSONResponse({"job_id": job_id, "state": record.state}, status_code=202,
+                            headers={"Location": f"jobs/{job_id}"})
 
-        async def work(record: JobRecord, out: Path, on_progress):
-            n, clip = await render_conclvd(stages, prompt, merged, out, fps=self.args.fps, on_progress=on_progress)
-            return n, contact_sheet([clip])
+    async def _work(self, record: JobRecord, on_progress) -> None:
+        settings = dict(record.settings)
+        prompt = settings.pop("prompt")
+        record.models = await self._describe()
+        opts = self.render_options
+        key = hashlib.sha256(json.dumps({"prompt": prompt, "settings": settings, "models": record.models,
+                                         "fps": self.args.fps, "codec": opts.codec.fields()},
+                                        sort_keys=True).encode()).hexdigest()[:32]
+        preview = f"previews/{key[:2]}/{key}.png"
+        record.outputs["keyframes"] = preview
+        metadata = {"inkwalk": __version__, "app": "conclvd", "prompt": prompt, "settings": settings,
+                    "models": record.models, "job_id": record.job_id}
+        record.frames = await render_text_video(self.handles, self.store, prompt, settings, key,
+                                                record.outputs["video"], preview, self.args.fps, metadata, opts,
+                                                on_progress)
 
-        return self._submit({"prompt": prompt, **merged}, work)
+    @conclvd_api.get("/jobs", summary="Jobs of this app, newest first (paged)")
+    def list_jobs(self, limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0)) -> dict:
+        return self._list(limit, offset)
 
     @conclvd_api.get("/jobs/{job_id}", summary="State, stage, progress (0..1) and error of a job")
-    def status(self, job_id: str) -> dict:
-        return self._status(job_id)
+    def status(self, job_id: str = JOB_ID_PATH) -> dict:
+        return self._record(job_id).public()
 
-    @conclvd_api.get("/jobs/{job_id}/video", summary="The rendered mp4 (2N-1 frames after SOFP)",
+    @conclvd_api.delete("/jobs/{job_id}", summary="Cancel a running job (202), or delete a finished one (204)")
+    async def delete(self, job_id: str = JOB_ID_PATH) -> Response:
+        return await self._delete(job_id)
+
+    @conclvd_api.get("/jobs/{job_id}/video", summary="The rendered mp4 (2N-1 frames after SOFP), with Range support",
                      response_class=Response)
-    def video(self, job_id: str) -> Response:
-        return self._file(job_id, "video.mp4", "video/mp4")
+    def video(self, request: Request, job_id: str = JOB_ID_PATH) -> Response:
+        return self._stream(self._output(job_id, "video"), "video/mp4", request, f"{job_id}.mp4")
 
     @conclvd_api.get("/jobs/{job_id}/keyframes", summary="Contact sheet (PNG) of the N generated frames",
                      response_class=Response)
-    def keyframes(self, job_id: str) -> Response:
-        return self._file(job_id, "keyframes.png", "image/png")
+    def keyframes(self, job_id: str = JOB_ID_PATH) -> Response:
+        record = self._record(job_id)
+        rel = record.outputs.get("keyframes")
+        if not rel or not self.store.exists(rel):
+            raise HTTPException(404 if record.state in TERMINAL else 409,
+                                f"job {job_id} has no generated frames yet ({record.state})")
+        return _png(rel, self.store)
 
 
 # ---------------------------------------------------------------------- builders
@@ -377,23 +583,34 @@ def _opts(args: AppArgs, name: str) -> dict[str, Any]:
 
 
 def build_artwalks(args: dict | None = None) -> serve.Application:
-    """The `artwalks` app: ingress + Keyframes + Interpolator + Upscaler (Serve config builder)."""
+    """The `artwalks` app: ingress + Keyframes + Interpolator + Upscaler + Encoder (Serve config builder)."""
     a = AppArgs.parse(args)
     common = {"models_dir": a.models_dir, "device": a.device, "app": "artwalks"}
-    kf = Keyframes.options(**_opts(a, "Keyframes")).bind(**common, keyframer=a.keyframer)
+    kf = Keyframes.options(**_opts(a, "Keyframes")).bind(store=a.store, keyframer=a.keyframer, limits=a.limits,
+                                                         **common)
     interp = Interpolator.options(**_opts(a, "Interpolator")).bind(**common, **a.interpolator)
     up = Upscaler.options(**_opts(a, "Upscaler")).bind(**common, **a.upscaler)
-    return ArtWalksIngress.options(**_opts(a, "ArtWalksIngress")).bind(kf, interp, up, args or {})
+    enc = Encoder.options(**_opts(a, "Encoder")).bind(store=a.store, app="artwalks")
+    return ArtWalksIngress.options(**_opts(a, "ArtWalksIngress")).bind(kf, interp, up, enc, _resolved(a, args))
 
 
 def build_conclvd(args: dict | None = None) -> serve.Application:
-    """The `conclvd` app: ingress + ConCLVDGenerator + Interpolator (SOFP) (Serve config builder)."""
+    """The `conclvd` app: ingress + ConCLVDGenerator + Interpolator (SOFP) + Encoder (Serve config builder)."""
     a = AppArgs.parse(args)
     common = {"models_dir": a.models_dir, "device": a.device, "app": "conclvd"}
-    gen = ConCLVDGenerator.options(**_opts(a, "ConCLVDGenerator")).bind(**common, motion_module=a.motion_module)
+    gen = ConCLVDGenerator.options(**_opts(a, "ConCLVDGenerator")).bind(store=a.store, motion_module=a.motion_module,
+                                                                       **common)
     interp_args = {"method": "sofp", "flow": "raft", **a.interpolator}
     interp = Interpolator.options(**_opts(a, "Interpolator")).bind(**common, **interp_args)
-    return ConCLVDIngress.options(**_opts(a, "ConCLVDIngress")).bind(gen, interp, args or {})
+    enc = Encoder.options(**_opts(a, "Encoder")).bind(store=a.store, app="conclvd")
+    return ConCLVDIngress.options(**_opts(a, "ConCLVDIngress")).bind(gen, interp, enc, _resolved(a, args))
+
+
+def _resolved(a: AppArgs, args: dict | None) -> dict:
+    """The ingress's args with what was resolved where the app was built (models folder, token)."""
+    out = dict(args or {})
+    out["models_dir"], out["api_token"] = a.models_dir, a.api_token
+    return out
 
 
 def apps_from_config(path: str | Path, overrides: dict[str, dict] | None = None) -> dict[str, tuple]:
@@ -419,3 +636,5 @@ def apps_from_config(path: str | Path, overrides: dict[str, dict] | None = None)
         module, func = entry["import_path"].split(":")
         built[entry["name"]] = (getattr(importlib.import_module(module), func)(args), entry["route_prefix"])
     return built
+
+

@@ -1,29 +1,36 @@
-"""The four model deployments: each loads its models once, in its constructor.
+"""The model deployments and the encoder: each loads its models once, in its constructor.
 
-Options (replicas, autoscaling, queue limits, CPUs/GPUs) are never fixed here beyond safe
-defaults: the Serve config (cluster/serve_config*.yaml) or `services.apps.build_*` sets them.
-Serve runs sync methods in a thread pool (STACK.md pitfall 3), so every stateful model sits
-behind a lock: one replica computes one request at a time and queues the rest, which is also
-what the GPU wants. Bad inputs raise `InkwalkError` subclasses; they fail the request, never
-the replica.
+Options (replicas, autoscaling, queue limits, CPUs/GPUs, resources) are never fixed here beyond
+safe defaults: the Serve config (cluster/serve_config*.yaml) or `services.apps.build_*` sets
+them. Serve runs sync methods in a thread pool (STACK.md pitfall 3), so every stateful model
+sits behind a lock: one replica computes one batch at a time and queues the rest, which is also
+what a GPU wants. The Interpolator's and the Upscaler's piece methods are `serve.batch`ed:
+requests of different jobs that arrive together go through the model together. Bad inputs
+raise `InkwalkError` subclasses; they fail the request, never the replica.
+
+Every deployment that reads or writes files gets the app's store (`inkwalk.store.Store` URI)
+and works with paths inside it, so any replica on any node sees the same files.
 """
 
 from __future__ import annotations
 
-import queue
+import asyncio
+import io
 import threading
 import time
-from typing import Any, Iterator, Sequence
+from typing import Any, AsyncIterator, Sequence
 
 import numpy as np
 from ray import serve
 
 from inkwalk.errors import InkwalkError
+from inkwalk.store import Store
 from inkwalk.video import check_clip, check_frame
 from services.metrics import serve_metrics
 
-DEFAULT_OPTIONS = {"ray_actor_options": {"num_cpus": 0.25}, "max_ongoing_requests": 2,
+DEFAULT_OPTIONS = {"ray_actor_options": {"num_cpus": 0.25}, "max_ongoing_requests": 8,
                    "max_queued_requests": 64}
+DEFAULT_BATCH = {"max_batch_size": 4, "batch_wait_timeout_s": 0.02}
 
 
 class _Timed:
@@ -40,39 +47,85 @@ class _Timed:
         serve_metrics().stage_seconds.observe(time.perf_counter() - self.t0, tags=self.tags)
 
 
+def _png(image: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _node_id() -> str:
+    import ray
+
+    return ray.get_runtime_context().get_node_id()
+
+
+def _configure_batching(method, batch: dict[str, Any] | None) -> None:
+    """Apply `{max_batch_size, batch_wait_timeout_s}` from the app args to a `serve.batch` method."""
+    batch = {**DEFAULT_BATCH, **(batch or {})}
+    unknown = sorted(set(batch) - set(DEFAULT_BATCH))
+    if unknown:
+        raise InkwalkError(f"unknown batch option(s) {unknown}; known: {sorted(DEFAULT_BATCH)}")
+    method.set_max_batch_size(int(batch["max_batch_size"]))
+    method.set_batch_wait_timeout_s(float(batch["batch_wait_timeout_s"]))
+
+
 @serve.deployment(name="Keyframes", **DEFAULT_OPTIONS)
 class Keyframes:
-    """Kandinsky 2.2 keyframes between two paintings (ArtWalks conceptual interpolation)."""
+    """A walk's nodes: both paintings fitted to the walk size and the Kandinsky 2.2 keyframes between."""
 
-    def __init__(self, models_dir: str | None = None, device: str | None = None,
-                 keyframer: str = "kandinsky", app: str = "artwalks"):
-        from inkwalk.artwalks import KEYFRAMERS, KandinskyKeyframer
+    def __init__(self, store: str, models_dir: str | None = None, device: str | None = None,
+                 keyframer: str = "kandinsky", app: str = "artwalks", limits: dict | None = None):
+        from inkwalk.artwalks import KEYFRAMERS, KandinskyKeyframer, stage_identity
+        from services.limits import Limits
 
         if keyframer not in KEYFRAMERS:
             raise InkwalkError(f"unknown keyframer {keyframer!r}; choose one of: {', '.join(KEYFRAMERS)}")
+        self.store = Store(store)
+        self.limits = Limits.from_dict(limits)
         self.name = keyframer
+        self.identity = stage_identity("keyframer", keyframer, models_dir)
         self.keyframer = KandinskyKeyframer.load(models_dir=models_dir, device=device) \
             if keyframer == "kandinsky" else None
         self.app = app
         self.lock = threading.Lock()
 
-    def render(self, a: np.ndarray, b: np.ndarray, settings) -> np.ndarray:
-        """settings.keyframes keyframes (m×H×W×3 uint8) between fitted paintings a and b, one seed."""
-        from inkwalk.artwalks import WalkSettings, render_keyframes
+    def _painting(self, rel: str) -> np.ndarray:
+        from services.limits import decode_painting
 
-        a, b = check_frame(a, "painting A"), check_frame(b, "painting B")
+        data = self.store.get_bytes(rel)
+        if data is None:
+            raise InkwalkError(f"painting {rel} is not in the store {self.store.uri}")
+        return decode_painting(rel.rsplit("/", 1)[-1], data, self.limits)
+
+    def nodes(self, paintings: Sequence[str], settings, row: str | None = None) -> np.ndarray:
+        """``A, K_1..K_m, B`` (m+2×H×W×3 uint8) of the walk between two store paintings, or ``[A]``.
+
+        `row` (a store path) receives the nodes as one contact-sheet strip (PNG), for previews.
+        """
+        from inkwalk.artwalks import WalkSettings, contact_sheet, walk_nodes
+
         if not isinstance(settings, WalkSettings):
             raise InkwalkError(f"settings must be WalkSettings, got {type(settings).__name__}")
         settings.validate()
-        if settings.keyframes and self.keyframer is None:
+        if len(paintings) not in (1, 2):
+            raise InkwalkError(f"nodes need 1 or 2 paintings, got {len(paintings)}")
+        if len(paintings) == 2 and settings.keyframes and self.keyframer is None:
             raise InkwalkError("this deployment has no keyframe model (keyframer 'none'); ask for "
                                "keyframes 0 or deploy Keyframes with keyframer 'kandinsky'")
+        images = [self._painting(rel) for rel in paintings]
+        if len(images) == 1:
+            return walk_nodes(images[0], None, settings)
         with self.lock, _Timed(self.app, "keyframes"):
-            return np.ascontiguousarray(render_keyframes(a, b, settings, keyframer=self.keyframer))
+            nodes = walk_nodes(images[0], images[1], settings, keyframer=self.keyframer)
+        if row and not self.store.exists(row):
+            self.store.put_bytes(row, _png(contact_sheet([nodes])))
+        return np.ascontiguousarray(nodes)
 
     def describe(self) -> dict:
-        """The backend this deployment serves (clients set WalkSettings from it)."""
-        return {"keyframer": self.name}
+        """The backend this deployment serves and the identity of its weights."""
+        return {"keyframer": self.identity}
 
     def check_health(self) -> None:
         if self.name == "kandinsky" and self.keyframer is None:
@@ -83,47 +136,67 @@ class Keyframes:
 class ConCLVDGenerator:
     """SD 1.5 + ConCLVD motion module: text -> N frames (SOFP runs in the Interpolator)."""
 
-    def __init__(self, models_dir: str | None = None, motion_module: str | None = None,
+    SETTINGS = ("negative_prompt", "frames", "steps", "guidance", "size", "seed")
+
+    def __init__(self, store: str, models_dir: str | None = None, motion_module: str | None = None,
                  device: str | None = None, app: str = "conclvd"):
         from inkwalk.conclvd import load_conclvd
+        from inkwalk.models import fingerprint
 
+        self.store = Store(store)
         self.model = load_conclvd(models_dir=models_dir, motion_module=motion_module, device=device)
+        self.identity = {"sd15": fingerprint("sd15-unet", models_dir),
+                         "motion_module": str(motion_module or "")}
         self.app = app
         self.lock = threading.Lock()
 
-    def generate(self, prompt: str, settings: dict) -> Iterator[tuple[str, Any]]:
-        """Stream ``("progress", step / steps)`` after each denoising step, then ``("clip", frames)``.
+    async def generate(self, prompt: str, settings: dict, preview: str | None = None) -> AsyncIterator[tuple]:
+        """Stream ``("progress", step / steps)`` after each denoising step, then ``("clip", [ref])``.
 
-        The clip is frames×size×size×3 uint8, before frame interpolation. Call through a handle
-        with ``.options(stream=True)``; the ingress turns the steps into the job's progress.
+        The clip (N×size×size×3 uint8, before frame interpolation) is put in the object store
+        and only its reference travels, so the caller can hand it to the Interpolator without
+        receiving the frames. Cancelling the call stops the sampling at the next step.
+        `preview` (a store path) receives a contact sheet of the N frames.
         """
+        import ray
+
+        from inkwalk.artwalks import contact_sheet
         from inkwalk.conclvd import generate_video
 
-        allowed = {"negative_prompt", "frames", "steps", "guidance", "size", "seed"}
-        unknown = sorted(set(settings) - allowed)
+        unknown = sorted(set(settings) - set(self.SETTINGS))
         if unknown:
-            raise InkwalkError(f"unknown ConCLVD setting(s) {unknown}; known: {sorted(allowed)}")
-        steps: queue.Queue = queue.Queue()
-        result: dict[str, Any] = {}
+            raise InkwalkError(f"unknown ConCLVD setting(s) {unknown}; known: {sorted(self.SETTINGS)}")
+        loop = asyncio.get_running_loop()
+        steps: asyncio.Queue = asyncio.Queue()
+        cancelled = threading.Event()
 
-        def run() -> None:
-            try:
-                with self.lock, _Timed(self.app, "generate"):
-                    result["clip"] = generate_video(self.model, prompt, sofp=False,
-                                                    progress=lambda i, n: steps.put(i / n), **settings)
-            except BaseException as exc:  # re-raised in the caller's thread below
-                result["error"] = exc
-            finally:
-                steps.put(None)
+        def on_step(i: int, n: int) -> None:
+            if cancelled.is_set():
+                raise InkwalkError("cancelled")
+            loop.call_soon_threadsafe(steps.put_nowait, i / n)
 
-        worker = threading.Thread(target=run, daemon=True)
-        worker.start()
-        while (fraction := steps.get()) is not None:
-            yield "progress", float(fraction)
-        worker.join()
-        if "error" in result:
-            raise result["error"]
-        yield "clip", np.ascontiguousarray(result["clip"])
+        def run() -> np.ndarray:
+            with self.lock, _Timed(self.app, "generate"):
+                return generate_video(self.model, prompt, sofp=False, progress=on_step, **settings)
+
+        work = asyncio.ensure_future(asyncio.to_thread(run))
+        try:
+            while not work.done():
+                getter = asyncio.ensure_future(steps.get())
+                await asyncio.wait({work, getter}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    yield "progress", float(getter.result())
+                else:
+                    getter.cancel()
+            clip = np.ascontiguousarray(work.result())
+        finally:
+            cancelled.set()  # the caller went away or the job was cancelled: stop between steps
+        if preview:
+            self.store.put_bytes(preview, _png(contact_sheet([clip])))
+        yield "clip", [ray.put(clip)]
+
+    def describe(self) -> dict:
+        return {"conclvd": self.identity}
 
     def check_health(self) -> None:
         if self.model is None:
@@ -135,13 +208,17 @@ class Interpolator:
     """Frames between frames: FILM, flow-warp or SOFP, flows by RAFT or DIS (chosen by name)."""
 
     def __init__(self, method: str = "flow-warp", flow: str = "dis", models_dir: str | None = None,
-                 device: str | None = None, app: str = "artwalks"):
+                 device: str | None = None, app: str = "artwalks", batch: dict | None = None):
+        from inkwalk.artwalks import stage_identity
         from inkwalk.interpolate import get_interpolator
 
         self.method, self.flow = method, flow
         self.impl = get_interpolator(method, flow=flow, models_dir=models_dir, device=device)
+        self.identity = stage_identity("interpolator", method, models_dir,
+                                       flow if method in ("flow-warp", "sofp") else None)
         self.app = app
         self.lock = threading.Lock()
+        _configure_batching(self._piece_batch, batch)
 
     def between(self, frame0: np.ndarray, frame1: np.ndarray, times: Sequence[float],
                 last: np.ndarray | None = None) -> np.ndarray:
@@ -149,12 +226,9 @@ class Interpolator:
         frame0, frame1 = check_frame(frame0, "frame0"), check_frame(frame1, "frame1")
         if frame0.shape != frame1.shape:
             raise InkwalkError(f"frames to interpolate differ in size: {frame0.shape} vs {frame1.shape}")
-        try:
-            times = [float(t) for t in times]
-        except (TypeError, ValueError):
-            raise InkwalkError(f"interpolation times must be numbers, got {times!r}") from None
-        if not times or not all(0.0 < t < 1.0 for t in times):
-            raise InkwalkError(f"interpolation times must be a non-empty list inside (0, 1), got {times}")
+        times = _check_times(times)
+        if not times:
+            raise InkwalkError("interpolation times must be a non-empty list inside (0, 1), got []")
         kwargs = {}
         if self.method == "sofp":
             kwargs["last"] = check_frame(last if last is not None else frame1, "last frame")
@@ -162,6 +236,32 @@ class Interpolator:
                 raise InkwalkError(f"the last frame has shape {kwargs['last'].shape}, the pair {frame0.shape}")
         with self.lock, _Timed(self.app, "interpolate"):
             return np.ascontiguousarray(self.impl.between(frame0, frame1, times, **kwargs))
+
+    async def piece(self, nodes: np.ndarray, step: int, start: bool, times: Sequence[float]) -> np.ndarray:
+        """A piece's distinct frames (`inkwalk.segments.piece_frames`) from its walk's nodes.
+
+        Batched: pieces of any jobs that arrive together run in one locked pass of the model.
+        """
+        return _raise_or_return(await self._piece_batch(nodes, step, start, times))
+
+    @serve.batch
+    async def _piece_batch(self, nodes: list, step: list, start: list, times: list) -> list:
+        return await asyncio.to_thread(self._pieces, list(zip(nodes, step, start, times)))
+
+    def _pieces(self, requests: list[tuple]) -> list:
+        from inkwalk.segments import Piece, piece_frames
+
+        def one(nodes, step, start, times):
+            nodes = check_clip(nodes, "walk nodes")
+            if not 0 <= int(step) < len(nodes) or (times and int(step) + 1 >= len(nodes)):
+                raise InkwalkError(f"step {step} is outside the walk's {len(nodes)} nodes")
+            piece = Piece(0, 0, int(step), bool(start), 1, tuple(_check_times(times)))
+            if not piece.distinct:
+                raise InkwalkError("a piece needs its start node or at least one time")
+            return piece_frames(nodes, piece, self.impl)
+
+        with self.lock, _Timed(self.app, "interpolate"):
+            return [_safely(one, r) for r in requests]
 
     def double(self, frames: np.ndarray) -> np.ndarray:
         """N -> 2N-1 frames: one frame halfway between each neighbouring pair (ConCLVD's SOFP step)."""
@@ -172,11 +272,36 @@ class Interpolator:
             return interpolate_clip(frames, self.method, flow=self.flow, factor=2, interpolator=self.impl)
 
     def describe(self) -> dict:
-        return {"interpolator": self.method, "flow": self.flow}
+        return {"interpolator": self.identity}
 
     def check_health(self) -> None:
         if self.impl is None:
             raise RuntimeError("interpolator is not loaded")
+
+
+def _check_times(times) -> list[float]:
+    try:
+        values = [float(t) for t in times]
+    except (TypeError, ValueError):
+        raise InkwalkError(f"interpolation times must be numbers, got {times!r}") from None
+    if not all(0.0 < t < 1.0 for t in values):
+        raise InkwalkError(f"interpolation times must lie inside (0, 1), got {values}")
+    return values
+
+
+def _raise_or_return(result):
+    """`serve.batch` hands each request its list item: an exception there is that request's error."""
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def _safely(fn, args: tuple):
+    """fn(*args), or the exception it raised: one bad request of a batch fails alone."""
+    try:
+        return fn(*args)
+    except Exception as exc:
+        return exc
 
 
 @serve.deployment(name="Upscaler", **DEFAULT_OPTIONS)
@@ -184,30 +309,115 @@ class Upscaler:
     """Super-resolution to an exact size: Real-ESRGAN (tiled, batched) or Lanczos."""
 
     def __init__(self, backend: str = "lanczos", models_dir: str | None = None, device: str | None = None,
-                 tile: int = 256, batch_size: int = 4, app: str = "artwalks"):
+                 tile: int = 256, batch_size: int = 4, app: str = "artwalks", batch: dict | None = None):
+        from inkwalk.artwalks import stage_identity
         from inkwalk.upscale import get_upscaler
 
         self.backend = backend
         self.impl = get_upscaler(backend, models_dir=models_dir, device=device, tile=tile,
                                  batch_size=batch_size)
+        self.identity = stage_identity("upscaler", backend, models_dir)
         self.app = app
         self.lock = threading.Lock()
+        _configure_batching(self._upscale_batch, batch)
 
-    def upscale(self, frames: np.ndarray, size: Sequence[int]) -> np.ndarray:
-        """frames (N×H×W×3 uint8) resized to exactly size=(width, height)."""
-        frames = check_clip(frames, "frames to upscale")
-        try:
-            width, height = (int(v) for v in size)
-        except (TypeError, ValueError):
-            raise InkwalkError(f"upscale size must be (width, height), got {size!r}") from None
-        if min(width, height) < 1:
-            raise InkwalkError(f"upscale size must be positive, got {size!r}")
+    async def upscale(self, frames: np.ndarray, size: Sequence[int]) -> np.ndarray:
+        """frames (N×H×W×3 uint8) resized to exactly size=(width, height).
+
+        Batched: requests with the same input and output sizes are concatenated into one call of
+        the model, so the pieces of concurrent jobs share its batches.
+        """
+        return _raise_or_return(await self._upscale_batch(frames, size))
+
+    @serve.batch
+    async def _upscale_batch(self, frames: list, size: list) -> list:
+        return await asyncio.to_thread(self._upscale_all, list(zip(frames, size)))
+
+    def _upscale_all(self, requests: list[tuple]) -> list:
+        checked = [_safely(_check_upscale, r) for r in requests]
+        groups: dict[tuple, list[int]] = {}
+        for i, item in enumerate(checked):
+            if not isinstance(item, Exception):
+                groups.setdefault((item[0].shape[1:], item[1]), []).append(i)
+        results: list = list(checked)
         with self.lock, _Timed(self.app, "upscale"):
-            return np.ascontiguousarray(self.impl.upscale(frames, (width, height)))
+            for (_, size), members in groups.items():
+                stacked = np.concatenate([checked[i][0] for i in members])
+                try:
+                    out = np.ascontiguousarray(self.impl.upscale(stacked, size))
+                except Exception as exc:
+                    for i in members:
+                        results[i] = exc
+                    continue
+                at = 0
+                for i in members:
+                    n = len(checked[i][0])
+                    results[i] = out[at:at + n]
+                    at += n
+        return results
 
     def describe(self) -> dict:
-        return {"upscaler": self.backend}
+        return {"upscaler": self.identity}
 
     def check_health(self) -> None:
         if self.impl is None:
             raise RuntimeError("upscaler is not loaded")
+
+
+def _check_upscale(frames, size) -> tuple[np.ndarray, tuple[int, int]]:
+    frames = check_clip(frames, "frames to upscale")
+    try:
+        width, height = (int(v) for v in size)
+    except (TypeError, ValueError):
+        raise InkwalkError(f"upscale size must be (width, height), got {size!r}") from None
+    if min(width, height) < 1:
+        raise InkwalkError(f"upscale size must be positive, got {size!r}")
+    return frames, (width, height)
+
+
+@serve.deployment(name="Encoder", **DEFAULT_OPTIONS)
+class Encoder:
+    """H.264 chunks of pieces, their join into a video, and contact sheets: CPU work near the store."""
+
+    def __init__(self, store: str, app: str = "artwalks"):
+        self.store = Store(store)
+        self.app = app
+
+    def encode(self, frames: np.ndarray, chunk: str, fps: float, repeat_first: int = 1, codec=None) -> dict:
+        """Encode a piece's frames (the first `repeat_first` times) into the store path `chunk`."""
+        from inkwalk.chunks import Codec, encode_chunk_to_store
+
+        frames = check_clip(frames, "frames to encode")
+        with _Timed(self.app, "encode"):
+            count = encode_chunk_to_store(frames, self.store, chunk, float(fps), int(repeat_first), codec or Codec())
+        return {"chunk": chunk, "frames": count, "node": _node_id()}
+
+    def join(self, chunks: Sequence[str], video: str, metadata: dict | None = None) -> int:
+        """Join chunks (store paths, in order) into the store path `video` by stream copy; frames."""
+        from inkwalk.chunks import join_chunks_to_store
+
+        missing = [c for c in chunks if not self.store.exists(c)]
+        if missing:
+            raise RuntimeError(f"{len(missing)} chunk(s) missing from the store, e.g. {missing[0]}")
+        with _Timed(self.app, "join"):
+            return join_chunks_to_store(self.store, list(chunks), video, metadata)
+
+    def sheet(self, rows: Sequence[str], out: str) -> bool:
+        """Stack walk rows (store PNGs) into one contact sheet; rows never rendered are left out."""
+        from inkwalk.artwalks import stack_rows
+
+        images = []
+        for rel in rows:
+            data = self.store.get_bytes(rel)
+            if data is not None:
+                from PIL import Image
+
+                with Image.open(io.BytesIO(data)) as im:
+                    images.append(np.asarray(im.convert("RGB")))
+        if not images:
+            return False
+        self.store.put_bytes(out, _png(stack_rows(images)))
+        return True
+
+    def describe(self) -> dict:
+        return {"store": self.store.uri}

@@ -86,6 +86,35 @@ def decode_painting(name: str, data: bytes, limits: Limits) -> np.ndarray:
         raise RequestError(400, f"painting {name!r} is truncated or corrupt ({exc})") from None
 
 
+def check_painting_file(name: str, store, rel: str, limits: Limits) -> None:
+    """Check an uploaded painting in the store from its header alone: type, size, pixels, not empty.
+
+    Nothing is decoded, so a small file that claims a huge picture costs nothing here.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    size = store.size(rel)
+    if not size:
+        raise RequestError(400, f"painting {name!r} is empty (0 bytes)")
+    try:
+        with store.open_input(rel) as handle, Image.open(handle) as im:
+            fmt, (w, h) = im.format or "?", im.size
+    except UnidentifiedImageError:
+        raise RequestError(415, f"painting {name!r} is not an image; accepted image types: "
+                                f"{', '.join(sorted(IMAGE_FORMATS.values()))}") from None
+    except Image.DecompressionBombError:
+        raise RequestError(413, f"painting {name!r} claims more pixels than any painting needs "
+                                f"(limit {limits.max_pixels}): downscale it") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise RequestError(400, f"painting {name!r} is truncated or corrupt ({exc})") from None
+    if fmt not in IMAGE_FORMATS:
+        raise RequestError(415, f"painting {name!r} is {fmt}; accepted image types: "
+                                f"{', '.join(sorted(IMAGE_FORMATS.values()))}")
+    if w * h > limits.max_pixels:
+        raise RequestError(413, f"painting {name!r} is {w}×{h} = {w * h} pixels; the limit is "
+                                f"{limits.max_pixels} pixels: downscale it")
+
+
 def check_paintings_count(count: int, limits: Limits) -> None:
     if count < limits.min_paintings:
         raise RequestError(422, f"a walk needs at least {limits.min_paintings} paintings, got {count}: "

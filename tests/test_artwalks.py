@@ -40,29 +40,42 @@ def test_paper_walk_of_three_paintings_end_to_end_and_reused(paper, tiny_models,
     assert np.abs(frames[0].astype(int) - frames[2]).mean() < 2  # painting A held for 2 frames
     sheet = read_image(result.sheet)
     assert sheet.shape[0] > 1.5 * 160 and sheet.shape[1] > 3.5 * 160  # two rows of A, K1, K2, B
-    assert (result.walks_rendered, result.walks_reused) == (2, 0)
+    pieces = 2 * 3 + 1  # one per step of each walk, and the last painting
+    assert (result.chunks_rendered, result.chunks_reused) == (pieces, 0)
 
-    # the same collection again: every walk comes from the cache, the video is the same
+    # the same collection again: every chunk comes from the store, the video is the same
     again = render_collection(_paintings(), tmp_path / "again.mp4", settings, **kw)
-    assert (again.walks_rendered, again.walks_reused) == (0, 2) and again.keys == result.keys
+    assert (again.chunks_rendered, again.chunks_reused) == (0, pieces) and again.keys == result.keys
     assert np.array_equal(frames, read_frames(tmp_path / "again.mp4"))
-    # hold is applied when assembling, so changing it still reuses the walks
+    # a new hold re-renders only the pieces that hold a painting (each walk's first, and the last)
     held = render_collection(_paintings(), tmp_path / "held.mp4", replace(settings, hold=0.0), **kw)
-    assert (held.walks_rendered, held.frames) == (0, 19)
+    assert (held.chunks_rendered, held.frames) == (3, 19)
+    assert np.array_equal(read_frames(tmp_path / "held.mp4")[1:3], frames[3:5])
 
 
-def test_cache_key_follows_pixels_and_pixel_changing_settings():
-    from inkwalk.artwalks import walk_cache_key
+def test_an_interrupted_render_keeps_the_previous_video_and_its_chunks(tmp_path, monkeypatch):
+    import inkwalk.artwalks as artwalks
 
-    paper = WalkSettings.with_preset("paper", size=(32, 32))
-    a, b = (prepare_painting(p, paper) for p in _paintings()[:2])
-    key = walk_cache_key(a, b, paper)
-    assert key == walk_cache_key(a.copy(), b.copy(), replace(paper, hold=3.0, fps=30))
-    assert key != walk_cache_key(a, b, replace(paper, seed=1))
-    assert key != walk_cache_key(b, a, paper)
-    offline = WalkSettings.with_preset("offline", size=(32, 32))
-    # no keyframes: the seed cannot change a pixel, so it does not split the cache
-    assert walk_cache_key(a, b, offline) == walk_cache_key(a, b, replace(offline, seed=5))
+    settings = WalkSettings.with_preset("offline", size=(32, 32), frames=2)
+    out = tmp_path / "walk.mp4"
+    render_collection(_paintings()[:2], out, settings, cache_dir=tmp_path / "c", sheet=False)
+    before = out.read_bytes()
+    calls = {"n": 0}
+    real = artwalks.upscale_frames
+
+    def dies_on_second_piece(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(artwalks, "upscale_frames", dies_on_second_piece)
+    with pytest.raises(KeyboardInterrupt):
+        render_collection(_paintings(), out, settings, cache_dir=tmp_path / "c", sheet=False)
+    assert out.read_bytes() == before and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    monkeypatch.setattr(artwalks, "upscale_frames", real)
+    resumed = render_collection(_paintings(), out, settings, cache_dir=tmp_path / "c", sheet=False)
+    assert resumed.chunks_reused == 2  # the first walk, and the piece finished before the interrupt
 
 
 def test_keyframes_same_seed_identical_other_seed_different(paper):
@@ -82,22 +95,10 @@ def test_offline_collection_reuses_shared_walks_and_letterboxes(tmp_path):
     first = render_collection(p[:3], tmp_path / "a.mp4", settings, cache_dir=tmp_path / "c", sheet=False)
     second = render_collection([p[0], p[1], p[3]], tmp_path / "b.mp4", settings, cache_dir=tmp_path / "c",
                                sheet=False)
-    assert (second.walks_rendered, second.walks_reused) == (1, 1)  # P1->P2 shared
+    assert (second.chunks_rendered, second.chunks_reused) == (2, 1)  # P1->P2 shared
     assert first.frames == probe(tmp_path / "a.mp4").frames == 2 * 1 * 4 + 1
     frame0 = read_frames(tmp_path / "a.mp4", [0])[0]
     assert frame0[:, :4].mean() < 20  # the square painting is letterboxed: black bars left and right
-
-
-def test_demo_writes_a_playable_video_with_the_documented_frame_count(tmp_path, capsys):
-    from inkwalk.cli import main
-
-    out = tmp_path / "demo.mp4"
-    assert main(["demo", "-o", str(out)]) == 0
-    # offline walk: (2-1)(0+1)(46+1) + 1 + 2*round(1.0*24) = 96
-    frames = read_frames(out)
-    assert len(frames) == 96 and frames.shape[1:] == (400, 640, 3)
-    assert str(out) in capsys.readouterr().out
-    assert np.abs(frames[0].astype(int) - frames[-1]).mean() > 5  # it walked somewhere
 
 
 @pytest.mark.parametrize("case", ["missing", "one", "not-image"])

@@ -126,12 +126,11 @@ def test_release_preset_paces_walks_like_the_release():
         assert walk_frame_count(paintings, s) == seconds * 30 + 1   # + the last painting's own frame
 
 
-def test_walk_segments_follow_the_named_easing():
-    from inkwalk.artwalks import WalkSettings, interpolate_segment
-    from inkwalk.interpolate import get_interpolator
+def test_walks_are_planned_at_the_named_easing():
+    from inkwalk.artwalks import WalkSettings
+    from inkwalk.segments import plan_pieces
 
-    black, white = np.zeros((8, 8, 3), np.uint8), np.full((8, 8, 3), 250, np.uint8)
     for easing in ("release", "s-curve"):
-        settings = WalkSettings.with_preset("offline", frames=9, interpolator="blend", easing=easing)
-        frames = interpolate_segment(black, white, settings, interpolator=get_interpolator("blend"))
-        np.testing.assert_allclose(frames.mean(axis=(1, 2, 3)) / 250, frame_times(9, easing), atol=1 / 250)
+        settings = WalkSettings.with_preset("offline", frames=9, easing=easing)
+        first = plan_pieces(2, settings, max_frames=64)[0]
+        np.testing.assert_allclose(first.times, frame_times(9, easing), atol=0)

@@ -1,31 +1,75 @@
-"""Serve building blocks without Ray: the results store on any pyarrow filesystem, request limits."""
+"""Serve building blocks without Ray: the job store on any pyarrow filesystem, retention, request limits."""
 
 from __future__ import annotations
 
 import io
+import time
 
 import numpy as np
 import pytest
 
+from inkwalk.errors import InkwalkError
+from inkwalk.store import Store, StoreError
 from services.limits import Limits, RequestError, check_conclvd_settings, check_walk_settings, decode_painting
-from services.store import JobRecord, ResultsStore, new_job_id
+from services.store import JobRecord, JobStore, Retention, new_job_id
 
 
 @pytest.mark.parametrize("uri", ["local", "mock:///bucket/results"])
-def test_results_store_round_trips_records_and_files(uri, tmp_path):
-    store = ResultsStore(tmp_path / "store" if uri == "local" else uri)
+def test_job_store_round_trips_records_and_files(uri, tmp_path):
+    store = JobStore(tmp_path / "store" if uri == "local" else uri)
     record = JobRecord(job_id=new_job_id(), app="artwalks", settings={"frames": 3})
     store.save(record)
     record.state, record.progress = "done", 1.0
     store.save(record)  # rewritten whole
     again = store.load("artwalks", record.job_id)
     assert again.state == "done" and again.progress == 1.0 and again.settings == {"frames": 3}
-    (tmp_path / "v.mp4").write_bytes(b"\x00mp4")
-    store.put_file(store.path("artwalks", record.job_id, "video.mp4"), tmp_path / "v.mp4")
-    assert store.get_bytes(store.path("artwalks", record.job_id, "video.mp4")) == b"\x00mp4"
+    (tmp_path / "v.mp4").write_bytes(b"\x00mp4" * 300_000)
+    video = store.job_path("artwalks", record.job_id, "video.mp4")
+    store.put_file(video, tmp_path / "v.mp4")
+    assert b"".join(store.iter_bytes(video, 5, 13)) == b"mp4\x00mp4\x00"
+    assert store.size(video) == 1_200_000
     assert [r.job_id for r in store.list_jobs("artwalks")] == [record.job_id]
     assert store.list_jobs("conclvd") == []
     assert store.load("artwalks", "../etc") is None and store.load("artwalks", new_job_id()) is None
+    with pytest.raises(InkwalkError, match="bad job id"):
+        store.job_dir("artwalks", "../../etc")
+    store.request_cancel("artwalks", record.job_id)
+    assert store.cancel_requested("artwalks", record.job_id)
+    store.delete_job("artwalks", record.job_id)
+    assert store.list_jobs("artwalks") == [] and not store.exists(video)
+
+
+def test_a_failed_write_publishes_nothing(tmp_path):
+    store = Store(tmp_path)
+
+    def blocks():
+        yield b"x" * 10
+        raise KeyboardInterrupt  # the writer is interrupted half-way
+
+    with pytest.raises(KeyboardInterrupt):
+        store.put_stream("a/file.bin", blocks())
+    assert not store.exists("a/file.bin") and [i.path for i in store.list("a")] == []
+    with pytest.raises(StoreError, match="larger than"):
+        store.put_stream("a/big.bin", iter([b"x" * 6, b"y" * 6]), max_bytes=10)
+    assert [i.path for i in store.list("a")] == []
+
+
+def test_retention_removes_old_jobs_and_chunks_and_keeps_running_ones(tmp_path):
+    store = JobStore(tmp_path)
+    now = time.time()
+    old = JobRecord(job_id=new_job_id(), app="artwalks", state="done", finished_at=now - 100)
+    new = JobRecord(job_id=new_job_id(), app="artwalks", state="failed", finished_at=now - 1)
+    running = JobRecord(job_id=new_job_id(), app="artwalks", state="running", created_at=now - 1000)
+    for r in (old, new, running):
+        store.save(r)
+    store.put_bytes("chunks/ab/old.mp4", b"x")
+    store.put_bytes("jobs/artwalks/x.tmp-deadbeef", b"half")
+    rules = Retention(job_ttl_s=50, chunk_ttl_s=3600, temp_ttl_s=3600)
+    assert store.apply_retention("artwalks", rules, now=now) == {"jobs": 1, "shared": 0, "temporaries": 0}
+    assert {r.job_id for r in store.list_jobs("artwalks")} == {new.job_id, running.job_id}
+    gone = store.apply_retention("artwalks", Retention(max_jobs=0, chunk_ttl_s=0, temp_ttl_s=0), now=now + 10)
+    assert gone == {"jobs": 1, "shared": 1, "temporaries": 1}
+    assert [r.job_id for r in store.list_jobs("artwalks")] == [running.job_id]
 
 
 def _png(shape, fmt="PNG") -> bytes:

@@ -2,7 +2,9 @@
 
 Each sub-command lives in its own module of this package and exposes
 `register(subparsers) -> None`, which adds its parser and sets `func=handler(args) -> int`.
-Modules are discovered automatically, so adding a command never edits this file.
+Modules are discovered automatically, so adding a command never edits this file. Commands
+that need Ray (`render`, `serve`, `demo`) live in the Ray folders and register themselves
+through the ``inkwalk.commands`` entry-point group, so this package never imports Ray.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
+from importlib.metadata import entry_points
 
 from inkwalk import __version__
 from inkwalk.errors import InkwalkError
@@ -24,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
         if info.name.startswith("_"):  # __main__ and private helpers
             continue
         importlib.import_module(f"{__name__}.{info.name}").register(subparsers)
+    for entry in sorted(entry_points(group="inkwalk.commands"), key=lambda e: e.name):
+        entry.load()(subparsers)
     return parser
 
 

@@ -13,9 +13,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "walk", help="walk from painting to painting (ArtWalks)",
         description="Render a video that walks through paintings P1 -> P2 -> ... (k paintings = k-1 walks). "
                     "Frames: (k-1)(m+1)(n+1) + 1 + k*round(hold*fps). Options left out take the preset's "
-                    "value; walks already rendered with the same inputs and settings are reused from the cache.")
+                    "value; pieces already rendered with the same inputs and settings are reused from the cache. Runs in "
+                    "this process; `inkwalk render` runs the same pieces on Ray.")
     p.add_argument("paintings", nargs="+", metavar="PAINTING", help="two or more image files, in order")
     p.add_argument("-o", "--output", required=True, metavar="OUT.mp4", help="output video")
+    add_settings_arguments(p)
+    p.add_argument("--models", metavar="DIR", default=None, help="local models folder (else $INKWALK_MODELS, then the hub)")
+    p.add_argument("--cache", metavar="DIR", default=None, help="store of rendered chunks, a folder or URI "
+                                                                "(else $INKWALK_CACHE, then ~/.cache/inkwalk/store)")
+    p.add_argument("--device", default=None, help="torch device (default cuda if available, else cpu)")
+    p.add_argument("--no-sheet", action="store_true", help="do not write the contact sheet PNG")
+    p.set_defaults(func=handler)
+
+
+def add_settings_arguments(p: argparse.ArgumentParser) -> None:
+    """The walk settings options, shared by `inkwalk walk` and `inkwalk render`."""
     p.add_argument("--preset", choices=("paper", "offline", "release"), default="paper",
                    help="paper: Kandinsky 2.2 keyframes + FILM + Real-ESRGAN (needs weights; default); "
                         "offline: no keyframes, flow-warp with DIS, no upscaling (no weights); "
@@ -42,12 +54,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, help="decoder denoising steps (50)")
     p.add_argument("--guidance", type=float, help="decoder guidance scale (4)")
     p.add_argument("--fit", choices=("crop", "letterbox"), help="fit paintings to the size (crop)")
-    p.add_argument("--models", metavar="DIR", default=None, help="local models folder (else $INKWALK_MODELS, then the hub)")
-    p.add_argument("--cache", metavar="DIR", default=None, help="walk cache folder (else $INKWALK_CACHE, "
-                                                                "then ~/.cache/inkwalk/walks)")
-    p.add_argument("--device", default=None, help="torch device (default cuda if available, else cpu)")
-    p.add_argument("--no-sheet", action="store_true", help="do not write the contact sheet PNG")
-    p.set_defaults(func=handler)
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -73,17 +79,17 @@ def handler(args: argparse.Namespace) -> int:
 
     diffusers_logging.set_verbosity_error()  # hub retries are not news: a real failure raises below
     settings = settings_from_args(args)
-    paintings = load_paintings(args.paintings)  # bad files fail here, before any model loads
+    load_paintings(args.paintings)  # bad files fail here, before any model loads
     try:
         models = load_walk_models(settings, models_dir=args.models, device=args.device)
     except InkwalkError as exc:  # missing weights: fail before any rendering
         hint = " -- or render without any weights: --preset offline" if args.preset == "paper" else ""
         raise InkwalkError(" ".join(str(exc).split()) + hint) from None
-    result = render_collection(paintings, args.output, settings, cache_dir=args.cache, models_dir=args.models,
+    result = render_collection(args.paintings, args.output, settings, cache_dir=args.cache, models_dir=args.models,
                                models=models, sheet=not args.no_sheet)
     w, h = result.size
     print(f"{result.path}: {result.frames} frames, {result.duration_s:.2f} s at {result.fps:g} fps, {w}x{h}; "
-          f"walks rendered {result.walks_rendered}, reused {result.walks_reused}; "
+          f"chunks rendered {result.chunks_rendered}, reused {result.chunks_reused}; "
           f"{time.perf_counter() - start:.1f} s")
     if result.sheet:
         print(f"contact sheet: {result.sheet}")

@@ -1,0 +1,72 @@
+"""`inkwalk serve [CONFIG]`: deploy the Serve apps and keep them up until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import time
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "serve", help="run the ArtWalks and ConCLVD HTTP apps (Ray Serve) until stopped",
+        description="Deploys every app of a Serve config (default: the CPU config, loopback only) on the "
+                    "cluster at RAY_ADDRESS or on a local Ray, prints their URLs and serves until Ctrl-C or "
+                    "SIGTERM; then the apps are deleted (and a local Ray shut down).")
+    p.add_argument("config", nargs="?", default=None, help="Serve config YAML (default: the packaged CPU config)")
+    p.add_argument("--host", default=None, help="HTTP host (default: the config's, 127.0.0.1 for the CPU one)")
+    p.add_argument("--port", type=int, default=None, help="HTTP port (default: the config's, 8000)")
+    p.add_argument("--store", metavar="DIR|URI", default=None, help="results store of every app (default: the config's)")
+    p.add_argument("--models", metavar="DIR", default=None, help="models folder of every app (else $INKWALK_MODELS)")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
+    p.set_defaults(func=handler)
+
+
+def handler(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import yaml
+    from ray import serve
+
+    from inkwalk.errors import InkwalkError
+    from services.apps import apps_from_config
+    from services.batch import DEFAULT_CONFIG, ray_session
+
+    config_path = Path(args.config or DEFAULT_CONFIG)
+    try:
+        config = yaml.safe_load(config_path.read_text())
+        config["applications"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        raise InkwalkError(f"{config_path}: not a Serve config with applications ({exc})") from None
+    http = dict(config.get("http_options") or {})
+    http["host"] = args.host or http.get("host", "127.0.0.1")
+    http["port"] = args.port or http.get("port", 8000)
+    patch = {k: v for k, v in (("store", args.store), ("models_dir", args.models)) if v}
+    overrides = {app["name"]: patch for app in config["applications"]}
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        with ray_session(args.address, args.num_cpus):
+            serve.start(proxy_location=config.get("proxy_location", "HeadOnly"), http_options=http)
+            built = apps_from_config(config_path, overrides)
+            names = []
+            try:
+                for name, (app, prefix) in built.items():
+                    serve.run(app, name=name, route_prefix=prefix)
+                    names.append(name)
+                    print(f"{name}: http://{http['host']}:{http['port']}{prefix}/docs", flush=True)
+                print("serving; Ctrl-C or SIGTERM stops and deletes the apps", flush=True)
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                print("stopping", flush=True)
+            finally:
+                for name in names:
+                    serve.delete(name)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0

@@ -1,0 +1,311 @@
+"""The segment path: a render's pieces run on the deployments, the caller holds no frame.
+
+One function per app renders a job through deployment handles. It is the same code under the
+HTTP ingress (`services.apps`) and the batch driver (`inkwalk render`):
+
+    for each piece (inkwalk.segments), at most `inflight` at a time, in video order:
+        Keyframes.nodes(paintings) -> Interpolator.piece -> Upscaler.upscale -> Encoder.encode
+    Encoder.join(chunks) -> the video in the store
+
+Each call's response is handed to the next call as an argument, so the frames go from
+replica to replica through the object store; the caller awaits only the encoder's small
+answer (frames written, node). Pieces whose chunk is already in the store are not rendered
+again. A piece whose call fails for any reason but a user error (a replica or node died, an
+object was lost, a model raised) is retried, up to `attempts` times, from its walk's nodes;
+a full deployment queue is waited out. Cancelling the coroutine cancels every call in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Sequence
+
+from inkwalk.artwalks import WalkSettings, video_metadata
+from inkwalk.chunks import Codec
+from inkwalk.errors import InkwalkError
+from inkwalk.segments import Piece, assign_keys, chunk_path, plan_pieces, walk_row_path
+from inkwalk.store import Store
+
+log = logging.getLogger("ray.serve")
+Progress = Callable[[str, float], None]
+
+
+class RenderError(InkwalkError):
+    """A piece that kept failing: names the piece and the last cause."""
+
+
+@dataclass
+class RenderOptions:
+    """How a render uses the cluster (app args `render:`; the CLI's options)."""
+
+    inflight: int = 8  # pieces in flight per job: bounds the frames in the object store
+    attempts: int = 3  # tries per piece before the job fails
+    backoff_s: float = 0.5  # first wait before a retry (doubles, with jitter)
+    codec: Codec = field(default_factory=Codec)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "RenderOptions":
+        data = dict(data or {})
+        codec = Codec(**data.pop("codec", {}))
+        unknown = sorted(set(data) - {"inflight", "attempts", "backoff_s"})
+        if unknown:
+            raise InkwalkError(f"unknown render option(s) {unknown}; known: inflight, attempts, backoff_s, codec")
+        opts = cls(codec=codec, **data)
+        if opts.inflight < 1 or opts.attempts < 1:
+            raise InkwalkError("render options inflight and attempts must be >= 1")
+        return opts
+
+
+@dataclass
+class Handles:
+    """The deployments a render calls (DeploymentHandles)."""
+
+    keyframes: Any = None
+    interpolator: Any = None
+    upscaler: Any = None
+    encoder: Any = None
+    generator: Any = None
+
+
+def user_error(exc: BaseException) -> InkwalkError | None:
+    """The InkwalkError behind an exception raised in a replica, if that is what it is."""
+    cause = getattr(exc, "cause", None) or exc
+    return cause if isinstance(cause, InkwalkError) else None
+
+
+def one_line(exc: BaseException) -> str:
+    """A deployment's error as one line, without Ray's wrapping traceback."""
+    cause = getattr(exc, "cause", None) or exc
+    lines = str(cause).strip().splitlines()
+    text = lines[0] if lines else type(cause).__name__
+    return text if isinstance(cause, InkwalkError) else f"{type(cause).__name__}: {text}"
+
+
+async def call_with_retries(what: str, attempt: Callable[[int], Awaitable[Any]], opts: RenderOptions) -> Any:
+    """Run `attempt(n)` until it succeeds; user errors fail at once, full queues are waited out."""
+    from ray.serve.exceptions import BackPressureError
+
+    failures = 0
+    delay = opts.backoff_s
+    while True:
+        try:
+            return await attempt(failures)
+        except asyncio.CancelledError:
+            raise
+        except BackPressureError:
+            await asyncio.sleep(min(2.0, delay) * (0.5 + random.random()))
+            continue
+        except Exception as exc:
+            if user_error(exc) is not None:
+                raise user_error(exc) from None
+            failures += 1
+            if failures >= opts.attempts:
+                raise RenderError(f"{what} failed {failures} times; last: {one_line(exc)}") from None
+            log.warning("%s failed (attempt %d of %d), retrying: %s", what, failures, opts.attempts, one_line(exc))
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay *= 2
+
+
+class _Responses:
+    """Every deployment call of a render still in flight, so a cancel can cancel them all."""
+
+    def __init__(self) -> None:
+        self.live: set = set()
+
+    def track(self, response):
+        self.live.add(response)
+        return response
+
+    def done(self, *responses) -> None:
+        for r in responses:
+            self.live.discard(r)
+
+    def cancel_all(self) -> None:
+        for r in list(self.live):
+            r.cancel()
+        self.live.clear()
+
+
+class _NodeSets:
+    """Each walk's nodes response, requested once and shared by its pieces; renewed after a fault.
+
+    A generation number lets the pieces that saw one failure renew the nodes once between them.
+    """
+
+    def __init__(self, request: Callable[[Any], Any], uses: dict[Any, int], forget: Callable[[Any], None]):
+        self.request, self.uses, self.forget = request, uses, forget
+        self.current: dict[Any, tuple[int, Any]] = {}
+
+    def get(self, owner) -> tuple[int, Any]:
+        if owner not in self.current:
+            self.current[owner] = (0, self.request(owner))
+        return self.current[owner]
+
+    def renew(self, owner, generation: int) -> None:
+        gen, _ = self.current.get(owner, (generation, None))
+        if gen == generation:
+            self.forget(self.current[owner][1])
+            self.current[owner] = (generation + 1, self.request(owner))
+
+    def release(self, owner) -> None:
+        """One piece of `owner` is finished; drop its nodes (free the object) after the last."""
+        self.uses[owner] -= 1
+        if self.uses[owner] == 0 and owner in self.current:
+            self.forget(self.current.pop(owner)[1])
+
+
+@dataclass
+class WalkJob:
+    """An ArtWalks render: paintings (store paths and content hashes) in order, settings, outputs."""
+
+    paintings: Sequence[str]
+    painting_ids: Sequence[str]
+    settings: WalkSettings
+    video: str  # store path of the joined video
+    sheet: str | None = None  # store path of the contact sheet
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class WalkResult:
+    frames: int
+    chunks_rendered: int
+    chunks_reused: int
+    walk_keys: list[str]
+    nodes: dict[str, int] = field(default_factory=dict)  # pieces encoded per Ray node
+
+
+async def render_walks(h: Handles, store: Store, job: WalkJob, models: dict[str, Any],
+                       opts: RenderOptions = RenderOptions(), on_progress: Progress = lambda s, p: None,
+                       on_walk_ready: Callable[[int, str], None] = lambda i, key: None) -> WalkResult:
+    """Render a collection through the deployments into ``job.video``; see the module docstring.
+
+    `models` are the deployments' identities (they name the chunks); `on_walk_ready(i, key)` is
+    told when walk i's nodes (its contact-sheet row) exist in the store.
+    """
+    ws = job.settings
+    pieces, walk_keys = assign_keys(plan_pieces(len(job.paintings), ws), job.painting_ids, ws, models, opts.codec)
+    todo = [p for p in pieces if not await asyncio.to_thread(store.exists, chunk_path(p.key))]
+    for i, key in enumerate(walk_keys):
+        if await asyncio.to_thread(store.exists, walk_row_path(key)):
+            on_walk_ready(i, key)
+    total = len(todo) + 1 + (1 if job.sheet else 0)
+    done = 0
+
+    def advance(stage: str) -> None:
+        nonlocal done
+        done += 1
+        on_progress(stage, min(done / total, 0.99))
+
+    on_progress("render", 0.0)
+    responses = _Responses()
+    owner_of = lambda p: p.walk if p.walk is not None else "last"  # noqa: E731
+    uses: dict[Any, int] = {}
+    for p in todo:
+        uses[owner_of(p)] = uses.get(owner_of(p), 0) + 1
+
+    def request_nodes(owner):
+        if owner == "last":
+            sources, row = [job.paintings[-1]], None
+        else:
+            sources, row = [job.paintings[owner], job.paintings[owner + 1]], walk_row_path(walk_keys[owner])
+        return responses.track(h.keyframes.nodes.remote(sources, ws, row))
+
+    nodes = _NodeSets(request_nodes, uses, responses.done)
+    gate = asyncio.Semaphore(opts.inflight)
+    per_node: dict[str, int] = {}
+    out_w, out_h = ws.output_size
+    upscale = (out_w, out_h) != tuple(ws.size)
+
+    async def render_piece(piece: Piece) -> None:
+        owner = owner_of(piece)
+
+        async def attempt(failures: int) -> dict:
+            generation, node_set = nodes.get(owner)
+            if failures:
+                nodes.renew(owner, generation)
+                generation, node_set = nodes.get(owner)
+            calls = [responses.track(h.interpolator.piece.remote(node_set, piece.step, piece.start,
+                                                                 list(piece.times)))]
+            if upscale:
+                calls.append(responses.track(h.upscaler.upscale.remote(calls[-1], [out_w, out_h])))
+            calls.append(responses.track(h.encoder.encode.remote(calls[-1], chunk_path(piece.key), ws.fps,
+                                                                 piece.repeat, opts.codec)))
+            try:
+                return await calls[-1]
+            finally:
+                responses.done(*calls)
+
+        async with gate:
+            result = await call_with_retries(f"piece {piece.index + 1} of {len(pieces)}", attempt, opts)
+        if piece.walk is not None and piece.start and piece.step == 0:
+            on_walk_ready(piece.walk, walk_keys[piece.walk])
+        nodes.release(owner)
+        per_node[result["node"]] = per_node.get(result["node"], 0) + 1
+        advance("render")
+
+    tasks = [asyncio.ensure_future(render_piece(p)) for p in todo]
+    try:
+        await asyncio.gather(*tasks)
+        metadata = {**video_metadata(ws, job.painting_ids, models), **job.metadata}
+        chunks = [chunk_path(p.key) for p in pieces]
+        frames = await call_with_retries(
+            "joining the chunks", lambda _: responses.track(h.encoder.join.remote(chunks, job.video, metadata)), opts)
+        advance("join")
+        if job.sheet:
+            rows = [walk_row_path(k) for k in walk_keys]
+            await call_with_retries("the contact sheet",
+                                    lambda _: responses.track(h.encoder.sheet.remote(rows, job.sheet)), opts)
+            advance("sheet")
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        responses.cancel_all()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    return WalkResult(frames, len(todo), len(pieces) - len(todo), walk_keys, per_node)
+
+
+async def render_text_video(h: Handles, store: Store, prompt: str, settings: dict[str, Any], key: str,
+                            video: str, preview: str, fps: float, metadata: dict[str, Any],
+                            opts: RenderOptions = RenderOptions(),
+                            on_progress: Progress = lambda s, p: None) -> int:
+    """ConCLVD: generate N frames -> SOFP to 2N-1 -> encode, all on replicas; then the job's video.
+
+    `key` names the clip (prompt, settings, models): a clip already encoded is not generated again.
+    `preview` is where the generator writes the contact sheet of the N generated frames.
+    """
+    chunk = chunk_path(key)
+    responses = _Responses()
+
+    async def attempt(_: int) -> None:
+        stream = responses.track(h.generator.generate.options(stream=True).remote(prompt, settings, preview))
+        clip = None
+        try:
+            async for kind, value in stream:
+                if kind == "progress":
+                    on_progress("generate", 0.8 * value)
+                else:
+                    clip = value[0]  # an ObjectRef: the frames stay in the object store
+        finally:
+            responses.done(stream)
+        on_progress("interpolate", 0.8)
+        doubled = responses.track(h.interpolator.double.remote(clip))
+        encoded = responses.track(h.encoder.encode.remote(doubled, chunk, fps, 1, opts.codec))
+        try:
+            await encoded
+        finally:
+            responses.done(doubled, encoded)
+
+    try:
+        if not await asyncio.to_thread(store.exists, chunk):
+            await call_with_retries("text-to-video", attempt, opts)
+        on_progress("encode", 0.9)
+        return await call_with_retries(
+            "writing the video", lambda _: responses.track(h.encoder.join.remote([chunk], video, metadata)), opts)
+    except BaseException:
+        responses.cancel_all()
+        raise
