@@ -8,7 +8,7 @@ deployment can run it alone (numpy frames in, numpy frames out):
    decoded by the Kandinsky 2.2 decoder as one batch from one seed (the same starting noise for
    every keyframe, so neighbours stay close and a walk is reproducible);
 2. `inkwalk.segments.piece_frames`: `n` frames between each neighbouring pair of ``A, K_1..K_m, B`` at
-   S-curve times (`inkwalk.schedules.s_curve_times`);
+   eased times (`inkwalk.schedules.frame_times`: our S-curve or the authors' release curve);
 3. `upscale_frames`: super-resolution to the output size;
 4. the video: pieces of those frames encoded into chunks and joined (`inkwalk.segments`,
    `inkwalk.chunks`); `render_collection` runs it all in this process, the Ray services run
@@ -33,6 +33,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from inkwalk.errors import InkwalkError
+from inkwalk.schedules import EASINGS, KEYFRAME_GRIDS
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Kandinsky 2.2 keyframes + FILM + Real-ESRGAN, as in the paper (needs weights).
@@ -41,6 +42,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # No diffusion, flow-warp with OpenCV DIS, Lanczos: runs anywhere with no weights.
     "offline": dict(keyframes=0, frames=24, keyframer="none", interpolator="flow-warp",
                     upscaler="lanczos", upscale="none"),
+    # The authors' released pacing (full_pipeline.sh with their own runs' S=5, I=10 s, F=10 s): sinh
+    # weights on their keyframe grid, their easing, 10 s (300 frames at 30 fps) per segment, 10 s holds.
+    "release": dict(keyframes=5, frames=299, keyframer="kandinsky", interpolator="film", upscaler="realesrgan",
+                    upscale="x2", weighting="sinh", keyframe_grid="release", easing="release", fps=30.0,
+                    hold=10.0),
 }
 KEYFRAMERS = ("kandinsky", "none")
 INTERPOLATORS = ("film", "flow-warp", "blend")
@@ -59,7 +65,9 @@ class WalkSettings:
     keyframes: int = 5              # m: diffusion keyframes between two paintings
     frames: int = 24                # n: interpolated frames between two neighbouring frames
     weighting: str = "logit"        # logit | sinh | linear
+    keyframe_grid: str = "interior"  # interior: t = i/(m+1) | release: t = i/m from 0 (the authors' release)
     scale: float = 15.0             # logit scale s
+    easing: str = "s-curve"         # s-curve | release (the authors' release curve)
     strength: float = 1.0           # S-curve strength (0 = even spacing)
     hold: float = 0.0               # seconds each painting stays still
     fps: float = 24.0
@@ -121,6 +129,9 @@ class WalkSettings:
             (self.upscaler in UPSCALERS, f"unknown upscaler {self.upscaler!r}; choose one of: "
                                          f"{', '.join(UPSCALERS)}"),
             (self.fit in ("crop", "letterbox"), f"fit must be crop or letterbox, got {self.fit!r}"),
+            (self.easing in EASINGS, f"unknown easing {self.easing!r}; choose one of: {', '.join(EASINGS)}"),
+            (self.keyframe_grid in KEYFRAME_GRIDS, f"unknown keyframe grid {self.keyframe_grid!r}; choose one of: "
+                                                   f"{', '.join(KEYFRAME_GRIDS)}"),
             (self.keyframes == 0 or self.keyframer != "none",
              f"{self.keyframes} keyframes asked for but keyframer is 'none': use --keyframer kandinsky "
              "or --keyframes 0"),
@@ -165,7 +176,7 @@ class WalkSettings:
             d.pop(k)
         d["output_size"] = list(self.output_size)
         if self.keyframes == 0:
-            for k in ("weighting", "scale", "keyframer", "seed", "steps", "guidance"):
+            for k in ("weighting", "keyframe_grid", "scale", "keyframer", "seed", "steps", "guidance"):
                 d.pop(k)
         if self.interpolator != "flow-warp":
             d.pop("flow")
@@ -304,8 +315,8 @@ def render_keyframes(a: np.ndarray, b: np.ndarray, settings: WalkSettings,
     import torch
 
     e = keyframer.embed([a, b])
-    weights = torch.as_tensor(embedding_weights(m, settings.weighting, settings.scale), dtype=e.dtype,
-                              device=e.device)[:, None]
+    weights = torch.as_tensor(embedding_weights(m, settings.weighting, settings.scale, settings.keyframe_grid),
+                              dtype=e.dtype, device=e.device)[:, None]
     mixed = (1 - weights) * e[0:1] + weights * e[1:2]
     frames = keyframer.decode(mixed, (w, h), settings.seed, settings.steps, settings.guidance, settings.batch)
     # the decoder rounds sizes up to its latent grid: bring each keyframe to the walk size

@@ -67,12 +67,13 @@ def piece_frame_limit(settings: WalkSettings, budget_bytes: int = FRAME_BUDGET_B
 
 def plan_pieces(paintings: int, settings: WalkSettings, max_frames: int | None = None) -> list[Piece]:
     """Every piece of the video of `paintings` paintings, in order (keys not yet set)."""
-    from inkwalk.schedules import s_curve_times
+    from inkwalk.schedules import frame_times
 
     if paintings < 2:
         raise ValueError(f"a collection needs at least 2 paintings, got {paintings}")
     limit = max_frames or piece_frame_limit(settings)
-    times = tuple(float(t) for t in s_curve_times(settings.frames, settings.strength)) if settings.frames else ()
+    times = (tuple(float(t) for t in frame_times(settings.frames, settings.easing, settings.strength))
+             if settings.frames else ())
     held = 1 + settings.hold_frames
     pieces: list[Piece] = []
 

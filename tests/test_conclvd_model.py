@@ -10,6 +10,8 @@ from safetensors.torch import load_file
 from inkwalk.conclvd import MotionInitError, load_conclvd, training_step
 from inkwalk.conclvd.model import ConCLVDConfig
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def test_frozen_parameters_do_not_require_grad(conclvd_tiny):
     model = conclvd_tiny
@@ -36,10 +38,16 @@ def test_trainable_checkpoint_round_trip(conclvd_tiny, tiny_models, tmp_path):
             p.add_(1.0)
     reloaded.load_trainable(path)
     assert all(torch.equal(a, b) for a, b in zip(model.trainable_parameters(), reloaded.trainable_parameters()))
-    # A checkpoint from another structure is refused with a message, not half-loaded.
+    # A checkpoint from another structure is refused with a message, not half-loaded (the ablation
+    # has the same tensors, so only the saved structure tells them apart).
     other = load_conclvd(models_dir=tiny_models, config=ConCLVDConfig(sparse_causal=False))
-    with pytest.raises(MotionInitError, match="does not fit"):
+    with pytest.raises(MotionInitError, match="does not fit this model: it was trained with sparse_causal=True"):
         other.load_trainable(path)
+    with pytest.raises(MotionInitError, match="norm_mode='per-frame' .this model: 'joint'"):
+        load_conclvd(models_dir=tiny_models, motion_module=path, config={"norm_mode": "joint"})
+    # only the fields asked for change: the rest come from the checkpoint
+    assert load_conclvd(models_dir=tiny_models, motion_module=path,
+                        config={"gradient_checkpointing": True}).config.sparse_causal
 
 
 def test_training_step_from_frames_and_from_cached_latents_agree(conclvd_tiny):
@@ -95,27 +103,48 @@ def test_t2v_cli_frame_count_and_seed(conclvd_tiny, tiny_models, tmp_path):
     assert near > far + 6, (near, far)
 
 
-def test_t2v_cli_user_errors_are_one_line(tiny_models, tmp_path, capsys):
+def test_t2v_cli_user_errors_are_one_line(conclvd_tiny, tiny_models, tmp_path, capsys):
     from inkwalk.cli import main
 
     rc = main(["t2v", "x", "-o", str(tmp_path / "x.mp4"), "--size", "60", "--models", str(tiny_models)])
-    assert rc == 1 and "--size 60" in capsys.readouterr().err
+    assert rc == 1 and "60: must be a positive multiple of 16" in capsys.readouterr().err
     rc = main(["t2v", "x", "-o", str(tmp_path / "x.mp4"), "--motion-module", str(tmp_path / "none.safetensors"),
                "--models", str(tiny_models)])
     assert rc == 1 and "does not exist" in capsys.readouterr().err
+    # the ablation switch reaches the model: a Sparse-Causal checkpoint does not load into the ablation
+    trained = conclvd_tiny.save_trainable(tmp_path / "motion.safetensors")
+    rc = main(["t2v", "x", "-o", str(tmp_path / "x.mp4"), "--motion-module", str(trained), "--no-sparse-causal",
+               "--models", str(tiny_models)])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("inkwalk: error:")]
+    assert rc == 1 and len(errors) == 1 and "trained with sparse_causal=True" in errors[0], errors
 
 
-def test_load_from_an_original_layout_checkpoint_file(conclvd_tiny, tiny_models, tmp_path):
-    from test_conclvd_motion import _to_original_layout
+@pytest.mark.parametrize("tables", [True, False], ids=["mm_sd_v15_v2", "no-position-tables"])
+def test_load_from_an_original_layout_checkpoint_file(tiny_models, tmp_path, tables):
+    """A .ckpt in the original AnimateDiff layout (keys from a re-creation of the original module) loads
+    strictly into the ablation and computes the original module's output; a damaged one is refused."""
+    from animatediff_original import original_checkpoint, original_motion_modules
 
-    from inkwalk.conclvd.unet import motion_modules
+    from inkwalk.models import SD15_BLOCK_OUT_CHANNELS, SD15_LAYERS_PER_BLOCK
 
-    source = {f"{prefix}.{k}": v for prefix, modules in motion_modules(conclvd_tiny.unet)
-              for k, v in modules.state_dict().items()}
+    originals = original_motion_modules(SD15_BLOCK_OUT_CHANNELS, SD15_LAYERS_PER_BLOCK, heads=8, groups=8,
+                                        max_len=32, persistent=tables)
+    checkpoint = original_checkpoint(originals)
     path = tmp_path / "mm_sd_v15_v2.ckpt"
-    torch.save(_to_original_layout(source), path)
-    model = load_conclvd(models_dir=tiny_models, motion_module=path)
-    assert model.init_report.complete and len(model.init_report.placed) == len(_to_original_layout(source))
-    loaded = model.unet.state_dict()
-    for key, value in source.items():
-        assert torch.equal(loaded[key], value), key
+    torch.save({"state_dict": checkpoint}, path)
+    model = load_conclvd(models_dir=tiny_models, motion_module=path, config={"sparse_causal": False})
+    assert model.init_report.complete and len(model.init_report.placed) == len(checkpoint)
+    module, original = model.unet.up_blocks[1].motion_modules[2], originals["up_blocks.1.motion_modules.2"]
+    x = torch.randn(1, 16, 4, 2, 2)                                   # b c f h w
+    with torch.no_grad():
+        got = module(x.transpose(1, 2).flatten(0, 1), num_frames=4).view(1, 4, 16, 2, 2).transpose(1, 2)
+        expected = original(x)
+    assert (got - expected).abs().max() <= 1e-5 * expected.abs().max()
+    # strict for the ablation too: a missing and an unexpected tensor are named in one line
+    dropped = "mid_block.motion_modules.0.temporal_transformer.proj_in.weight"
+    checkpoint.pop(dropped)
+    checkpoint["down_blocks.0.motion_modules.0.temporal_transformer.extra"] = torch.zeros(2)
+    torch.save(checkpoint, path)
+    with pytest.raises(MotionInitError, match=r"1 missing .mid_block.motion_modules.0.proj_in.weight.; 1 unexpected "
+                                              r".down_blocks.0.motion_modules.0.temporal_transformer.extra"):
+        load_conclvd(models_dir=tiny_models, motion_module=path, config={"sparse_causal": False})

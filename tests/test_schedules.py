@@ -1,4 +1,4 @@
-"""S-curve frame timing and the ArtWalks embedding weightings."""
+"""Frame timing (our S-curve, the authors' release easing) and the ArtWalks embedding weightings."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from inkwalk.errors import InkwalkError
-from inkwalk.schedules import embedding_weights, s_curve_times
+from inkwalk.schedules import embedding_weights, frame_times, s_curve_times
 
 
 @pytest.mark.parametrize("strength", [0.0, 0.5, 1.0, 3.0])
@@ -72,3 +72,65 @@ def test_weightings_reject_unknown_kind_and_bad_scale():
         embedding_weights(3, "cosine")
     with pytest.raises(InkwalkError):
         embedding_weights(3, "logit", 0.0)
+
+
+def _release_segment_times(frames: int) -> np.ndarray:
+    """The frame times of one segment as the authors' generate_videos_alpha.py lays them out: FILM
+    makes the frames at 1/4 and 3/4, then 34 %, 32 % and 34 % of the segment's frames run evenly from
+    0 to 1/4, 1/4 to 3/4 and 3/4 to 1 (each run starts on its first node)."""
+    times = []
+    for share, start, end in ((0.34, 0.0, 0.25), (0.32, 0.25, 0.75), (0.34, 0.75, 1.0)):
+        count = round(share * frames)
+        times += [start + (end - start) * k / count for k in range(count)]
+    return np.array(times)
+
+
+def test_release_easing_is_the_releases_frame_layout():
+    release = _release_segment_times(100)              # 34 + 32 + 34 frames, the first on the keyframe
+    np.testing.assert_allclose(frame_times(99, "release"), release[1:], atol=1e-12)
+    t = frame_times(24, "release")
+    assert np.all(np.diff(t) > 0) and 0 < t[0] and t[-1] < 1
+    np.testing.assert_allclose(t + t[::-1], 1.0, atol=1e-12)      # symmetric, like the S-curve
+    with pytest.raises(InkwalkError, match="easing"):
+        frame_times(3, "cubic")
+
+
+def test_release_easing_is_gentler_than_the_s_curve_at_strength_one():
+    n = 9999
+    release = frame_times(n, "release")
+    assert np.abs(s_curve_times(n, 1.0) - release).max() == pytest.approx(0.0884, abs=5e-4)
+    fits = {strength: np.abs(s_curve_times(n, strength) - release).max() for strength in np.arange(0, 1.001, 0.01)}
+    best = min(fits, key=fits.get)
+    assert best == pytest.approx(0.41, abs=0.015) and fits[best] < 0.033
+
+
+def test_release_keyframe_grid_starts_on_a_and_stops_short_of_b():
+    # the release: weights sampler(i / S) for i = 0..S-1, rounded to 3 decimals (S = 5)
+    expected = [round(float(np.sinh(4 * (i / 5) - 2) / 7.27 + 0.5), 3) for i in range(5)]
+    np.testing.assert_array_equal(embedding_weights(5, "sinh", grid="release"), expected)
+    assert expected == [0.001, 0.292, 0.444, 0.556, 0.708]        # the last keyframe is 71 % B, not B
+    assert embedding_weights(5, "logit", grid="release")[0] == 0.0  # logit(0) = -inf, clipped
+    assert embedding_weights(0, "sinh", grid="release").shape == (0,)
+    with pytest.raises(InkwalkError, match="grid"):
+        embedding_weights(3, "sinh", grid="edges")
+
+
+def test_release_preset_paces_walks_like_the_release():
+    from inkwalk.artwalks import WalkSettings, walk_frame_count
+
+    s = WalkSettings.with_preset("release")
+    assert (s.weighting, s.keyframe_grid, s.easing, s.fps, s.keyframes) == ("sinh", "release", "release", 30.0, 5)
+    # the release's own length formula (utils.py): n * F + (n - 1) * (S + 1) * I seconds, here S=5, I=F=10 s
+    for paintings in (2, 4):
+        seconds = paintings * 10 + (paintings - 1) * 6 * 10
+        assert walk_frame_count(paintings, s) == seconds * 30 + 1   # + the last painting's own frame
+
+
+def test_walks_are_planned_at_the_named_easing():
+    from inkwalk.artwalks import WalkSettings
+    from inkwalk.segments import plan_pieces
+
+    for easing in ("release", "s-curve"):
+        settings = WalkSettings.with_preset("offline", frames=9, easing=easing)
+        first = plan_pieces(2, settings, max_frames=64)[0]
+        np.testing.assert_allclose(first.times, frame_times(9, easing), atol=0)

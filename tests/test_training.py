@@ -116,6 +116,21 @@ def test_config_overrides_and_errors(tmp_path):
         load_config(CONFIG, ["--data.source", "shards"])
     with pytest.raises(TrainingConfigError, match="mixed_precision"):
         load_config(CONFIG, ["--model.mixed_precision", "fp8"])
+    with pytest.raises(TrainingConfigError, match="norm_mode"):
+        load_config(CONFIG, ["--model.norm_mode", "both"])
+
+
+def test_config_builds_the_sparse_causal_ablation(tiny_models, tmp_path):
+    from inkwalk.conclvd.motion_module import SparseCausalAttention
+    from training.engine import build_model
+
+    cfg = tiny_config(tiny_models, tmp_path, "ablation")
+    assert cfg["model"]["sparse_causal"] and cfg["model"]["norm_mode"] == "per-frame"
+    cfg = load_config(CONFIG, {**cfg, "model": {**cfg["model"], "sparse_causal": False, "norm_mode": "joint"}})
+    model = build_model(cfg, torch.device("cpu"))
+    block = model.unet.down_blocks[0].motion_modules[0]
+    assert (model.config.sparse_causal, block.norm_mode) == (False, "joint")
+    assert not isinstance(block.transformer_blocks[0].attn2, SparseCausalAttention)
 
 
 def test_shard_batches_decode_and_resume_position(ray_session, tmp_path):

@@ -34,6 +34,8 @@ DEFAULTS: dict[str, Any] = {
     "model": {
         "models_dir": None,               # else env INKWALK_MODELS, else the public checkpoints
         "motion_module": None,            # initial motion weights (AnimateDiff adapter or our export)
+        "sparse_causal": True,            # false: the paper's ablation "w/o SC-Attn" (AnimateDiff's module)
+        "norm_mode": "per-frame",         # motion GroupNorm per frame (AnimateDiff, release) | joint (diffusers)
         "gradient_checkpointing": False,
         "mixed_precision": "no",          # no | fp16 | bf16 (GPU only; CPU always trains in fp32)
         "ddp_find_unused_parameters": False,
@@ -131,6 +133,11 @@ def _validate(cfg: dict) -> dict:
     if cfg["model"]["mixed_precision"] not in ("no", "fp16", "bf16"):
         raise TrainingConfigError("model.mixed_precision must be one of no, fp16, bf16 "
                                   f"(got {cfg['model']['mixed_precision']!r})")
+    if not isinstance(cfg["model"]["sparse_causal"], bool):
+        raise TrainingConfigError(f"model.sparse_causal must be true or false (got {cfg['model']['sparse_causal']!r})")
+    if cfg["model"]["norm_mode"] not in ("per-frame", "joint"):
+        raise TrainingConfigError("model.norm_mode must be per-frame or joint "
+                                  f"(got {cfg['model']['norm_mode']!r})")
     if cfg["data"]["source"] not in ("synthetic", "shards"):
         raise TrainingConfigError(f"data.source must be 'synthetic' or 'shards' (got {cfg['data']['source']!r})")
     if cfg["data"]["kind"] not in ("frames", "latents"):

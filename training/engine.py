@@ -39,8 +39,9 @@ def build_model(cfg: dict, device: torch.device) -> nn.Module:
     from inkwalk.conclvd import load_conclvd
 
     frozen_dtype = amp_dtype(cfg, device)
+    structure = {k: cfg["model"][k] for k in ("sparse_causal", "norm_mode")}
     model = load_conclvd(models_dir=cfg["model"]["models_dir"], motion_module=cfg["model"]["motion_module"],
-                         device=device, dtype=frozen_dtype)
+                         device=device, dtype=frozen_dtype, config=structure)
     if cfg["model"]["gradient_checkpointing"]:
         model.unet.enable_gradient_checkpointing()  # diffusers' switch; reaches our motion modules too
     return model

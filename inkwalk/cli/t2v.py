@@ -20,6 +20,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--motion-module", metavar="PATH", default=None,
                    help="trained motion module (.safetensors from training), an mm_sd_v15_v2 checkpoint or a "
                         "diffusers MotionAdapter folder (default: the registry's AnimateDiff adapter)")
+    p.add_argument("--sparse-causal", action=argparse.BooleanOptionalAction, default=None,
+                   help="Sparse-Causal attention in the motion module; --no-sparse-causal is the paper's ablation "
+                        "(AnimateDiff's module). Default: the motion module file's own setting, else on")
+    p.add_argument("--norm-mode", choices=("per-frame", "joint"), default=None,
+                   help="motion-module GroupNorm: per-frame (AnimateDiff's original, the default) or joint "
+                        "(diffusers'). Default: the motion module file's own setting")
     p.add_argument("--no-sofp", action="store_true", help="skip SOFP interpolation (keep the N sampled frames)")
     p.add_argument("--flow", default="dis", choices=["dis", "raft", "raft-large", "raft-small"],
                    help="optical flow for SOFP (default dis, weight-free; the paper uses raft)")
@@ -37,7 +43,10 @@ def handler(args: argparse.Namespace) -> int:
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.float16 if torch.device(device).type == "cuda" else None
-    model = load_conclvd(models_dir=args.models, motion_module=args.motion_module, device=device, dtype=dtype)
+    structure = {k: v for k, v in (("sparse_causal", args.sparse_causal), ("norm_mode", args.norm_mode))
+                 if v is not None}
+    model = load_conclvd(models_dir=args.models, motion_module=args.motion_module, device=device, dtype=dtype,
+                         config=structure)
     frames = generate_video(model, args.prompt, negative_prompt=args.negative, frames=args.frames, steps=args.steps,
                             guidance=args.guidance, size=args.size, seed=args.seed, sofp=not args.no_sofp,
                             flow=args.flow, models_dir=args.models, show_progress=True)

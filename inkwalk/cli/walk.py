@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from inkwalk.schedules import WEIGHTINGS
+from inkwalk.schedules import EASINGS, KEYFRAME_GRIDS, WEIGHTINGS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,13 +28,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def add_settings_arguments(p: argparse.ArgumentParser) -> None:
     """The walk settings options, shared by `inkwalk walk` and `inkwalk render`."""
-    p.add_argument("--preset", choices=("paper", "offline"), default="paper",
+    p.add_argument("--preset", choices=("paper", "offline", "release"), default="paper",
                    help="paper: Kandinsky 2.2 keyframes + FILM + Real-ESRGAN (needs weights; default); "
-                        "offline: no keyframes, flow-warp with DIS, no upscaling (no weights)")
+                        "offline: no keyframes, flow-warp with DIS, no upscaling (no weights); "
+                        "release: the paper's models at the authors' released pacing (30 fps, 10 s segments "
+                        "and holds, their weighting, keyframe grid and easing)")
     p.add_argument("-m", "--keyframes", type=int, help="diffusion keyframes between two paintings (paper: 5)")
     p.add_argument("-n", "--frames", type=int, help="interpolated frames between neighbouring frames (24)")
     p.add_argument("--weighting", choices=WEIGHTINGS, help="embedding weighting (logit)")
     p.add_argument("--scale", type=float, help="logit weighting scale s (15)")
+    p.add_argument("--keyframe-grid", choices=KEYFRAME_GRIDS,
+                   help="keyframe times: interior t=i/(m+1), or release t=i/m from 0 (interior)")
+    p.add_argument("--easing", choices=EASINGS, help="frame timing curve: s-curve, or the authors' release (s-curve)")
     p.add_argument("--strength", type=float, help="S-curve easing strength, 0 = even spacing (1)")
     p.add_argument("--hold", type=float, help="seconds each painting stays still (0)")
     p.add_argument("--fps", type=float, help="frames per second (24)")
@@ -57,8 +62,9 @@ def settings_from_args(args: argparse.Namespace):
     from inkwalk.upscale import parse_size
 
     return WalkSettings.with_preset(
-        args.preset, keyframes=args.keyframes, frames=args.frames, weighting=args.weighting, scale=args.scale,
-        strength=args.strength, hold=args.hold, fps=args.fps,
+        args.preset, keyframes=args.keyframes, frames=args.frames, weighting=args.weighting,
+        keyframe_grid=args.keyframe_grid, scale=args.scale, easing=args.easing, strength=args.strength,
+        hold=args.hold, fps=args.fps,
         size=parse_size(args.size) if args.size else None, upscale=args.upscale, keyframer=args.keyframer,
         interpolator=args.interpolator, flow=args.flow, upscaler=args.upscaler, seed=args.seed,
         steps=args.steps, guidance=args.guidance, fit=args.fit)

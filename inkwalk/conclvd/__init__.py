@@ -1,5 +1,6 @@
 """ConCLVD (papers/002): frozen SD 1.5 + Versatile/Sparse-Causal motion module + noise adapter
-trained with a contrastive loss over per-frame predicted noise; DDIM + SOFP text-to-video.
+trained with a contrastive loss over per-frame predicted noise; a diffusers pipeline (DDIM by
+default) + SOFP text-to-video.
 
 Heavy imports are lazy so `import inkwalk.conclvd` stays cheap.
 """
@@ -14,6 +15,8 @@ _EXPORTS = {
     "load_conclvd": "inkwalk.conclvd.model",
     "training_step": "inkwalk.conclvd.training",
     "generate_video": "inkwalk.conclvd.pipeline",
+    "ConCLVDPipeline": "inkwalk.conclvd.pipeline",
+    "conclvd_scheduler": "inkwalk.conclvd.pipeline",
     "contrastive_loss": "inkwalk.conclvd.loss",
     "conclvd_loss": "inkwalk.conclvd.loss",
     "NoiseAdapter": "inkwalk.conclvd.noise_adapter",

@@ -16,9 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from inkwalk.conclvd.motion_module import NORM_MODES
 from inkwalk.conclvd.noise_adapter import NoiseAdapter
 from inkwalk.conclvd.unet import (InitReport, MotionInitError, adapter_config_for, build_motion_unet,
                                   init_from_animatediff)
+from inkwalk.errors import InkwalkError
 
 # Linear betas as AnimateDiff and the paper (not SD's scaled_linear), for training and sampling alike.
 NOISE_SCHEDULE = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="linear")
@@ -29,17 +31,37 @@ TRAINABLE_FORMAT = "inkwalk-conclvd-trainable"
 class ConCLVDConfig:
     """Switches of the model that change its structure (saved with the trainable weights)."""
 
-    sparse_causal: bool = True            # False: the paper's ablation without Sparse-Causal attention
+    sparse_causal: bool = True            # False: the paper's ablation (block 1 Versatile, as AnimateDiff)
     first_frame_keys: bool = False        # Sparse-Causal keys also from frame 0 (authors' release)
+    norm_mode: str = "per-frame"          # GroupNorm per frame (AnimateDiff, release) | joint (diffusers)
     gradient_checkpointing: bool = False  # recompute activations in backward (training memory)
     adapter_pool: int = 8                 # noise adapter: predicted noise pooled to pool×pool
     adapter_hidden: int = 512
     adapter_dim: int = 128
 
+    def __post_init__(self) -> None:
+        if self.norm_mode not in NORM_MODES:
+            raise InkwalkError(f"unknown norm mode {self.norm_mode!r}; choose one of {', '.join(NORM_MODES)}")
+        if self.first_frame_keys and not self.sparse_causal:
+            raise InkwalkError("first_frame_keys changes Sparse-Causal attention, which sparse_causal=False disables")
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ConCLVDConfig":
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+    def structure(self) -> dict[str, Any]:
+        """The fields that change the trained weights' meaning (all but gradient checkpointing)."""
+        return {k: v for k, v in asdict(self).items() if k != "gradient_checkpointing"}
+
+
+@torch.no_grad()
+def encode_prompts(tokenizer: Any, text_encoder: nn.Module, prompts: list[str],
+                   device: torch.device | str) -> torch.Tensor:
+    """CLIP text embeddings `B×77×C` of `prompts`, padded to the tokenizer's full length (as SD 1.5 does)."""
+    ids = tokenizer(list(prompts), padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                    return_tensors="pt").input_ids
+    return text_encoder(ids.to(device))[0]
 
 
 class ConCLVD(nn.Module):
@@ -92,12 +114,9 @@ class ConCLVD(nn.Module):
         out = self.unet(sample, timesteps, encoder_hidden_states=states).sample
         return out.transpose(1, 2)
 
-    @torch.no_grad()
     def encode_text(self, prompts: list[str]) -> torch.Tensor:
         """CLIP text embeddings `B×77×C` (the UNet's cross-attention input)."""
-        ids = self.tokenizer(list(prompts), padding="max_length", max_length=self.tokenizer.model_max_length,
-                             truncation=True, return_tensors="pt").input_ids
-        return self.text_encoder(ids.to(self.device))[0]
+        return encode_prompts(self.tokenizer, self.text_encoder, prompts, self.device)
 
     @torch.no_grad()
     def encode_frames(self, frames: torch.Tensor | np.ndarray, generator: torch.Generator | None = None,
@@ -114,17 +133,6 @@ class ConCLVD(nn.Module):
             latents.append(dist.mean + dist.std * noise.to(dist.mean))
         scaled = torch.cat(latents) * self.vae.config.scaling_factor
         return scaled.view(batch, count, *scaled.shape[1:])
-
-    @torch.no_grad()
-    def decode_latents(self, latents: torch.Tensor, chunk: int = 4) -> np.ndarray:
-        """Scaled latents `B×T×4×h×w` -> uint8 frames `B×T×H×W×3`, decoded `chunk` frames at a time."""
-        batch, count = latents.shape[:2]
-        flat = latents.flatten(0, 1) / self.vae.config.scaling_factor
-        images = []
-        for i in range(0, flat.shape[0], chunk):
-            image = self.vae.decode(flat[i:i + chunk].to(self.vae.dtype)).sample
-            images.append(((image.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu())
-        return torch.cat(images).view(batch, count, *images[0].shape[1:]).numpy()
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """The motion modules' and the noise adapter's parameters (what the optimiser updates)."""
@@ -146,8 +154,14 @@ class ConCLVD(nn.Module):
         return path
 
     def load_trainable(self, path: str | Path) -> None:
-        """Load tensors written by `save_trainable`; every tensor must match by name and shape."""
-        tensors, _ = read_trainable(path)
+        """Load tensors written by `save_trainable`; every tensor must match by name and shape, and the
+        structure they were trained with (sparse_causal, norm_mode, ...) must be this model's."""
+        tensors, metadata = read_trainable(path)
+        saved = saved_config(metadata).structure()
+        differ = [f"{k}={v!r} (this model: {getattr(self.config, k)!r})" for k, v in saved.items()
+                  if getattr(self.config, k) != v]
+        if differ:
+            raise MotionInitError(f"{path} does not fit this model: it was trained with {', '.join(differ)}")
         ours = self.trainable_state_dict()
         missing, extra = sorted(set(ours) - set(tensors)), sorted(set(tensors) - set(ours))
         wrong = [f"{k}: {tuple(tensors[k].shape)} vs {tuple(v.shape)}" for k, v in ours.items()
@@ -164,6 +178,12 @@ class ConCLVD(nn.Module):
 
 def _jsonable(config: Mapping[str, Any]) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in config.items() if not k.startswith("_")}
+
+
+def saved_config(metadata: Mapping[str, str]) -> ConCLVDConfig:
+    """The config a `save_trainable` file was written with (files from before the norm mode existed
+    were trained with diffusers' joint norm)."""
+    return ConCLVDConfig.from_dict({"norm_mode": "joint", **json.loads(metadata["config"])})
 
 
 def read_trainable(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -202,22 +222,40 @@ def _read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
 
 
 def _original_adapter_config(unet2d: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> dict:
-    """The adapter structure of an original-layout (`mm_sd_v15_v2`) checkpoint, from its tensors."""
+    """The adapter structure of an original-layout AnimateDiff checkpoint, from its tensors.
+
+    Without position tables (AnimateDiff's current code does not save them) the length is
+    diffusers' default, 32 frames; the tables are regenerated on loading.
+    """
+    if not any(".temporal_transformer." in k for k in state_dict):
+        raise MotionInitError("motion checkpoint is neither a ConCLVD trainable file nor an AnimateDiff motion "
+                              "module (no '.temporal_transformer.' keys)")
     pe = next((v for k, v in state_dict.items() if k.endswith("pos_encoder.pe")), None)
-    if pe is None:
-        raise MotionInitError("motion checkpoint has no position tables: not an AnimateDiff motion module")
-    return adapter_config_for(unet2d, max_seq_length=pe.shape[1],
+    return adapter_config_for(unet2d, max_seq_length=pe.shape[1] if pe is not None else 32,
                               mid_block=any(k.startswith("mid_block.") for k in state_dict))
+
+
+def _resolve_config(asked: ConCLVDConfig | Mapping[str, Any] | None, saved: ConCLVDConfig | None) -> ConCLVDConfig:
+    """`asked` (every field, or a mapping of only some) over the config of a trainable checkpoint
+    (`saved`, which `load_trainable` then holds the model to) or the defaults."""
+    asked = asdict(asked) if isinstance(asked, ConCLVDConfig) else dict(asked or {})
+    unknown = sorted(set(asked) - {f.name for f in fields(ConCLVDConfig)})
+    if unknown:
+        raise InkwalkError(f"unknown ConCLVD setting(s) {unknown}")
+    return ConCLVDConfig(**{**asdict(saved or ConCLVDConfig()), **asked})
 
 
 def load_conclvd(models_dir: str | Path | None = None, motion_module: str | Path | None = None,
                  device: str | torch.device | None = None, dtype: torch.dtype | None = None,
-                 config: ConCLVDConfig | None = None) -> ConCLVD:
-    """Load SD 1.5 from the registry and the motion modules from `motion_module`.
+                 config: ConCLVDConfig | Mapping[str, Any] | None = None) -> ConCLVD:
+    """Load SD 1.5 from the registry and the motion modules from `motion_module`, always strictly.
 
     `motion_module`: None -> the registry's `animatediff-motion-adapter`; a folder -> a diffusers
     `MotionAdapter`; a file -> a `save_trainable` checkpoint (motion modules + noise adapter) or an
-    original AnimateDiff `mm_sd_v15_v2` checkpoint. `dtype` applies to the frozen layers only.
+    original AnimateDiff checkpoint (`mm_sd_v15_v2`, or one saved without position tables).
+    `config`: a `ConCLVDConfig`, or a mapping of only the fields to set; a trainable checkpoint brings
+    its own structure (sparse_causal, norm_mode, ...), which `config` may not contradict (MotionInitError).
+    `dtype` applies to the frozen layers only.
     """
     from diffusers import AutoencoderKL, MotionAdapter, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
@@ -230,6 +268,7 @@ def load_conclvd(models_dir: str | Path | None = None, motion_module: str | Path
     unet2d = load_pretrained("sd15-unet", UNet2DConditionModel, models_dir=models_dir)
 
     trainable: dict[str, torch.Tensor] | None = None
+    saved: ConCLVDConfig | None = None
     source = Path(motion_module) if motion_module is not None else None
     if source is None or source.is_dir():
         adapter = load_pretrained("animatediff-motion-adapter", MotionAdapter, path=source, models_dir=models_dir)
@@ -239,22 +278,22 @@ def load_conclvd(models_dir: str | Path | None = None, motion_module: str | Path
         if metadata.get("format") == TRAINABLE_FORMAT:
             trainable, weights = weights, None
             adapter_config = json.loads(metadata["adapter_config"])
-            config = ConCLVDConfig.from_dict({**json.loads(metadata["config"]), **(asdict(config) if config else {})})
+            saved = saved_config(metadata)
         else:
             adapter_config = _original_adapter_config(unet2d, weights)
     else:
         raise MotionInitError(f"motion module {source} does not exist: give a save_trainable .safetensors file, "
                               "an mm_sd_v15_v2 checkpoint or a diffusers MotionAdapter folder")
-    config = config or ConCLVDConfig()
+    config = _resolve_config(config, saved)
     adapter_config = {k: v for k, v in adapter_config.items() if not k.startswith("_")}
     unet = build_motion_unet(unet2d, adapter_config, sparse_causal=config.sparse_causal,
-                             first_frame_keys=config.first_frame_keys,
+                             first_frame_keys=config.first_frame_keys, norm_mode=config.norm_mode,
                              gradient_checkpointing=config.gradient_checkpointing)
     model = ConCLVD(tokenizer, text_encoder, vae, unet,
                     NoiseAdapter(unet.config.out_channels, config.adapter_pool, config.adapter_hidden,
                                  config.adapter_dim), config, adapter_config)
     if weights is not None:
-        model.init_report = init_from_animatediff(unet, weights, strict=config.sparse_causal)
+        model.init_report = init_from_animatediff(unet, weights)
     if trainable is not None:
         model.load_trainable(source)
     if dtype is not None:

@@ -6,13 +6,18 @@ names follow diffusers' AnimateDiff layout (`norm`, `proj_in`, `transformer_bloc
 norm2, attn2, norm3, ff, pos_embed}`, `proj_out`) so an AnimateDiff motion adapter initialises it
 tensor for tensor: attention block 0 (`attn1`) is Versatile, block 1 (`attn2`) is Sparse-Causal.
 
+- GroupNorm of the input, `norm_mode` "per-frame" (default: AnimateDiff's original module and the
+  ConCLVD release normalise each frame on its own, `b c f h w -> (b f) c h w`) or "joint" (diffusers'
+  `AnimateDiffTransformer3D`: one set of statistics over all frames of a video).
 - Versatile attention (paper eq. 7): tokens `[(b h w), f, c]`, every frame attends to every frame
   at the same spatial position, sinusoidal frame positions added to its input.
 - Sparse-Causal attention (paper eq. 8): tokens `[(b f), (h w), c]`, the spatial tokens of frame
   `i` attend to the spatial tokens of frame `i - 1` only (`M_ij = 1 iff j = i - 1`); frame 0
   attends to itself. `first_frame_keys=True` also gives every frame the keys of frame 0 (the
   authors' release and Tune-A-Video). The same frame positions are added to its input, as
-  AnimateDiff's block 1 was trained with them.
+  AnimateDiff's block 1 was trained with them. `sparse_causal=False` (the paper's ablation
+  "w/o SC-Attn") makes block 1 a second Versatile attention: AnimateDiff's motion module, which is
+  also what the authors' released config runs.
 - Pre-norms and residuals around each part; `proj_out` is zero-initialised, so a fresh module is
   the identity and the UNet starts as the image model applied frame by frame.
 """
@@ -26,6 +31,10 @@ import torch.nn.functional as F
 from diffusers.models.attention import FeedForward
 from diffusers.models.embeddings import SinusoidalPositionalEmbedding
 from torch import nn
+
+from inkwalk.errors import InkwalkError
+
+NORM_MODES = ("per-frame", "joint")
 
 
 def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -89,20 +98,20 @@ class SparseCausalAttention(_Attention):
 
 
 class MotionTransformerBlock(nn.Module):
-    """Versatile attention, Sparse-Causal attention (unless disabled), feed-forward; pre-norm residuals."""
+    """Versatile attention, Sparse-Causal attention (a second Versatile one when disabled), feed-forward;
+    pre-norm residuals."""
 
     def __init__(self, dim: int, heads: int, max_seq_length: int = 32, sparse_causal: bool = True,
                  first_frame_keys: bool = False):
         super().__init__()
+        if first_frame_keys and not sparse_causal:
+            raise ValueError("first_frame_keys applies to Sparse-Causal attention, which is disabled")
         self.pos_embed = SinusoidalPositionalEmbedding(dim, max_seq_length=max_seq_length)
         self.norm1 = nn.LayerNorm(dim)
         self.attn1 = VersatileAttention(dim, heads)
-        if sparse_causal:
-            self.norm2 = nn.LayerNorm(dim)
-            self.attn2 = SparseCausalAttention(dim, heads, first_frame_keys=first_frame_keys)
-        else:
-            self.norm2 = None
-            self.attn2 = None
+        self.norm2 = nn.LayerNorm(dim)
+        self.attn2 = (SparseCausalAttention(dim, heads, first_frame_keys=first_frame_keys) if sparse_causal
+                      else VersatileAttention(dim, heads))
         self.norm3 = nn.LayerNorm(dim)
         self.ff = FeedForward(dim, activation_fn="geglu")
 
@@ -111,13 +120,16 @@ class MotionTransformerBlock(nn.Module):
         if num_frames > self.pos_embed.pe.shape[1]:
             raise ValueError(f"{num_frames} frames exceed the motion module's {self.pos_embed.pe.shape[1]} positions")
         x = x + self.attn1(self.pos_embed(self.norm1(x)))
-        if self.attn2 is not None:
+        y = self.pos_embed(self.norm2(x))
+        if isinstance(self.attn2, SparseCausalAttention):
             positions, frames, dim = x.shape
             tokens = positions // batch
-            y = self.pos_embed(self.norm2(x))
             y = y.view(batch, tokens, frames, dim).transpose(1, 2).reshape(batch * frames, tokens, dim)
             y = self.attn2(y, num_frames)
-            x = x + y.view(batch, frames, tokens, dim).transpose(1, 2).reshape(positions, frames, dim)
+            y = y.view(batch, frames, tokens, dim).transpose(1, 2).reshape(positions, frames, dim)
+        else:
+            y = self.attn2(y)
+        x = x + y
         return x + self.ff(self.norm3(x))
 
 
@@ -126,8 +138,13 @@ class ConCLVDMotionModule(nn.Module):
 
     def __init__(self, in_channels: int, num_attention_heads: int = 8, num_layers: int = 1,
                  norm_num_groups: int = 32, max_seq_length: int = 32, sparse_causal: bool = True,
-                 first_frame_keys: bool = False):
+                 first_frame_keys: bool = False, norm_mode: str = "per-frame"):
         super().__init__()
+        if norm_mode not in NORM_MODES:
+            raise InkwalkError(f"unknown motion-module norm mode {norm_mode!r}; choose one of {', '.join(NORM_MODES)}")
+        self.norm_mode = norm_mode
+        self.sparse_causal = sparse_causal
+        self.first_frame_keys = first_frame_keys
         self.in_channels = in_channels
         self.num_attention_heads = num_attention_heads
         self.norm = nn.GroupNorm(num_groups=norm_num_groups, num_channels=in_channels, eps=1e-6, affine=True)
@@ -154,9 +171,12 @@ class ConCLVDMotionModule(nn.Module):
         batch_frames, channels, height, width = hidden_states.shape
         batch = batch_frames // num_frames
         residual = hidden_states
-        x = hidden_states.view(batch, num_frames, channels, height, width).transpose(1, 2)
-        x = self.norm(x)
-        x = x.permute(0, 3, 4, 2, 1).reshape(batch * height * width, num_frames, channels)
+        if self.norm_mode == "per-frame":
+            x = self.norm(hidden_states).view(batch, num_frames, channels, height, width)
+        else:
+            video = hidden_states.view(batch, num_frames, channels, height, width).transpose(1, 2)
+            x = self.norm(video).transpose(1, 2)
+        x = x.permute(0, 3, 4, 1, 2).reshape(batch * height * width, num_frames, channels)
         x = self.proj_in(x)
         for block in self.transformer_blocks:
             x = block(x, batch, num_frames)

@@ -4,8 +4,10 @@ Built as diffusers' `UNetMotionModel.from_unet2d(unet, adapter)` (which copies t
 provides gradient checkpointing and SDPA for them), with every motion module then swapped for a
 `ConCLVDMotionModule`. Motion weights come from an AnimateDiff motion adapter in either layout:
 diffusers' `MotionAdapter` (`...attn1`, `...attn2`, one `pos_embed.pe` per block) or the original
-`mm_sd_v15_v2` checkpoint (`...temporal_transformer...attention_blocks.{0,1}...`, one
-`pos_encoder.pe` per attention block). Block 0 initialises Versatile attention, block 1 Sparse-Causal.
+AnimateDiff checkpoint (`...temporal_transformer...attention_blocks.{0,1}...`, one `pos_encoder.pe` per
+attention block in `mm_sd_v15_v2`, none at all in checkpoints saved by AnimateDiff's current code,
+whose tables are not persistent: those are regenerated). Block 0 initialises Versatile attention,
+block 1 Sparse-Causal (or the second Versatile attention of the ablation).
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ from typing import Iterator, Mapping
 import torch
 from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
 from diffusers.loaders.single_file_utils import convert_animatediff_checkpoint_to_diffusers
+from diffusers.models.embeddings import SinusoidalPositionalEmbedding
 from diffusers.utils import logging as diffusers_logging
 from torch import nn
 
 from inkwalk.conclvd.motion_module import ConCLVDMotionModule
 from inkwalk.errors import InkwalkError
+
+POSITION_TABLE = ".pos_embed.pe"
 
 
 class MotionInitError(InkwalkError):
@@ -32,20 +37,21 @@ class InitReport:
     """What initialising the motion modules from an AnimateDiff checkpoint did, tensor by tensor."""
 
     placed: dict[str, str] = field(default_factory=dict)       # source key -> motion UNet key
-    left_over: list[str] = field(default_factory=list)         # source keys with no place
+    unexpected: list[str] = field(default_factory=list)        # source keys with no place
     mismatched: list[str] = field(default_factory=list)        # "key: source shape vs ours"
     missing: list[str] = field(default_factory=list)           # our motion tensors not filled
+    regenerated: list[str] = field(default_factory=list)       # position tables rebuilt (none in the source)
 
     @property
     def complete(self) -> bool:
-        return not (self.left_over or self.mismatched or self.missing)
+        return not (self.unexpected or self.mismatched or self.missing)
 
     def summary(self) -> str:
         parts = [f"{len(self.placed)} tensors placed"]
-        for name, keys in (("left over", self.left_over), ("shape mismatch", self.mismatched),
-                           ("missing", self.missing)):
+        for name, keys in (("missing", self.missing), ("unexpected", self.unexpected),
+                           ("wrong shape", self.mismatched), ("regenerated", self.regenerated)):
             if keys:
-                shown = ", ".join(keys[:5]) + (", ..." if len(keys) > 5 else "")
+                shown = ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
                 parts.append(f"{len(keys)} {name} ({shown})")
         return "; ".join(parts)
 
@@ -69,8 +75,28 @@ def adapter_config_for(unet: UNet2DConditionModel, num_heads: int = 8, max_seq_l
                 motion_max_seq_length=max_seq_length, use_motion_mid_block=mid_block)
 
 
+def swap_motion_modules(unet: UNetMotionModel, sparse_causal: bool = True, first_frame_keys: bool = False,
+                        norm_mode: str = "per-frame") -> UNetMotionModel:
+    """Replace every motion module of `unet` by a fresh (zero-output) `ConCLVDMotionModule` of the same
+    size; image layers frozen, motion modules trainable."""
+    for _, modules in motion_modules(unet):
+        for j, stock in enumerate(modules):
+            block = stock.transformer_blocks[0]
+            modules[j] = ConCLVDMotionModule(
+                stock.in_channels, num_attention_heads=stock.num_attention_heads,
+                num_layers=len(stock.transformer_blocks), norm_num_groups=stock.norm.num_groups,
+                max_seq_length=block.pos_embed.pe.shape[1], sparse_causal=sparse_causal,
+                first_frame_keys=first_frame_keys, norm_mode=norm_mode,
+            ).to(device=stock.norm.weight.device, dtype=stock.norm.weight.dtype)
+    unet.requires_grad_(False)
+    for _, modules in motion_modules(unet):
+        modules.requires_grad_(True)
+    return unet
+
+
 def build_motion_unet(unet2d: UNet2DConditionModel, adapter_config: Mapping, sparse_causal: bool = True,
-                      first_frame_keys: bool = False, gradient_checkpointing: bool = False) -> UNetMotionModel:
+                      first_frame_keys: bool = False, norm_mode: str = "per-frame",
+                      gradient_checkpointing: bool = False) -> UNetMotionModel:
     """Inflate `unet2d` with our motion modules (zero-initialised output: starts as the image model).
 
     Image layers are frozen; only the motion modules require grad.
@@ -82,20 +108,16 @@ def build_motion_unet(unet2d: UNet2DConditionModel, adapter_config: Mapping, spa
         unet = UNetMotionModel.from_unet2d(unet2d, structure)
     finally:
         diffusers_logging.set_verbosity(verbosity)
-    for _, modules in motion_modules(unet):
-        for j, stock in enumerate(modules):
-            modules[j] = ConCLVDMotionModule(
-                stock.in_channels, num_attention_heads=stock.num_attention_heads,
-                num_layers=len(stock.transformer_blocks), norm_num_groups=stock.norm.num_groups,
-                max_seq_length=stock.transformer_blocks[0].pos_embed.pe.shape[1],
-                sparse_causal=sparse_causal, first_frame_keys=first_frame_keys,
-            ).to(device=stock.norm.weight.device, dtype=stock.norm.weight.dtype)
-    unet.requires_grad_(False)
-    for _, modules in motion_modules(unet):
-        modules.requires_grad_(True)
+    swap_motion_modules(unet, sparse_causal=sparse_causal, first_frame_keys=first_frame_keys, norm_mode=norm_mode)
     if gradient_checkpointing:
         unet.enable_gradient_checkpointing()
     return unet
+
+
+def motion_state_dict(unet: UNetMotionModel) -> dict[str, torch.Tensor]:
+    """Every motion-module tensor of `unet` under its full key (diffusers' `MotionAdapter` layout)."""
+    return {f"{prefix}.{key}": tensor for prefix, modules in motion_modules(unet)
+            for key, tensor in modules.state_dict().items()}
 
 
 def _to_diffusers_layout(state_dict: Mapping[str, torch.Tensor]) -> dict[str, list[tuple[str, torch.Tensor]]]:
@@ -105,9 +127,9 @@ def _to_diffusers_layout(state_dict: Mapping[str, torch.Tensor]) -> dict[str, li
     targets: dict[str, list[tuple[str, torch.Tensor]]] = {}
     for key, tensor in state_dict.items():
         if original and ".pos_encoder.pe" in key:
+            # diffusers' converter drops position tables: rename the block's table key instead
             base = key.split(".attention_blocks.")[0]
-            target = convert_animatediff_checkpoint_to_diffusers({base + ".pos_embed.pe": None})
-            target_key = next(iter(target))
+            target_key = next(iter(convert_animatediff_checkpoint_to_diffusers({base + POSITION_TABLE: None})))
         elif original:
             target_key = next(iter(convert_animatediff_checkpoint_to_diffusers({key: None})))
         else:
@@ -116,13 +138,13 @@ def _to_diffusers_layout(state_dict: Mapping[str, torch.Tensor]) -> dict[str, li
     return targets
 
 
-def init_from_animatediff(unet: UNetMotionModel, state_dict: Mapping[str, torch.Tensor],
-                          strict: bool = True) -> InitReport:
-    """Copy an AnimateDiff motion checkpoint (diffusers `MotionAdapter` state dict or original
-    `mm_sd_v15_v2` layout) into the motion modules; report every tensor placed or left over.
+def init_from_animatediff(unet: UNetMotionModel, state_dict: Mapping[str, torch.Tensor]) -> InitReport:
+    """Copy an AnimateDiff motion checkpoint (diffusers `MotionAdapter` state dict or original layout)
+    into the motion modules, strictly: raises `MotionInitError` (one line naming the missing, unexpected
+    and wrongly shaped tensors) unless every source tensor is placed and every motion tensor filled.
 
-    `strict` raises `MotionInitError` unless every source tensor is placed and every motion tensor
-    filled (with `sparse_causal=False` the Sparse-Causal block-1 tensors are knowingly left over).
+    A checkpoint with no position table at all (AnimateDiff's current code does not save them) gets
+    each table rebuilt: they are fixed sinusoids, a function of length and width only.
     """
     ours: dict[str, torch.Tensor] = {}
     for prefix, modules in motion_modules(unet):
@@ -130,11 +152,12 @@ def init_from_animatediff(unet: UNetMotionModel, state_dict: Mapping[str, torch.
             ours[f"{prefix}.{key}"] = tensor
     report = InitReport()
     filled: set[str] = set()
+    targets = _to_diffusers_layout(state_dict)
     with torch.no_grad():
-        for target, sources in _to_diffusers_layout(state_dict).items():
+        for target, sources in targets.items():
             for source_key, tensor in sources:
                 if target not in ours:
-                    report.left_over.append(source_key)
+                    report.unexpected.append(source_key)
                     continue
                 dest = ours[target]
                 if tuple(dest.shape) != tuple(tensor.shape):
@@ -149,8 +172,16 @@ def init_from_animatediff(unet: UNetMotionModel, state_dict: Mapping[str, torch.
                     dest.copy_(tensor.to(dtype=dest.dtype, device=dest.device))
                     filled.add(target)
                 report.placed[source_key] = target
+        if not any(t.endswith(POSITION_TABLE) for t in targets):
+            for key, dest in ours.items():
+                if key.endswith(POSITION_TABLE):
+                    _, length, width = dest.shape
+                    dest.copy_(SinusoidalPositionalEmbedding(width, max_seq_length=length).pe.to(dest))
+                    filled.add(key)
+                    report.regenerated.append(key)
     report.missing = sorted(set(ours) - filled)
-    if strict and not report.complete:
+    if not report.complete:
         raise MotionInitError(f"motion checkpoint does not fit the motion UNet: {report.summary()}. "
-                              "Use an AnimateDiff SD 1.5 motion adapter (diffusers MotionAdapter or mm_sd_v15_v2)")
+                              "Use an AnimateDiff SD 1.5 motion adapter (diffusers MotionAdapter or the original "
+                              "mm_sd_v15 layout) of this UNet's structure")
     return report
