@@ -121,7 +121,7 @@ def check_paintings_count(count: int, limits: Limits) -> None:
                                 f"upload them as repeated 'paintings' form fields")
     if count > limits.max_paintings:
         raise RequestError(413, f"{count} paintings sent; the limit is {limits.max_paintings} per job: "
-                                f"split the collection or use `python -m services.render_collection`")
+                                f"split the collection or render it with `inkwalk render`")
 
 
 def check_total_upload(total: int, limits: Limits) -> None:
