@@ -194,7 +194,7 @@ class RenderSummary:
     size: tuple[int, int]
     chunks_rendered: int
     chunks_reused: int
-    nodes: int
+    nodes: dict[str, int]  # pieces encoded per Ray node id
     seconds: float
     sheet: str | None = None
 
@@ -242,7 +242,7 @@ def render_collection(source: str | Path, out: str | Path, settings: WalkSetting
             sheet_out = _sheet_name(out)
             _copy_out(job_store, job.sheet, sheet_out)
     return RenderSummary(str(out), result.frames, settings.fps, settings.output_size, result.chunks_rendered,
-                         result.chunks_reused, len(result.nodes), round(time.perf_counter() - t0, 2), sheet_out)
+                         result.chunks_reused, result.nodes, round(time.perf_counter() - t0, 2), sheet_out)
 
 
 def _check_headers(store: Store, inputs: list[dict]) -> None:

@@ -49,8 +49,8 @@ def handler(args: argparse.Namespace) -> int:
                                     render=render, sheet=not args.no_sheet, on_progress=on_progress)
     w, h = summary.size
     print(f"{summary.out}: {summary.frames} frames, {summary.frames / summary.fps:.2f} s at {summary.fps:g} fps, "
-          f"{w}x{h}; chunks rendered {summary.chunks_rendered}, reused {summary.chunks_reused}; "
-          f"{summary.seconds:.1f} s")
+          f"{w}x{h}; chunks rendered {summary.chunks_rendered} on {len(summary.nodes)} node(s), reused "
+          f"{summary.chunks_reused}; {summary.seconds:.1f} s")
     if summary.sheet:
         print(f"contact sheet: {summary.sheet}")
     return 0

@@ -1,0 +1,92 @@
+"""`inkwalk demo` and `inkwalk render` as a user runs them: an embedded Ray started and stopped by
+the command, chunks reused by a second run, an interrupt that leaves no output behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from inkwalk.video import probe, read_frames
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env(tmp_path: Path) -> dict:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "INKWALK_NO_PROGRESS": "1", "PYTHONPATH": str(ROOT),
+           "INKWALK_CACHE": str(tmp_path / "cache"), "RAY_TMPDIR": tempfile.mkdtemp(prefix="rcl", dir="/tmp")}
+    env.pop("RAY_ADDRESS", None)  # the embedded path, whatever the caller's shell says
+    return env
+
+
+def _inkwalk(*args: str) -> list[str]:
+    return [sys.executable, "-m", "inkwalk.cli", *args]
+
+
+def test_readme_main_job_renders_three_paintings_on_an_embedded_ray(tmp_path):
+    out = tmp_path / "demo.mp4"
+    proc = subprocess.run(_inkwalk("demo", "-o", str(out), "--size", "160x96", "--frames", "4", "--hold", "0.25",
+                                   "--fps", "8"), env=_env(tmp_path), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # 3 paintings, no keyframes, 4 frames per step, hold 2: 2*1*5 + 1 + 3*2
+    frames = read_frames(out)
+    assert frames.shape == (17, 96, 160, 3)
+    assert "3 paintings rendered on Ray" in proc.stdout
+    assert np.abs(frames[0].astype(int) - frames[8]).mean() > 5  # it walked from one painting to the next
+
+
+def test_render_a_folder_then_reuse_then_an_interrupt_leaves_no_output(tmp_path):
+    from inkwalk.paintings import collection
+    from inkwalk.video import save_image
+
+    folder = tmp_path / "paintings"
+    for i, p in enumerate(collection(3, size=(96, 64), seed=2)):
+        save_image(folder / f"{i}.png", p)
+    (folder / "notes.txt").write_text("not a painting: ignored")
+    env = _env(tmp_path)
+    args = ["--preset", "offline", "--size", "64x64", "--frames", "3", "--fps", "8", "--upscale", "x2",
+            "--upscaler", "lanczos"]
+    first = subprocess.run(_inkwalk("render", str(folder), "-o", str(tmp_path / "a.mp4"), *args), env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert probe(tmp_path / "a.mp4").frames == 2 * 1 * 4 + 1 and "chunks rendered 3" in first.stdout
+    assert (tmp_path / "a.sheet.png").exists()
+
+    # a longer render, interrupted once its first chunks exist: exit 130, no video, no temporaries
+    chunks = tmp_path / "cache" / "chunks"
+    before = len(list(chunks.rglob("*.mp4")))
+    slow = subprocess.Popen(_inkwalk("render", str(folder), "-o", str(tmp_path / "b.mp4"), *args, "--frames", "60",
+                                     "--size", "96x96", "--inflight", "1"), env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while len(list(chunks.rglob("*.mp4"))) <= before:
+        assert slow.poll() is None and time.time() < deadline, slow.communicate()
+        time.sleep(0.2)
+    slow.send_signal(signal.SIGINT)
+    _, err = slow.communicate(timeout=120)
+    assert slow.returncode == 130 and "interrupted" in err
+    assert not (tmp_path / "b.mp4").exists()
+    assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []
+
+    # the same render again: what was finished before the interrupt is reused
+    again = subprocess.run(_inkwalk("render", str(folder), "-o", str(tmp_path / "b.mp4"), *args, "--frames", "60",
+                                    "--size", "96x96"), env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "reused 0" not in again.stdout and probe(tmp_path / "b.mp4").frames == 2 * 1 * 61 + 1
+
+
+def test_render_errors_are_one_line_and_start_nothing(tmp_path):
+    env = _env(tmp_path)
+    t0 = time.time()
+    for args, phrase in [(["render", str(tmp_path / "missing"), "-o", "x.mp4"], "no such folder"),
+                         (["render", str(tmp_path), "-o", "x.mp4"], "at least 2 paintings")]:
+        proc = subprocess.run(_inkwalk(*args), env=env, capture_output=True, text=True, timeout=120)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 1 and len(lines) == 1 and phrase in lines[0], proc.stderr
+    assert time.time() - t0 < 60
