@@ -1,31 +1,44 @@
-"""Serving overhead and interpolator scaling, measured in one run on the local machine.
+"""The segment path on a local Ray: memory of the ingress and the driver, time, batching.
 
-    python -m benchmarks.serving [--size 256] [--frames 24] [--repeats 3]
+    python -m benchmarks.serving [--quick] [--out docs/serving-benchmark.json]
 
-1. The same ArtWalks job (3 paintings, offline preset) rendered in-process (the pipeline on
-   the deployment classes, no Ray) and as an HTTP job (submit, poll every 0.1 s, download the
-   mp4) against the `artwalks` app of cluster/serve_config.cpu.yaml: overhead ratio.
-2. An 8-painting collection through the app (`services.render_collection --mode serve`) with
-   1 and with 2 Interpolator replicas (fresh walk cache each time).
+Every number is measured in this one run, on the `artwalks` app of the CPU Serve config
+(offline preset: flow-warp + DIS, Lanczos), fresh stores so nothing is reused:
 
-Prints a markdown table.
+1. **Ingress memory**: peak RSS growth of the ingress replica (sampled every 20 ms) over its
+   RSS before the job, for 2, 6 and 12 paintings at 512² and 1024² output, and 2 paintings at
+   2048²; beside it, the bytes of one piece's upscaled frames (what a design that routes frames
+   through the ingress would hold at least).
+2. **Driver memory**: the same for `inkwalk render`'s driver (`services.batch`, a subprocess
+   using the running app), 2 and 12 paintings at 1024².
+3. **Time**: one collection through HTTP (submit, poll, download) vs the in-process renderer
+   (`inkwalk.artwalks.render_collection`, models loaded before timing), interleaved, median.
+4. **Batching**: 1 and 4 concurrent jobs, with the deployments' `serve.batch` on (max 4) and off
+   (max 1): jobs per minute.
+
+Prints a markdown table and writes the raw numbers as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import io
 import json
+import os
 import socket
 import statistics
+import subprocess
+import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+OFFLINE = {"preset": "offline", "keyframes": 0, "upscaler": "lanczos", "hold": 0.25, "fps": 24}
 
 
 def _png(image: np.ndarray) -> bytes:
@@ -42,105 +55,215 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def in_process(images: list[np.ndarray], settings: dict, out: Path) -> float:
-    """The pipeline of a job, in this process: same classes, same walk code, no Serve."""
-    from services.pipeline import LocalStages, render_artwalk, walk_settings
+class PeakRSS:
+    """Peak resident memory of a process while the block runs, sampled in a thread."""
 
-    stages = LocalStages.for_artwalks(keyframer="none", interpolator={"method": "flow-warp", "flow": "dis"},
-                                      upscaler={"backend": "lanczos"})
-    ws = walk_settings({**settings, "keyframer": "none", "interpolator": "flow-warp", "flow": "dis",
-                        "upscaler": "lanczos"})
-    t0 = time.perf_counter()
-    asyncio.run(render_artwalk(stages, images, ws, out))
-    return time.perf_counter() - t0
+    def __init__(self, pid: int, every_s: float = 0.02):
+        import psutil
 
+        self.proc, self.every_s = psutil.Process(pid), every_s
+        self.base = self.peak = self.proc.memory_info().rss
 
-def http_job(client, images: list[bytes], settings: dict) -> tuple[float, int]:
-    """Submit, poll, download; returns (seconds, bytes of the mp4)."""
-    t0 = time.perf_counter()
-    files = [("paintings", (f"p{i}.png", data, "image/png")) for i, data in enumerate(images)]
-    r = client.post("/artwalks/jobs", files=files, data={"settings": json.dumps(settings)})
-    r.raise_for_status()
-    job = r.json()["job_id"]
-    while True:
-        status = client.get(f"/artwalks/jobs/{job}").json()
-        if status["state"] in ("done", "failed"):
-            break
-        time.sleep(0.1)
-    if status["state"] != "done":
-        raise RuntimeError(status["error"])
-    video = client.get(f"/artwalks/jobs/{job}/video").content
-    return time.perf_counter() - t0, len(video)
+    def __enter__(self) -> "PeakRSS":
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
 
+    def _sample(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.peak = max(self.peak, self.proc.memory_info().rss)
+            except Exception:  # the process ended
+                return
+            time.sleep(self.every_s)
 
-def deploy(store: Path, port_client, interp_replicas: int | None = None) -> None:
-    from ray import serve
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
 
-    from services.apps import apps_from_config
-
-    overrides = {"artwalks": {"store": str(store)}}
-    if interp_replicas:
-        overrides["artwalks"]["deployment_options"] = {
-            "Interpolator": {"autoscaling_config": None, "num_replicas": interp_replicas}}
-    app, prefix = apps_from_config(ROOT / "cluster" / "serve_config.cpu.yaml", overrides)["artwalks"]
-    serve.run(app, name="artwalks", route_prefix=prefix)
+    @property
+    def growth_mib(self) -> float:
+        return (self.peak - self.base) / 2**20
 
 
-def main() -> None:
-    import httpx
+class App:
+    """The artwalks app of the CPU config on a private local Ray, with a fresh store."""
+
+    port = 0
+
+    def __init__(self, work: Path, batch: int = 4):
+        import httpx
+        import ray
+        from ray import serve
+
+        from services.apps import apps_from_config
+
+        if not ray.is_initialized():
+            ray.init(address="local", _temp_dir=tempfile.mkdtemp(prefix="rbs", dir="/tmp"),
+                     include_dashboard=False, log_to_driver=False, object_store_memory=2_000_000_000)
+            App.port = _free_port()
+            serve.start(http_options={"host": "127.0.0.1", "port": App.port})
+        self.store = work / f"store-{time.time_ns()}"
+        limits = {"max_paintings": 16, "max_output_pixels": 2048 * 2048, "max_pixels": 40_000_000,
+                  "max_active_jobs": 8, "max_frames_per_segment": 128}
+        batching = {"batch": {"max_batch_size": batch}}
+        app, prefix = apps_from_config(ROOT / "cluster" / "serve_config.cpu.yaml", {"artwalks": {
+            "store": str(self.store), "limits": limits, "interpolator": {"method": "flow-warp", "flow": "dis", **batching},
+            "upscaler": {"backend": "lanczos", **batching}}})["artwalks"]
+        serve.run(app, name="artwalks", route_prefix=prefix)
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{App.port}", timeout=120)
+
+    def ingress_pid(self) -> int:
+        """The ingress replica's process, from this Ray's own actor table (no dashboard needed)."""
+        from ray._private.state import actors
+
+        alive = [a for a in actors().values() if a["ActorClassName"].endswith("ArtWalksIngress")
+                 and a["State"] == "ALIVE"]
+        return int(alive[0]["Pid"])
+
+    def job(self, images: list[bytes], settings: dict) -> float:
+        """Submit, poll every 0.1 s, download; returns seconds."""
+        t0 = time.perf_counter()
+        files = [("paintings", (f"p{i}.png", d, "image/png")) for i, d in enumerate(images)]
+        r = self.client.post("/artwalks/jobs", files=files, data={"settings": json.dumps(settings)})
+        r.raise_for_status()
+        job = r.json()["job_id"]
+        while (status := self.client.get(f"/artwalks/jobs/{job}").json())["state"] not in ("done", "failed"):
+            time.sleep(0.1)
+        if status["state"] != "done":
+            raise RuntimeError(status["error"])
+        with self.client.stream("GET", f"/artwalks/jobs/{job}/video") as video:
+            if sum(len(b) for b in video.iter_bytes()) == 0:
+                raise RuntimeError(f"job {job}: empty video")
+        return time.perf_counter() - t0
+
+
+def paintings(k: int, seed: int = 0) -> list[bytes]:
+    from inkwalk.paintings import collection
+
+    return [_png(p) for p in collection(k, size=(320, 240), seed=seed)]
+
+
+def piece_mib(settings: dict) -> float:
+    from inkwalk.artwalks import WalkSettings
+    from inkwalk.segments import piece_frame_limit
+
+    ws = WalkSettings.from_dict(settings)
+    w, h = ws.output_size
+    return min(piece_frame_limit(ws), ws.frames + 1) * w * h * 3 / 2**20
+
+
+def memory(app: App, quick: bool) -> list[dict]:
+    cases = [(2, 256), (6, 256), (12, 256), (2, 512), (6, 512), (12, 512), (2, 1024)]
+    if quick:
+        cases = [(2, 256), (6, 256), (2, 512), (6, 512), (2, 1024)]
+    rows = []
+    pid = app.ingress_pid()
+    app.job(paintings(2, seed=99), {**OFFLINE, "frames": 2, "size": [64, 64], "upscale": "x2"})  # warm
+    for k, size in cases:
+        settings = {**OFFLINE, "frames": 8 if size < 1024 else 2, "size": [size, size], "upscale": "x2"}
+        with PeakRSS(pid) as rss:
+            seconds = app.job(paintings(k, seed=k * 1000 + size), settings)
+        rows.append({"who": "ingress", "paintings": k, "output": 2 * size, "growth_mib": round(rss.growth_mib, 1),
+                     "piece_mib": round(piece_mib(settings), 1), "seconds": round(seconds, 2)})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def driver_memory(app: App, work: Path, quick: bool) -> list[dict]:
+    """`inkwalk render`'s driver against the running app, in a subprocess: its peak RSS."""
     import ray
-    from ray import serve
 
     from inkwalk.paintings import collection
     from inkwalk.video import save_image
-    from services.render_collection import render_collection
 
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--frames", type=int, default=24)
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
-    settings = {"preset": "offline", "size": [args.size, args.size], "frames": args.frames, "fps": 24,
-                "upscale": "x2"}
-    paintings = collection(3, size=(args.size + 64, args.size), seed=1)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    port = _free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
     rows = []
-    with tempfile.TemporaryDirectory() as tmp, httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:
-        tmp = Path(tmp)
-        deploy(tmp / "store", client)
-        http_job(client, [_png(p) for p in paintings], settings)  # warm-up: first handle calls
-        local, remote = [], []
-        for _ in range(args.repeats):  # interleaved, so machine noise hits both alike
-            local.append(in_process(paintings, settings, tmp / "local.mp4"))
-            remote.append(http_job(client, [_png(p) for p in paintings], settings)[0])
-        lm, rm = statistics.median(local), statistics.median(remote)
-        rows.append(("3 paintings, in-process pipeline (median)", f"{lm:.2f} s", "1.00"))
-        rows.append(("3 paintings, HTTP job: submit+poll+download (median)", f"{rm:.2f} s", f"{rm / lm:.2f}"))
-        rows.append(("HTTP overhead (median difference)", f"{rm - lm:+.2f} s", ""))
-
-        folder = tmp / "eight"
-        for i, p in enumerate(collection(8, size=(args.size + 64, args.size), seed=2)):
+    for k in ((2, 6) if quick else (2, 12)):
+        folder = work / f"driver-{k}"
+        for i, p in enumerate(collection(k, size=(320, 240), seed=500 + k)):
             save_image(folder / f"{i:02d}.png", p)
-        times = {}
-        for replicas in (1, 2):
-            deploy(tmp / "store", client, interp_replicas=replicas)
+        cmd = [sys.executable, "-m", "inkwalk.cli", "render", str(folder), "-o", str(folder / "out.mp4"),
+               "--preset", "offline", "--size", "512x512", "--upscale", "x2", "--upscaler", "lanczos",
+               "--frames", "8", "--fps", "24", "--address", ray.get_runtime_context().gcs_address]
+        env = {**os.environ, "INKWALK_NO_PROGRESS": "1", "PYTHONPATH": str(ROOT)}
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        with PeakRSS(proc.pid) as rss:
+            while proc.poll() is None:
+                time.sleep(0.05)
+        out, err = proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(err[-2000:])
+        rows.append({"who": "driver", "paintings": k, "output": 1024, "peak_mib": round(rss.peak / 2**20, 1),
+                     "piece_mib": round(piece_mib({**OFFLINE, "frames": 8, "size": [512, 512], "upscale": "x2"}), 1),
+                     "seconds": round(time.perf_counter() - t0, 2)})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def timing(app: App, work: Path, repeats: int) -> dict:
+    """HTTP job vs the in-process renderer on the same collection (fresh stores), interleaved."""
+    from inkwalk.artwalks import WalkSettings, load_walk_models, render_collection
+
+    settings = {**OFFLINE, "frames": 12, "size": [256, 256], "upscale": "x2", "flow": "dis",
+                "interpolator": "flow-warp"}
+    ws = WalkSettings.from_dict(settings)
+    models = load_walk_models(ws)
+    images = paintings(6, seed=7)
+    files = []
+    for i, data in enumerate(images):
+        (work / f"t{i}.png").write_bytes(data)
+        files.append(work / f"t{i}.png")
+    serve_s, local_s = [], []
+    for r in range(repeats):
+        t0 = time.perf_counter()
+        render_collection(files, work / f"local{r}.mp4", ws, cache_dir=work / f"local-store-{r}", models=models,
+                          sheet=False)
+        local_s.append(time.perf_counter() - t0)
+        # a new painting order each time: nothing in the app's store can be reused
+        serve_s.append(app.job(images[r % 6:] + images[:r % 6], settings))
+    return {"in_process_s": round(statistics.median(local_s), 2), "serve_s": round(statistics.median(serve_s), 2),
+            "ratio": round(statistics.median(serve_s) / statistics.median(local_s), 3)}
+
+
+def throughput(work: Path, quick: bool) -> list[dict]:
+    rows = []
+    settings = {**OFFLINE, "frames": 12, "size": [192, 192], "upscale": "x2"}
+    for batch in (1, 4):
+        app = App(work, batch=batch)
+        for jobs in (1, 4):
+            sets = [paintings(3, seed=10_000 * batch + 100 * jobs + j) for j in range(jobs)]
             t0 = time.perf_counter()
-            summary = render_collection(folder, tmp / f"eight-{replicas}.mp4", settings,
-                                        cache_dir=tmp / f"cache-{replicas}", mode="serve")
-            times[replicas] = time.perf_counter() - t0
-            assert summary["walks_rendered"] == 7
-        rows.append(("8 paintings (7 walks) via app, 1 Interpolator replica", f"{times[1]:.2f} s", "1.00"))
-        rows.append(("8 paintings (7 walks) via app, 2 Interpolator replicas", f"{times[2]:.2f} s",
-                     f"{times[2] / times[1]:.2f}"))
-    serve.shutdown()
-    ray.shutdown()
-    print(f"\nsettings: {json.dumps(settings)}; repeats: {args.repeats}\n")
-    print("| case | wall time | ratio |")
-    print("|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+            with ThreadPoolExecutor(jobs) as pool:
+                list(pool.map(lambda images: app.job(images, settings), sets))
+            seconds = time.perf_counter() - t0
+            rows.append({"batch": batch, "jobs": jobs, "seconds": round(seconds, 2),
+                         "jobs_per_min": round(60 * jobs / seconds, 2)})
+            print(rows[-1], flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer cases (a smoke run)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", default=None, help="write the raw numbers here (JSON)")
+    args = parser.parse_args()
+    os.environ.setdefault("INKWALK_NO_PROGRESS", "1")
+    load = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="inkwalk-bench-") as tmp:
+        work = Path(tmp)
+        app = App(work)
+        result = {"load_average_1min_at_start": load, "memory": memory(app, args.quick)}
+        result["driver"] = driver_memory(app, work, args.quick)
+        result["timing"] = timing(app, work, 1 if args.quick else args.repeats)
+        print(result["timing"], flush=True)
+        result["throughput"] = throughput(work, args.quick)
+    result["load_average_1min_at_end"] = os.getloadavg()[0]
+    print(json.dumps(result, indent=1))
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from inkwalk.video import probe, read_frames
 
@@ -85,8 +86,40 @@ def test_render_errors_are_one_line_and_start_nothing(tmp_path):
     env = _env(tmp_path)
     t0 = time.time()
     for args, phrase in [(["render", str(tmp_path / "missing"), "-o", "x.mp4"], "no such folder"),
-                         (["render", str(tmp_path), "-o", "x.mp4"], "at least 2 paintings")]:
+                         (["render", str(tmp_path), "-o", "x.mp4"], "at least 2 paintings"),
+                         (["serve", "--address", "127.0.0.1:9"], "cannot connect to the Ray cluster"),
+                         (["serve", str(tmp_path / "none.yaml")], "not a Serve config")]:
         proc = subprocess.run(_inkwalk(*args), env=env, capture_output=True, text=True, timeout=120)
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 1 and len(lines) == 1 and phrase in lines[0], proc.stderr
     assert time.time() - t0 < 60
+
+
+def test_serve_deploys_the_apps_and_sigterm_takes_them_down(tmp_path, tiny_models):
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**_env(tmp_path), "INKWALK_MODELS": str(tiny_models)}  # reaches every replica
+    proc = subprocess.Popen(_inkwalk("serve", "--port", str(port), "--store", str(tmp_path / "results")),
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 400
+        while True:
+            assert proc.poll() is None and time.time() < deadline, proc.communicate()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/conclvd/jobs", timeout=5) as r:
+                    if r.status == 200:  # the last app of the config is up
+                        break
+            except OSError:
+                time.sleep(1)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and f"http://127.0.0.1:{port}/artwalks/docs" in out and "stopping" in out
+    with pytest.raises(OSError):  # nothing listens any more: the apps and the local Ray are gone
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/artwalks/jobs", timeout=5)

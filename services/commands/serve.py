@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import time
 
 
@@ -32,6 +33,7 @@ def handler(args: argparse.Namespace) -> int:
     from inkwalk.errors import InkwalkError
     from services.apps import apps_from_config
     from services.batch import DEFAULT_CONFIG, ray_session
+    from services.render import one_line
 
     config_path = Path(args.config or DEFAULT_CONFIG)
     try:
@@ -56,9 +58,16 @@ def handler(args: argparse.Namespace) -> int:
             names = []
             try:
                 for name, (app, prefix) in built.items():
-                    serve.run(app, name=name, route_prefix=prefix)
+                    try:
+                        serve.run(app, name=name, route_prefix=prefix)
+                    except Exception as exc:  # e.g. an app whose models are missing: serve the others
+                        serve.delete(name)
+                        print(f"{name}: did not start: {one_line(exc)}", file=sys.stderr, flush=True)
+                        continue
                     names.append(name)
                     print(f"{name}: http://{http['host']}:{http['port']}{prefix}/docs", flush=True)
+                if not names:
+                    raise InkwalkError(f"no app of {config_path} started (see the lines above)")
                 print("serving; Ctrl-C or SIGTERM stops and deletes the apps", flush=True)
                 while True:
                     time.sleep(3600)
