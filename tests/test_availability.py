@@ -19,16 +19,24 @@ def test_registry_urls_are_torchvisions_own():
     assert RAFT_SMALL_URL == Raft_Small_Weights.C_T_V2.url
 
 
-@pytest.mark.parametrize("torch_home", [None, "/tmp/somewhere-else"])
-def test_torch_hub_dir_without_importing_torch_matches_torch(torch_home, monkeypatch):
-    if torch_home:
-        monkeypatch.setenv("TORCH_HOME", torch_home)
-    else:
-        monkeypatch.delenv("TORCH_HOME", raising=False)
-    code = ("import sys; from inkwalk.availability import torch_hub_dir; ours = torch_hub_dir(); "
-            "assert 'torch' not in sys.modules; import torch.hub; print(str(ours) == torch.hub.get_dir())")
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() \
-        == "True"
+def test_torch_hub_dir_without_importing_torch_matches_torch():
+    code = """
+import os, sys
+from inkwalk.availability import torch_hub_dir
+os.environ.pop("TORCH_HOME", None)
+ours = [torch_hub_dir()]
+os.environ["TORCH_HOME"] = "/tmp/somewhere-else"
+ours.append(torch_hub_dir())
+assert "torch" not in sys.modules
+import torch.hub
+ours = [str(p) for p in ours]
+os.environ.pop("TORCH_HOME")
+print(ours[0] == torch.hub.get_dir(), end=" ")
+os.environ["TORCH_HOME"] = "/tmp/somewhere-else"
+print(ours[1] == torch.hub.get_dir())
+"""
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split() \
+        == ["True", "True"]
 
 
 def test_local_models_need_no_network(tiny_models, monkeypatch):
