@@ -451,15 +451,6 @@ class CollectionResult:
         return self.frames / self.fps
 
 
-def load_paintings(paths: Sequence[str | Path]) -> list[np.ndarray]:
-    """Read painting files, failing with one clear message for the first bad one."""
-    from inkwalk.video import read_image
-
-    if len(paths) < 2:
-        raise WalkError(f"a walk needs at least 2 paintings, got {len(paths)}: give two or more image files")
-    return [read_image(p) for p in paths]
-
-
 def video_metadata(settings: WalkSettings, paintings: Sequence[str], models: dict[str, Any]) -> dict[str, Any]:
     """What goes into the mp4 so a video says how it was made (settings, seed, models, version)."""
     from inkwalk import __version__

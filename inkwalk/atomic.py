@@ -13,12 +13,18 @@ from pathlib import Path
 from typing import Iterator
 
 
+def temporary_sibling(path: str | os.PathLike) -> Path:
+    """Where an output is written until it is complete: a hidden file beside it, same suffix."""
+    target = Path(path)
+    return target.with_name(f".{target.stem}.tmp-{uuid.uuid4().hex[:8]}{target.suffix}")
+
+
 @contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in the target's folder (same suffix); rename it onto `path` on success."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.stem}.tmp-{uuid.uuid4().hex[:8]}{target.suffix}")
+    tmp = temporary_sibling(target)
     try:
         yield tmp
         os.replace(tmp, target)

@@ -26,6 +26,10 @@ ENV_MODELS = "INKWALK_MODELS"
 SD15_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 SD15_FOLDER = "stable-diffusion-v1-5"
 REALESRGAN_URL = "https://github.com/xinntao/Real-ESRGAN/releases/download/v0.1.0/RealESRGAN_x4plus.pth"
+# torchvision's Raft_Large_Weights.C_T_SKHT_V2 / Raft_Small_Weights.C_T_V2 (a test pins them): written out so
+# that reading the registry never imports torch, and a missing model is reported in a second
+RAFT_LARGE_URL = "https://download.pytorch.org/models/raft_large_C_T_SKHT_V2-ff5fadd5.pth"
+RAFT_SMALL_URL = "https://download.pytorch.org/models/raft_small_C_T_V2-01064c6d.pth"
 FILM_RELEASE = ("the 'film_net/Style/saved_model' folder of the official release (Google Drive link in the README of "
                 "https://github.com/google-research/frame-interpolation)")
 
@@ -71,12 +75,6 @@ class ModelSpec:
         return Path(self.local).name if self.kind == "file" else None
 
 
-def _torchvision_url(enum_name: str, member: str) -> str:
-    from torchvision.models import optical_flow
-
-    return getattr(getattr(optical_flow, enum_name), member).url
-
-
 def _hf_howto(repo: str, local: str, include: str | None = None) -> str:
     inc = f' --include "{include}"' if include else ""
     return (f"`hf download {repo}{inc} --local-dir DIR/{local.split('/')[0]}` on a machine with internet, "
@@ -95,8 +93,7 @@ def _film_howto(local: str) -> str:
 
 
 def _build_registry() -> dict[str, ModelSpec]:
-    raft_large = _torchvision_url("Raft_Large_Weights", "C_T_SKHT_V2")
-    raft_small = _torchvision_url("Raft_Small_Weights", "C_T_V2")
+    raft_large, raft_small = RAFT_LARGE_URL, RAFT_SMALL_URL
     specs = [
         ModelSpec("kandinsky-2-2-prior", "folder", "Kandinsky 2.2 prior pipeline (CLIP image encoder + prior)",
                   "kandinsky-community/kandinsky-2-2-prior", "kandinsky-2-2-prior"),

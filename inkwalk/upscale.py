@@ -18,6 +18,7 @@ import numpy as np
 from inkwalk.errors import InkwalkError
 
 BACKENDS = ("realesrgan", "lanczos")
+FITS = ("crop", "letterbox", "stretch")
 
 
 class UpscaleError(InkwalkError):
@@ -174,6 +175,39 @@ def get_upscaler(name: str, models_dir: str | Path | None = None, device: str | 
         return load_realesrgan(models_dir=models_dir, device=device, tile=tile, overlap=overlap,
                                batch_size=batch_size)
     raise UpscaleError(f"unknown upscaler {name!r}; choose one of: {', '.join(BACKENDS)}")
+
+
+def changes_aspect(source: tuple[int, int], size: tuple[int, int], tolerance: float = 0.01) -> bool:
+    """Whether resizing `source` (width, height) to `size` distorts it by more than `tolerance` (1%)."""
+    return abs((size[0] / size[1]) / (source[0] / source[1]) - 1.0) > tolerance
+
+
+def upscale_fit(upscaler: Upscaler, frames: np.ndarray, size: tuple[int, int], fit: str = "stretch") -> np.ndarray:
+    """Upscale frames (N×H×W×3 or H×W×3 uint8) to exactly `size`, whatever its aspect ratio.
+
+    `stretch` scales each axis on its own; `crop` upscales only the centred part of the frame
+    that has the target's aspect ratio (the rest is cut, never computed); `letterbox` upscales
+    the whole frame to fit inside `size` and pads with black.
+    """
+    batch, single = _check_frames(frames)
+    w_out, h_out = _check_size(size)
+    n, h, w, _ = batch.shape
+    if fit == "stretch":
+        out = upscaler.upscale(batch, (w_out, h_out))
+    elif fit == "crop":
+        scale = max(w_out / w, h_out / h)
+        cw, ch = min(w, max(1, round(w_out / scale))), min(h, max(1, round(h_out / scale)))
+        x0, y0 = (w - cw) // 2, (h - ch) // 2
+        out = upscaler.upscale(np.ascontiguousarray(batch[:, y0:y0 + ch, x0:x0 + cw]), (w_out, h_out))
+    elif fit == "letterbox":
+        scale = min(w_out / w, h_out / h)
+        iw, ih = max(1, round(w * scale)), max(1, round(h * scale))
+        out = np.zeros((n, h_out, w_out, 3), np.uint8)
+        y0, x0 = (h_out - ih) // 2, (w_out - iw) // 2
+        out[:, y0:y0 + ih, x0:x0 + iw] = upscaler.upscale(batch, (iw, ih))
+    else:
+        raise UpscaleError(f"fit must be one of {', '.join(FITS)}, got {fit!r}")
+    return out[0] if single else out
 
 
 def parse_size(text: str) -> tuple[int, int]:

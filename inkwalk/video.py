@@ -2,7 +2,9 @@
 
 Frames are uint8 RGB ``H×W×3`` numpy arrays; clips are ``T×H×W×3``. Every failure to read a
 file becomes one `MediaError` that names the file and the reason, so no decoder traceback
-reaches a user.
+reaches a user. Every output is written atomically: into a temporary file beside it, renamed
+over the target only when complete, so a failed or interrupted write never replaces a good
+file and leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -175,31 +177,78 @@ def iter_frames(path: PathLike, size: tuple[int, int] | None = None, chunk: int 
         yield from _decode(vr, path, list(range(start, min(start + chunk, n))), size)
 
 
-def read_image(path: PathLike) -> np.ndarray:
-    """Read any common image format as ``H×W×3`` uint8 RGB, EXIF orientation applied.
+def image_to_rgb(im: Image.Image) -> np.ndarray:
+    """Decode an opened image as ``H×W×3`` uint8 RGB, EXIF orientation applied.
 
     Transparent pixels are composited over white (paintings scanned with alpha look right).
+    """
+    im = ImageOps.exif_transpose(im)
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(background, rgba)
+    return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+
+
+def read_image(path: PathLike) -> np.ndarray:
+    """Read any common image format as ``H×W×3`` uint8 RGB (see `image_to_rgb`).
+
+    No size limit: inputs from users go through `inkwalk.limits.decode_painting` instead,
+    which checks the header first.
     """
     p = _check_file(path)
     try:
         with Image.open(p) as im:
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                rgba = im.convert("RGBA")
-                background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                im = Image.alpha_composite(background, rgba)
-            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+            return image_to_rgb(im)
     except UnidentifiedImageError:
         raise MediaError(p, "not a recognised image format") from None
-    except (OSError, ValueError, SyntaxError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise MediaError(p, f"image is too large to decode ({_first_line(exc)})") from None
+    except Exception as exc:  # every decoder failure is the file's, never a traceback
         raise MediaError(p, f"image is truncated or corrupt ({_first_line(exc)})") from None
 
 
-def save_image(path: PathLike, frame: np.ndarray) -> Path:
-    """Write one frame (PNG/JPEG/... by extension)."""
+VIDEO_SUFFIXES = (".mp4",)  # what VideoWriter writes: H.264 in an MP4 container
+IMAGE_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP",
+                  ".tif": "TIFF", ".tiff": "TIFF"}
+
+
+def check_output(path: PathLike, kind: str) -> Path:
+    """An output path that can be written: the right extension for `kind` ("video" or "image"),
+    not a folder, and a folder that exists (or can be made) and takes files. Costs well under a
+    millisecond, so commands call it before any work."""
+    from inkwalk.atomic import temporary_sibling
+
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(check_frame(frame)).save(p)
+    suffixes = VIDEO_SUFFIXES if kind == "video" else tuple(IMAGE_SUFFIXES)
+    if p.suffix.lower() not in suffixes:
+        what = "H.264 in an MP4 container" if kind == "video" else "an image"
+        got = repr(p.suffix) if p.suffix else "no extension"
+        raise InkwalkError(f"output {p} must end in {' or '.join(suffixes)} ({what}), not {got}")
+    if p.is_dir():
+        raise InkwalkError(f"output {p} is a folder: give a file name, e.g. {p / ('out' + suffixes[0])}")
+    folder = p.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InkwalkError(f"output {p}: {folder} is not a folder")
+    try:  # the only reliable test (root ignores permission bits; read-only mounts do not)
+        probe = temporary_sibling(folder / "inkwalk-probe")
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise InkwalkError(f"output {p}: cannot write to folder {folder} ({_first_line(exc)})") from None
+    return p
+
+
+def save_image(path: PathLike, frame: np.ndarray) -> Path:
+    """Write one frame, atomically (PNG/JPEG/WebP/BMP/TIFF by extension)."""
+    from inkwalk.atomic import atomic_output
+
+    p = check_output(path, "image")
+    image = Image.fromarray(check_frame(frame))
+    with atomic_output(p) as tmp:
+        image.save(tmp, format=IMAGE_SUFFIXES[p.suffix.lower()])
     return p
 
 
@@ -207,17 +256,26 @@ def fit_image(frame: np.ndarray, size: tuple[int, int], mode: str = "crop") -> n
     """Fit a frame to exactly ``size=(width, height)``.
 
     `crop` scales to cover then centre-crops; `letterbox` scales to fit and pads with black.
+    Only the part of the frame that is kept is resampled, straight to the target size, so
+    memory is bounded by the target whatever the frame's shape (a 20000x16 strip cropped to
+    720x720 never becomes a 900000x720 intermediate).
     """
     width, height = int(size[0]), int(size[1])
-    h, w = frame.shape[:2]
     if mode not in ("crop", "letterbox"):
         raise InkwalkError(f"fit mode must be 'crop' or 'letterbox', not {mode!r}")
-    scale = max(width / w, height / h) if mode == "crop" else min(width / w, height / h)
-    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
-    resized = np.asarray(Image.fromarray(check_frame(frame)).resize((new_w, new_h), Image.Resampling.LANCZOS))
+    if width < 1 or height < 1:
+        raise InkwalkError(f"fit size must be positive, got {width}x{height}")
+    image = Image.fromarray(check_frame(frame))
+    h, w = frame.shape[:2]
     if mode == "crop":
-        top, left = (new_h - height) // 2, (new_w - width) // 2
-        return np.ascontiguousarray(resized[top:top + height, left:left + width])
+        scale = max(width / w, height / h)
+        box_w, box_h = width / scale, height / scale  # the source region that fills the target
+        left, top = (w - box_w) / 2, (h - box_h) / 2
+        box = (left, top, left + box_w, top + box_h)
+        return np.asarray(image.resize((width, height), Image.Resampling.LANCZOS, box=box))
+    scale = min(width / w, height / h)
+    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    resized = np.asarray(image.resize((new_w, new_h), Image.Resampling.LANCZOS))
     canvas = np.zeros((height, width, 3), dtype=np.uint8)
     top, left = (height - new_h) // 2, (width - new_w) // 2
     canvas[top:top + new_h, left:left + new_w] = resized
@@ -248,35 +306,46 @@ def check_clip(frames, what: str = "a clip", min_frames: int = 1) -> np.ndarray:
 class VideoWriter:
     """Streaming H.264 (yuv420p) mp4 writer: each frame is encoded as it arrives.
 
+    The video is written to a hidden temporary file beside `path` and renamed over it by
+    `close()`; leaving the `with` block by an exception (or calling `abort()`) deletes the
+    temporary file instead, so an existing video at `path` survives any failed render.
+
     yuv420p needs even sizes; an odd width or height is padded by one replicated edge pixel,
     so no picture content is lost.
     """
 
     def __init__(self, path: PathLike, fps: float, crf: int = 18, preset: str = "medium"):
-        if not fps or fps <= 0:
-            raise InkwalkError(f"fps must be positive, got {fps}")
-        self.path = Path(path)
+        if not fps or not np.isfinite(fps) or fps <= 0:
+            raise InkwalkError(f"fps must be a positive number, got {fps}")
+        self.path = check_output(path, "video")
         self.fps = float(fps)
         self.crf = int(crf)
         self.preset = preset
         self.frames_written = 0
         self._container = None
         self._stream = None
+        self._tmp: Path | None = None
         self._size: tuple[int, int] | None = None
 
     def __enter__(self) -> "VideoWriter":
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.close()
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
 
     def _open(self, width: int, height: int) -> None:
         import av
 
+        from inkwalk.atomic import temporary_sibling
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._size = (width, height)
+        self._tmp = temporary_sibling(self.path)
         # faststart puts the index first: the file plays while it downloads over HTTP.
-        self._container = av.open(str(self.path), mode="w", format="mp4", options={"movflags": "+faststart"})
+        self._container = av.open(str(self._tmp), mode="w", format="mp4", options={"movflags": "+faststart"})
         rate = Fraction(self.fps).limit_denominator(1001)
         stream = self._container.add_stream("libx264", rate=rate)
         stream.width, stream.height = width + width % 2, height + height % 2
@@ -305,12 +374,29 @@ class VideoWriter:
             self.write(frame)
 
     def close(self) -> None:
+        """Finish the video and move it to `path` (nothing is written if no frame was)."""
         if self._container is None:
             return
-        for packet in self._stream.encode():
-            self._container.mux(packet)
-        self._container.close()
-        self._container = None
+        try:
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+            self._container.close()
+            self._container = None
+            os.replace(self._tmp, self.path)
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        """Drop what was written; `path` keeps whatever it held before."""
+        if self._container is not None:
+            try:
+                self._container.close()
+            except Exception:  # the file is deleted anyway
+                pass
+            self._container = None
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+            self._tmp = None
 
 
 def write_video(path: PathLike, frames: Iterable[np.ndarray], fps: float, crf: int = 18) -> Path:

@@ -25,7 +25,11 @@ def pinned_ray() -> str:
 
 
 def load(path: Path):
-    return yaml.safe_load(path.read_text())
+    """The first YAML document of a file (the RayService / RayJob of a KubeRay manifest)."""
+    return next(yaml.safe_load_all(path.read_text()))
+
+
+KUBERAY = ["rayservice.yaml", "rayjob-preprocess.yaml", "rayjob-train.yaml"]
 
 
 @pytest.mark.parametrize("name", ["aws-gpu.yaml", "onprem-3090.yaml"])
@@ -83,8 +87,36 @@ def test_gpu_serve_config_routes_work_to_existing_node_types():
 def test_rayservice_is_generated_from_the_serve_config():
     text = (CLUSTER / "kuberay" / "rayservice.yaml").read_text()
     assert text == render_rayservice.render(), "run: python cluster/render_rayservice.py"
-    service = yaml.safe_load(text)
+    service = load(CLUSTER / "kuberay" / "rayservice.yaml")
     assert yaml.safe_load(service["spec"]["serveConfigV2"]) == load(CLUSTER / "serve_config.yaml")
+
+
+@pytest.mark.parametrize("name", SERVE_CONFIGS)
+def test_serve_binds_loopback_unless_opened_on_purpose(name):
+    """Serve's own config default is 0.0.0.0 (ray.serve.schema.HTTPOptionsSchema): every shipped
+    config sets loopback explicitly, and says how to open it."""
+    text = (CLUSTER / name).read_text()
+    assert load(CLUSTER / name)["http_options"]["host"] == "127.0.0.1"
+    assert re.search(r"#.*0\.0\.0\.0", text)  # a comment says how to open it
+
+
+@pytest.mark.parametrize("name", KUBERAY)
+def test_kuberay_pods_admit_only_ray_and_the_operator(name):
+    """The dashboard runs code on the cluster: it needs the Ray token, and the NetworkPolicy shipped
+    with every KubeRay manifest admits only Ray's own pods and, on the dashboard port only, the
+    KubeRay operator and RayJob submitters. Serve and metrics stay closed until opened on purpose."""
+    documents = list(yaml.safe_load_all((CLUSTER / "kuberay" / name).read_text()))
+    policies = [d for d in documents if d["kind"] == "NetworkPolicy"]
+    assert policies == [render_rayservice.network_policy()]
+    spec = policies[0]["spec"]
+    ray_pods = {"matchLabels": {"ray.io/is-ray-node": "yes"}}
+    assert spec["podSelector"] == ray_pods and spec["policyTypes"] == ["Ingress"]
+    for rule in spec["ingress"]:
+        if rule["from"] != [{"podSelector": ray_pods}]:  # anyone but Ray's pods: the dashboard port only
+            assert rule["ports"] == [{"protocol": "TCP", "port": 8265}]
+    cluster = documents[0]["spec"].get("rayClusterConfig") or documents[0]["spec"]["rayClusterSpec"]
+    assert cluster["authOptions"]["mode"] == "token"
+    assert cluster["headGroupSpec"].get("serviceType", "ClusterIP") == "ClusterIP"
 
 
 def _check_raycluster_spec(spec: dict) -> None:
@@ -135,3 +167,16 @@ def _entrypoint_arguments_parse(module: str, args: list[str]) -> None:
 def test_dockerfile_uses_pinned_ray_image():
     first = (CLUSTER / "Dockerfile").read_text().splitlines()
     assert f"FROM rayproject/ray:{pinned_ray()}-py311-gpu" in first
+
+
+def test_doc_examples_that_talk_to_a_cluster_carry_its_token():
+    """Ray 2.60 clusters run token authentication: `ray job submit` / `serve deploy` / a command with
+    RAY_ADDRESS without RAY_AUTH_MODE=token fail with "Missing authentication token" (checked against
+    a local Ray)."""
+    blocks = 0
+    for doc in sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]:
+        for block in re.findall(r"```(?:bash|sh)?\n(.*?)```", doc.read_text(), flags=re.S):
+            if re.search(r"^\s*(\S+=\S+\s+)*(ray job submit|serve deploy)|RAY_ADDRESS=\S+ inkwalk", block, flags=re.M):
+                blocks += 1
+                assert "RAY_AUTH_MODE=token" in block, f"{doc.name}: {block[:120]}"
+    assert blocks >= 4

@@ -107,7 +107,9 @@ def test_t2v_cli_user_errors_are_one_line(conclvd_tiny, tiny_models, tmp_path, c
     from inkwalk.cli import main
 
     rc = main(["t2v", "x", "-o", str(tmp_path / "x.mp4"), "--size", "60", "--models", str(tiny_models)])
-    assert rc == 1 and "60: must be a positive multiple of 16" in capsys.readouterr().err
+    assert rc == 1 and "--size 60: must be a multiple of 8" in capsys.readouterr().err  # the limits, at once
+    rc = main(["t2v", "x", "-o", str(tmp_path / "x.mp4"), "--size", "72", "--models", str(tiny_models)])
+    assert rc == 1 and "72: must be a positive multiple of 16" in capsys.readouterr().err  # this model's own
     rc = main(["t2v", "x", "-o", str(tmp_path / "x.mp4"), "--motion-module", str(tmp_path / "none.safetensors"),
                "--models", str(tiny_models)])
     assert rc == 1 and "does not exist" in capsys.readouterr().err

@@ -92,5 +92,18 @@ def test_cli_upscale_image(tmp_path, tiny_models):
                  "--device", "cpu"]) == 0
     assert read_image(tmp_path / "out.png").shape == (84, 132, 3)
     assert main(["upscale", str(src), "-o", str(tmp_path / "l.png"), "--backend", "lanczos",
-                 "--size", "50x30"]) == 0
+                 "--size", "50x30", "--fit", "stretch"]) == 0
     assert read_image(tmp_path / "l.png").shape == (30, 50, 3)
+
+
+def test_fit_decides_how_an_aspect_change_is_reached():
+    from inkwalk.upscale import LanczosUpscaler, changes_aspect, upscale_fit
+
+    frame = np.zeros((20, 40, 3), np.uint8)
+    frame[:, 10:30] = 200  # a bright centre, dark sides
+    up = LanczosUpscaler()
+    stretched, cropped, boxed = (upscale_fit(up, frame, (80, 80), fit) for fit in ("stretch", "crop", "letterbox"))
+    assert stretched.shape == cropped.shape == boxed.shape == (80, 80, 3)
+    assert cropped[:, 5:75].mean() > 190  # the centre 20x20 fills the frame
+    assert boxed[:15].max() == 0 and boxed[25:55].mean() > 50  # black bars above and below the whole frame
+    assert not changes_aspect((1000, 563), (1920, 1080)) and changes_aspect((33, 21), (50, 30))

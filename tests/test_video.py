@@ -149,3 +149,80 @@ def test_media_error_survives_pickling_between_processes():
 
     err = pickle.loads(pickle.dumps(video.MediaError("/x/y.mp4", "file not found")))
     assert (err.path, err.reason, str(err)) == ("/x/y.mp4", "file not found", "/x/y.mp4: file not found")
+
+
+FIT_MEMORY_BOUND_MB = 48
+
+
+def test_fitting_a_thin_strip_resamples_only_what_is_kept():
+    """A 20000x16 strip cropped to 720x720: resizing the whole strip to cover first (the old way)
+    peaks at ~4.5 GB (a 900000x720 image in Pillow and again in numpy); cropping first keeps the
+    peak within a few target-sized frames. Peak RSS is measured in a child process, so Pillow's
+    own allocations count too."""
+    code = """
+import resource, numpy as np
+from inkwalk.video import fit_image
+strip = np.random.default_rng(0).integers(0, 255, (16, 20000, 3), dtype=np.uint8)
+fit_image(strip[:, :64], (720, 720), "crop")  # warm up Pillow's resampling code
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+crop, box = fit_image(strip, (720, 720), "crop"), fit_image(strip, (720, 720), "letterbox")
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+middle = strip[:, 9992:10008]  # the centred 16x16 source region the crop must show
+print((after - before) / 1024, crop.shape, box.shape, float(np.abs(crop.mean((0, 1)) - middle.mean((0, 1))).max()))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split(None, 1)
+    growth_mb, rest = float(out[0]), out[1]
+    assert growth_mb < FIT_MEMORY_BOUND_MB, growth_mb
+    assert rest.count("(720, 720, 3)") == 2
+    assert float(rest.split()[-1]) < 3.0  # the crop is the strip's centre, not some other part
+
+
+def test_crop_fit_matches_resize_then_crop_on_ordinary_images():
+    """Cropping first is the same picture as the obvious resize-to-cover-then-crop (Pillow)."""
+    frame = moving_clip(1, 100, 200)[0]
+    reference = np.asarray(Image.fromarray(frame).resize((128, 64), Image.Resampling.LANCZOS))[:, 32:96]
+    assert psnr(video.fit_image(frame, (64, 64), "crop"), reference) > 40
+
+
+def test_video_writer_never_replaces_a_good_video_with_a_failed_one(tmp_path):
+    good = video.write_video(tmp_path / "out.mp4", moving_clip(6, 32, 32), fps=6)
+    before = good.read_bytes()
+    with pytest.raises(RuntimeError, match="render failed"):
+        with video.VideoWriter(good, fps=6) as writer:
+            writer.write_many(moving_clip(60, 64, 64))  # enough for x264 to hand packets to the muxer
+            assert list(tmp_path.glob(".out.tmp-*.mp4"))  # the new video goes to a hidden sibling
+            raise RuntimeError("render failed")
+    assert good.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
+    video.write_video(good, moving_clip(4, 48, 48), fps=6)  # a complete write replaces it
+    assert video.probe(good).frames == 4 and sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
+
+
+def test_save_image_is_atomic_and_checks_the_extension(tmp_path, monkeypatch):
+    path = video.save_image(tmp_path / "a.png", moving_clip(1, 16, 16)[0])
+    before = path.read_bytes()
+
+    def broken_save(self, *args, **kwargs):
+        open(args[0], "wb").write(b"half")  # noqa: SIM115 - a writer that dies midway
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Image.Image, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        video.save_image(path, moving_clip(1, 16, 16)[0])
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["a.png"]
+    monkeypatch.undo()
+    for bad in ("a.mp4", "a.gif", "noext"):
+        with pytest.raises(video.InkwalkError, match="must end in .png"):
+            video.save_image(tmp_path / bad, moving_clip(1, 16, 16)[0])
+
+
+@pytest.mark.parametrize("name, phrase", [("v.gif", "must end in .mp4"), ("v.png", "must end in .mp4"),
+                                          ("blocker/v.mp4", "is not a folder"), ("folder.mp4", "is a folder")])
+def test_output_paths_are_checked_before_any_work(tmp_path, name, phrase):
+    (tmp_path / "blocker").write_text("a file, not a folder")
+    (tmp_path / "folder.mp4").mkdir()
+    with pytest.raises(video.InkwalkError, match=phrase):
+        video.check_output(tmp_path / name, "video")
+    with pytest.raises(video.InkwalkError, match="cannot write to folder"):
+        video.check_output("/proc/inkwalk-test/v.mp4", "video")  # read-only even for root
+    assert video.check_output(tmp_path / "new" / "deeper" / "v.mp4", "video") == tmp_path / "new/deeper/v.mp4"

@@ -5,6 +5,10 @@ Each sub-command lives in its own module of this package and exposes
 Modules are discovered automatically, so adding a command never edits this file. Commands
 that need Ray (`render`, `serve`, `demo`) live in the Ray folders and register themselves
 through the ``inkwalk.commands`` entry-point group, so this package never imports Ray.
+
+Every user mistake ends in one line on stderr and a non-zero exit: 2 for a malformed command
+line (argparse), 1 for an `InkwalkError`, 130 / 143 when interrupted / terminated (outputs
+being written are dropped, never left torn: see `inkwalk.video.VideoWriter`).
 """
 
 from __future__ import annotations
@@ -12,15 +16,33 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import signal
 import sys
+import threading
 from importlib.metadata import entry_points
 
 from inkwalk import __version__
 from inkwalk.errors import InkwalkError
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one line (argparse prints the usage block first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so `with` blocks drop their partial outputs (a
+    BaseException, like KeyboardInterrupt, so no `except Exception` mistakes it for an error)."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="inkwalk", description="Paintings and text into art videos.")
+    parser = OneLineParser(prog="inkwalk", description="Paintings and text into art videos.")
     parser.add_argument("--version", action="version", version=f"inkwalk {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
@@ -38,11 +60,19 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
     try:
         return int(args.func(args) or 0)
     except InkwalkError as exc:
-        print(f"inkwalk: error: {exc}", file=sys.stderr)
+        print(f"inkwalk: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("inkwalk: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("inkwalk: terminated", file=sys.stderr)
+        return 143
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)

@@ -17,9 +17,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from inkwalk.metrics import clip_temporal_score, clip_text_score
-    from inkwalk.video import read_frames
+    from inkwalk.availability import require_models
+    from inkwalk.limits import Limits, check_prompt
+    from inkwalk.metrics import CLIP_MODEL, clip_temporal_score, clip_text_score
+    from inkwalk.video import probe, read_frames
 
+    check_prompt(args.prompt, Limits.cli())
+    probe(args.video)  # a missing or broken video fails before any model loads
+    require_models([CLIP_MODEL], args.models)
     frames = read_frames(args.video)
     text = clip_text_score(frames, args.prompt, models_dir=args.models, device=args.device)
     temporal = clip_temporal_score(frames, models_dir=args.models, device=args.device)

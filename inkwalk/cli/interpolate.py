@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from inkwalk.cli._options import labels, option_names
+
 METHODS = ("flow-warp", "sofp", "blend", "film")  # first = default (measured best, docs/benchmarks.md)
 FLOWS = ("dis", "raft", "raft-large", "raft-small")
 
@@ -31,21 +33,34 @@ def register(subparsers) -> None:
     p.add_argument("--models", default=None, help="models folder (else env INKWALK_MODELS)")
     p.add_argument("--device", default=None, help="torch device for RAFT/FILM (default: cuda if available)")
     p.add_argument("--crf", type=int, default=18, help="H.264 quality, lower is better (default 18)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, option_names=option_names(p))
 
 
 def run(args: argparse.Namespace) -> int:
+    from inkwalk.availability import interpolator_models, require_models
     from inkwalk.errors import InkwalkError
     from inkwalk.interpolate import interpolate_video, output_frame_count
-    from inkwalk.video import probe
+    from inkwalk.limits import Limits, RequestError, check_number
+    from inkwalk.video import check_output, probe
 
+    check_output(args.output, "video")
+    limits, label = Limits.cli(), labels(args)
     if args.factor < 2:
         raise InkwalkError(f"--factor must be at least 2 (got {args.factor}); factor 2 turns N frames into 2N-1")
+    check_number("factor", args.factor, 2, 64, integer=True, label=label)
+    check_number("crf", args.crf, 0, 51, integer=True, label=label)
     if args.flow is not None and args.method not in ("flow-warp", "sofp"):
         raise InkwalkError(f"--flow only applies to --method flow-warp or sofp, not {args.method}")
-    if args.fps is not None and args.fps <= 0:
-        raise InkwalkError(f"--fps must be positive, got {args.fps}")
+    if args.fps is not None:
+        check_number("fps", args.fps, 0, limits.max_fps, low_open=True, label=label)
     info = probe(args.input)
+    total = output_frame_count(info.frames, args.factor)
+    if total > limits.max_output_frames:
+        raise RequestError(413, f"interpolating {info.frames} frames by {args.factor} makes {total} frames; the limit "
+                                f"is {limits.max_output_frames}: lower --factor or cut the video")
+    hint = (" -- or interpolate without any weights: --method flow-warp" if args.method == "film"
+            else " -- or use --flow dis (no weights)")
+    require_models(interpolator_models(args.method, args.flow or "dis"), args.models, hint)
     fps = info.fps if args.keep_fps else args.fps
     out = interpolate_video(args.input, args.output, method=args.method, flow=args.flow or "dis",
                             factor=args.factor, fps=fps, models_dir=args.models, device=args.device,

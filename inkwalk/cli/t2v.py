@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import argparse
 
+from inkwalk.cli._options import labels, option_names
+
+SD15 = ["sd15-tokenizer", "sd15-text-encoder", "sd15-vae", "sd15-unet"]
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("t2v", help="text to a Chinese-landscape-painting video (ConCLVD)",
                               description="Generate N frames with ConCLVD (SD 1.5 + motion module) by DDIM "
                                           "with classifier-free guidance, then SOFP-interpolate to 2N-1 frames.")
     p.add_argument("prompt", help="what the video shows")
-    p.add_argument("-o", "--output", required=True, help="output .mp4 path")
-    p.add_argument("--negative", default="", help="negative prompt (what to steer away from)")
+    p.add_argument("-o", "--output", required=True, help="output video (.mp4)")
+    p.add_argument("--negative", dest="negative_prompt", default="",
+                   help="negative prompt (what to steer away from)")
     p.add_argument("--frames", type=int, default=8, help="frames sampled by diffusion, N (default 8)")
     p.add_argument("--steps", type=int, default=25, help="DDIM steps (default 25)")
     p.add_argument("--guidance", type=float, default=8.0, help="classifier-free guidance scale (default 8)")
@@ -32,10 +37,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fps", type=float, default=8.0, help="output frame rate (default 8)")
     p.add_argument("--models", metavar="DIR", default=None, help="local models folder (else $INKWALK_MODELS, then the hub)")
     p.add_argument("--device", default=None, help="torch device (default cuda if available, else cpu)")
-    p.set_defaults(func=handler)
+    p.set_defaults(func=handler, option_names=option_names(p))
 
 
 def handler(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from inkwalk.availability import interpolator_models, require_models
+    from inkwalk.errors import InkwalkError
+    from inkwalk.limits import Limits, check_number, check_prompt, parse_conclvd_settings
+    from inkwalk.video import check_output
+
+    # every user mistake is refused here, in milliseconds, before torch or any model loads
+    check_output(args.output, "video")
+    limits = Limits.cli()
+    check_prompt(args.prompt, limits)
+    given = {k: getattr(args, k) for k in ("negative_prompt", "frames", "steps", "guidance", "size", "seed")}
+    settings = parse_conclvd_settings(given, {}, limits, labels(args))
+    check_number("fps", args.fps, 1, limits.max_fps, label=labels(args))
+    if args.motion_module and not Path(args.motion_module).exists():
+        raise InkwalkError(f"--motion-module {args.motion_module} does not exist: give a save_trainable "
+                           ".safetensors file, an mm_sd_v15_v2 checkpoint or a diffusers MotionAdapter folder")
+    needed = SD15 + ([] if args.motion_module else ["animatediff-motion-adapter"])
+    require_models(needed + ([] if args.no_sofp else interpolator_models("sofp", args.flow)), args.models)
+
     import torch
 
     from inkwalk.conclvd import generate_video, load_conclvd
@@ -47,9 +72,8 @@ def handler(args: argparse.Namespace) -> int:
                  if v is not None}
     model = load_conclvd(models_dir=args.models, motion_module=args.motion_module, device=device, dtype=dtype,
                          config=structure)
-    frames = generate_video(model, args.prompt, negative_prompt=args.negative, frames=args.frames, steps=args.steps,
-                            guidance=args.guidance, size=args.size, seed=args.seed, sofp=not args.no_sofp,
-                            flow=args.flow, models_dir=args.models, show_progress=True)
+    frames = generate_video(model, args.prompt, sofp=not args.no_sofp, flow=args.flow, models_dir=args.models,
+                            show_progress=True, **settings.model_dump())
     path = write_video(args.output, frames, fps=args.fps)
     print(f"{path}: {len(frames)} frames {frames.shape[2]}x{frames.shape[1]} at {args.fps:g} fps")
     return 0

@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import time
 
+from inkwalk.cli._options import labels, option_names
 from inkwalk.schedules import EASINGS, KEYFRAME_GRIDS, WEIGHTINGS
+
+# the options that are WalkSettings fields (None when not given: the preset's value applies)
+SETTINGS = ("preset", "keyframes", "frames", "weighting", "keyframe_grid", "scale", "easing", "strength", "hold", "fps",
+            "size", "upscale", "keyframer", "interpolator", "flow", "upscaler", "seed", "steps", "guidance", "fit")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -14,9 +19,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Render a video that walks through paintings P1 -> P2 -> ... (k paintings = k-1 walks). "
                     "Frames: (k-1)(m+1)(n+1) + 1 + k*round(hold*fps). Options left out take the preset's "
                     "value; pieces already rendered with the same inputs and settings are reused from the cache. Runs in "
-                    "this process; `inkwalk render` runs the same pieces on Ray.")
+                    "this process; `inkwalk render` runs the same pieces on Ray. Every value is checked against "
+                    "the CLI limits (docs/limits.md) before any work.")
     p.add_argument("paintings", nargs="+", metavar="PAINTING", help="two or more image files, in order")
-    p.add_argument("-o", "--output", required=True, metavar="OUT.mp4", help="output video")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.mp4", help="output video (.mp4)")
     add_settings_arguments(p)
     p.add_argument("--models", metavar="DIR", default=None, help="local models folder (else $INKWALK_MODELS, then the hub)")
     p.add_argument("--cache", metavar="DIR", default=None, help="store of rendered chunks, a folder or URI "
@@ -54,36 +60,44 @@ def add_settings_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, help="decoder denoising steps (50)")
     p.add_argument("--guidance", type=float, help="decoder guidance scale (4)")
     p.add_argument("--fit", choices=("crop", "letterbox"), help="fit paintings to the size (crop)")
+    p.set_defaults(option_names=option_names(p))
 
 
-def settings_from_args(args: argparse.Namespace):
-    """WalkSettings of the preset with every option the user gave."""
-    from inkwalk.artwalks import WalkSettings
-    from inkwalk.upscale import parse_size
+def settings_from_args(args: argparse.Namespace, paintings: int = 2):
+    """WalkSettings of the preset with every option the user gave, checked against the CLI limits
+    (`inkwalk.limits.Limits.cli`) for a collection of `paintings`; a bad value is one line naming
+    the option and its allowed range."""
+    from inkwalk.limits import Limits, parse_walk_settings
 
-    return WalkSettings.with_preset(
-        args.preset, keyframes=args.keyframes, frames=args.frames, weighting=args.weighting,
-        keyframe_grid=args.keyframe_grid, scale=args.scale, easing=args.easing, strength=args.strength,
-        hold=args.hold, fps=args.fps,
-        size=parse_size(args.size) if args.size else None, upscale=args.upscale, keyframer=args.keyframer,
-        interpolator=args.interpolator, flow=args.flow, upscaler=args.upscaler, seed=args.seed,
-        steps=args.steps, guidance=args.guidance, fit=args.fit)
+    given = {k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None}
+    return parse_walk_settings(given, {}, Limits.cli(), paintings, labels(args))
 
 
 def handler(args: argparse.Namespace) -> int:
-    from inkwalk.artwalks import load_paintings, load_walk_models, render_collection
+    from inkwalk.artwalks import load_walk_models, render_collection
+    from inkwalk.availability import require_models, walk_models
     from inkwalk.errors import InkwalkError
+    from inkwalk.limits import Limits, admit_image, decode_painting
+    from inkwalk.video import check_output
 
     start = time.perf_counter()
+    # everything a user can get wrong is refused here, in milliseconds, before any decode or model
+    check_output(args.output, "video")
+    limits = Limits.cli()
+    settings = settings_from_args(args, len(args.paintings))
+    for path in args.paintings:  # headers only: a bad last painting fails before the first decodes
+        admit_image(path, limits, size=settings.size, fit=settings.fit)
+    hint = " -- or render without any weights: --preset offline" if args.preset == "paper" else ""
+    require_models(walk_models(settings), args.models, hint)
+    for path in args.paintings:  # truncated pixel data fails here, one painting in memory at a time
+        decode_painting(path, path, limits, settings.size, settings.fit)
+
     from diffusers.utils import logging as diffusers_logging
 
     diffusers_logging.set_verbosity_error()  # hub retries are not news: a real failure raises below
-    settings = settings_from_args(args)
-    load_paintings(args.paintings)  # bad files fail here, before any model loads
     try:
         models = load_walk_models(settings, models_dir=args.models, device=args.device)
-    except InkwalkError as exc:  # missing weights: fail before any rendering
-        hint = " -- or render without any weights: --preset offline" if args.preset == "paper" else ""
+    except InkwalkError as exc:  # weights present but unloadable: fail before any rendering
         raise InkwalkError(" ".join(str(exc).split()) + hint) from None
     result = render_collection(args.paintings, args.output, settings, cache_dir=args.cache, models_dir=args.models,
                                models=models, sheet=not args.no_sheet)

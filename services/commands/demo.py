@@ -7,6 +7,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from inkwalk.cli._options import option_names
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -25,24 +27,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--store", metavar="DIR|URI", default=None, help="store of chunks (default: a temporary one)")
     p.add_argument("--save-paintings", action="store_true",
                    help="also write the paintings next to the video (<out>.p0.png, ...)")
-    p.set_defaults(func=handler)
+    p.set_defaults(func=handler, option_names=option_names(p))
 
 
 def handler(args: argparse.Namespace) -> int:
-    from inkwalk.artwalks import WalkSettings
+    from inkwalk.cli._options import labels
     from inkwalk.errors import InkwalkError
+    from inkwalk.limits import MAX_SEED, Limits, check_number, parse_walk_settings
     from inkwalk.paintings import draw
     from inkwalk.progress import progress
-    from inkwalk.upscale import parse_size
-    from inkwalk.video import save_image
+    from inkwalk.video import check_output, save_image
     from services.batch import render_collection
 
     start = time.perf_counter()
     if not 2 <= args.paintings <= 16:
         raise InkwalkError(f"--paintings must be 2..16, got {args.paintings}")
-    size = parse_size(args.size)
-    settings = WalkSettings.with_preset("offline", size=size, frames=args.frames, hold=args.hold, fps=args.fps)
-    out = Path(args.output)
+    out = check_output(args.output, "video")
+    given = {"preset": "offline", "size": args.size, "frames": args.frames, "hold": args.hold, "fps": args.fps}
+    settings = parse_walk_settings(given, {}, Limits.cli(), args.paintings, labels(args))
+    check_number("seed", args.seed, 0, MAX_SEED, integer=True, label=labels(args))
+    size = settings.size
     with tempfile.TemporaryDirectory(prefix="inkwalk-demo-") as tmp:
         folder = Path(tmp) / "paintings"
         for i in range(args.paintings):
