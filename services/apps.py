@@ -38,10 +38,10 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from inkwalk import __version__
-from inkwalk.artwalks import WalkError, WalkSettings
+from inkwalk.artwalks import WalkSettings
 from inkwalk.errors import InkwalkError
 from services import limits as L
-from services.deployments import CONCLVD_SETTINGS, ConCLVDGenerator, Encoder, Interpolator, Keyframes, Upscaler
+from services.deployments import ConCLVDGenerator, Encoder, Interpolator, Keyframes, Upscaler
 from services.metrics import serve_metrics
 from services.render import (Handles, RenderError, RenderOptions, WalkJob, one_line, render_text_video,
                              render_walks)
@@ -368,16 +368,14 @@ class ArtWalksIngress(JobIngress):
             upload = await receive(request, self.store, folder, limits)
             try:
                 paintings = upload.files
-                L.check_paintings_count(len(paintings), self.limits)
                 try:
                     user = json.loads(upload.fields.get("settings") or "{}")
                 except json.JSONDecodeError as exc:
                     raise L.RequestError(422, f"settings is not valid JSON ({exc})") from None
-                L.check_walk_settings(user, self.limits)
-                ws = self._settings(user)
-                for f in paintings:
+                ws = self._settings(user, len(paintings))
+                for f in paintings:  # headers only: nothing is decoded here
                     await asyncio.to_thread(L.check_painting_file, f.filename or f.path, self.store, f.path,
-                                            self.limits)
+                                            self.limits, tuple(ws.size), ws.fit)
             except BaseException:
                 await asyncio.to_thread(self.store.delete_job, self.app_name, job_id)
                 raise
@@ -400,12 +398,15 @@ class ArtWalksIngress(JobIngress):
         return JSONResponse({"job_id": job_id, "state": record.state}, status_code=202,
                             headers={"Location": f"jobs/{job_id}"})
 
-    def _settings(self, user: dict) -> WalkSettings:
+    def _settings(self, user: dict, paintings: int) -> WalkSettings:
         """WalkSettings of a request: the app's defaults, the user's values, the served backends.
 
-        The backends are the deployments' (chosen in the Serve config); a request naming another
-        one is refused rather than silently rendered with a different method.
+        Every value is checked against the app's limits (`inkwalk.limits`). The backends are the
+        deployments' (chosen in the Serve config); a request naming another one is refused rather
+        than silently rendered with a different method.
         """
+        if not isinstance(user, dict):
+            raise L.RequestError(422, 'settings must be a JSON object, e.g. {"frames": 16, "hold": 1}')
         served = {"keyframer": self.args.keyframer,
                   "interpolator": self.args.interpolator.get("method", "flow-warp"),
                   "flow": self.args.interpolator.get("flow", "dis"),
@@ -414,12 +415,7 @@ class ArtWalksIngress(JobIngress):
             if key in user and user[key] != value:
                 raise L.RequestError(422, f"this app serves {key} {value!r}, not {user[key]!r}: leave "
                                           f"{key!r} out or deploy an app with that backend")
-        try:
-            ws = WalkSettings.from_dict({**self.args.defaults, **user, **served})
-        except WalkError as exc:
-            raise L.RequestError(422, str(exc)) from None
-        L.check_walk_sizes(tuple(ws.size), ws.output_size, self.limits)
-        return ws
+        return L.parse_walk_settings({**user, **served}, self.args.defaults, self.limits, paintings)
 
     async def _work(self, record: JobRecord, on_progress) -> None:
         ws = WalkSettings.from_dict(record.settings)
@@ -514,11 +510,7 @@ class ConCLVDIngress(JobIngress):
             return busy
         try:
             L.check_prompt(body.prompt, self.limits)
-            merged = {**self.args.defaults, **body.settings}
-            L.check_conclvd_settings(merged, self.limits)
-            unknown = sorted(set(merged) - set(CONCLVD_SETTINGS))
-            if unknown:
-                raise L.RequestError(422, f"unknown ConCLVD setting(s) {unknown}; known: {sorted(CONCLVD_SETTINGS)}")
+            merged = L.parse_conclvd_settings(body.settings, self.args.defaults, self.limits).model_dump()
         except L.RequestError as exc:
             return self._refuse(exc.status, str(exc))
         job_id = new_job_id()

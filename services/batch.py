@@ -20,7 +20,9 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -106,6 +108,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     import ray
 
     address = address or os.environ.get("RAY_ADDRESS") or None
+    sigterm = signal.getsignal(signal.SIGTERM)
     env = {k: os.environ[k] for k in ("INKWALK_MODELS", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME",
                                       "INKWALK_NO_PROGRESS") if k in os.environ}
     if ray.is_initialized():
@@ -116,6 +119,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
             ray.init(address=address, log_to_driver=False, runtime_env={"env_vars": env})
         except Exception as exc:  # ConnectionError, auth errors: one line, not Ray's traceback
             raise InkwalkError(f"cannot connect to the Ray cluster at {address}: {str(exc).splitlines()[0]}") from None
+        _restore_sigterm(sigterm)
         try:
             yield False
         finally:
@@ -124,11 +128,18 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     temp = tempfile.mkdtemp(prefix="iw", dir="/tmp")  # short: Ray's socket paths have a length limit
     ray.init(address="local", _temp_dir=temp, num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
              configure_logging=False, runtime_env={"env_vars": env})
+    _restore_sigterm(sigterm)
     logging.getLogger("ray.serve").setLevel(logging.WARNING)  # replica start-up chatter is not news
     try:
         yield True
     finally:
         ray.shutdown()  # takes Serve and every replica with it
+
+
+def _restore_sigterm(handler) -> None:
+    """ray.init installs Ray's own SIGTERM handler (log and die); keep ours, which cleans up first."""
+    if callable(handler) and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
 
 
 def running_app_handles(app: str = "artwalks") -> dict | None:
@@ -148,13 +159,16 @@ def running_app_handles(app: str = "artwalks") -> dict | None:
 def deploy_render_app(ws: WalkSettings, store: str, config: str | Path | None = None,
                       models_dir: str | None = None) -> dict:
     """Deploy an `artwalks` app that serves the settings' backends (replica options from `config`)."""
+    from dataclasses import asdict
+
     from ray import serve
 
     from services.apps import apps_from_config
+    from services.limits import Limits
 
     serve.start(proxy_location="Disabled")
     upscaler = ws.upscaler if ws.upscaler != "none" else "lanczos"  # never called when sizes match
-    overrides = {"artwalks": {"store": store, "models_dir": models_dir,
+    overrides = {"artwalks": {"store": store, "models_dir": models_dir, "limits": asdict(Limits.cli()),
                               "keyframer": ws.keyframer if ws.keyframes else "none",
                               "interpolator": {"method": ws.interpolator, "flow": ws.flow},
                               "upscaler": {"backend": upscaler}}}
@@ -222,7 +236,7 @@ def render_collection(source: str | Path, out: str | Path, settings: WalkSetting
             store = store or str(default_cache_dir())
         job_store = Store(store)
         inputs = copy_inputs(job_store, sources)
-        _check_headers(job_store, inputs)
+        _check_headers(job_store, inputs, settings)
         if handles is None:
             handles = deploy_render_app(settings, job_store.uri, config, models_dir)
         h = Handles(keyframes=handles["Keyframes"], interpolator=handles["Interpolator"],
@@ -245,14 +259,12 @@ def render_collection(source: str | Path, out: str | Path, settings: WalkSetting
                          result.chunks_reused, result.nodes, round(time.perf_counter() - t0, 2), sheet_out)
 
 
-def _check_headers(store: Store, inputs: list[dict]) -> None:
-    from services.limits import Limits, RequestError, check_painting_file
+def _check_headers(store: Store, inputs: list[dict], settings: WalkSettings) -> None:
+    """Every painting checked from its header (type, pixels, aspect, enlargement) before any work."""
+    from services.limits import Limits, check_painting_file
 
     for i in inputs:
-        try:
-            check_painting_file(i["name"], store, i["path"], Limits())
-        except RequestError as exc:
-            raise InkwalkError(str(exc)) from None
+        check_painting_file(i["name"], store, i["path"], Limits.cli(), tuple(settings.size), settings.fit)
 
 
 def _render_key(ids: list[str], settings: WalkSettings, models: dict, opts) -> str:

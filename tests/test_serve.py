@@ -62,7 +62,7 @@ def serve_apps(ray_session, tiny_models, tmp_path_factory):
               "render": {"backoff_s": 0.3, "attempts": 4}}
     built = apps_from_config(ROOT / "cluster" / "serve_config.cpu.yaml", overrides={
         "artwalks": {**common, "keyframer": "kandinsky",
-                     "defaults": {"preset": "offline", "steps": 2},
+                     "defaults": {"preset": "offline", "steps": 2, "frames": 2},
                      "limits": {"max_paintings": 4, "max_keyframes": 2, "max_frames_per_segment": 8,
                                 "max_upload_bytes": 150_000, "max_total_upload_bytes": 400_000,
                                 "max_pixels": 200 * 200, "max_active_jobs": 3},
@@ -170,6 +170,26 @@ def test_conclvd_job_end_to_end(serve_apps, tmp_path):
     STATE["conclvd_done"] = job
 
 
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that claims `width`×`height` pixels (a valid IHDR) and holds almost nothing."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def _ingress_rss(app_class: str) -> "psutil.Process":
+    import psutil
+    from ray._private.state import actors
+
+    alive = [a for a in actors().values() if a["ActorClassName"].endswith(app_class) and a["State"] == "ALIVE"]
+    return psutil.Process(int(alive[0]["Pid"]))
+
+
 def _chunked(data: bytes):
     """A request body sent with Transfer-Encoding: chunked (no Content-Length)."""
     for i in range(0, len(data), 64 * 1024):
@@ -183,11 +203,25 @@ def _multipart(files: list[bytes], boundary: str = "inkwalkboundary") -> bytes:
 
 
 def test_bad_inputs_get_4xx_with_a_message_and_the_app_keeps_serving(serve_apps):
+    import threading
+
     rng = np.random.default_rng(0)
     noise = rng.integers(0, 256, (230, 230, 3), dtype=np.uint8)  # incompressible: > 150 kB as PNG
     big = _png(noise)
     ok = _paintings(2)
+    ingress = _ingress_rss("ArtWalksIngress")
+    base, peak, done = ingress.memory_info().rss, [0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], ingress.memory_info().rss)
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     walk_cases = [
+        ([_png_header(50000, 50000), ok[0]], {}, 413, "pixels"),  # a decompression bomb's header
+        ([_png_header(600, 8), ok[0]], {}, 422, "aspect"),  # a thin strip, blown up by cropping
         ([b"GIF89a not really"] + ok[:1], {}, 415, "not an image"),
         ([_png(np.zeros((8, 8, 3), np.uint8), "GIF"), ok[0]], {}, 415, "accepted image types"),
         ([b"%PDF-1.4 hello", ok[0]], {}, 415, "not an image"),
@@ -198,10 +232,16 @@ def test_bad_inputs_get_4xx_with_a_message_and_the_app_keeps_serving(serve_apps)
         ([b"", ok[0]], {}, 400, "empty"),
         (ok, {"frames": 500}, 422, "'frames'"),
         (ok, {"keyframes": 3}, 422, "'keyframes'"),
-        (ok, {"colour": "red"}, 422, "unknown ArtWalks setting"),
+        (ok, {"colour": "red"}, 422, "unknown setting 'colour'"),
         (ok, {"interpolator": "film"}, 422, "this app serves interpolator"),
         (ok, {"size": [4000, 4000]}, 422, "exceeds the limit"),
-        (ok, {"fit": "stretch"}, 422, "fit must be crop or letterbox"),
+        (ok, {"fit": "stretch"}, 422, "must be one of: crop, letterbox"),
+        (ok, {"size": "big"}, 422, "must be WIDTHxHEIGHT"),
+        (ok, {"size": None}, 422, "must be WIDTHxHEIGHT"),
+        (ok, {"size": 64.5}, 422, "must be WIDTHxHEIGHT"),
+        (ok, {"fps": 1000}, 422, "'fps' = 1000"),
+        (ok, {"fps": float("inf")}, 422, "'fps' = inf"),
+        (ok, [1, 2], 422, "must be a JSON object"),
         (ok, "not json", 422, "not valid JSON"),
     ]
     for images, settings, code, phrase in walk_cases:
@@ -225,6 +265,9 @@ def test_bad_inputs_get_4xx_with_a_message_and_the_app_keeps_serving(serve_apps)
     r = serve_apps.post("/artwalks/jobs", content=b"{}", headers={"content-type": "application/json"})
     assert r.status_code == 415
     assert list((STATE["store"] / "jobs" / "artwalks").glob("*/inputs/*.tmp-*")) == []  # refused uploads gone
+    done.set()
+    sampler.join()
+    assert (peak[0] - base) / 2**20 < 300, f"the ingress grew {(peak[0] - base) / 2**20:.0f} MiB on refused uploads"
 
     conclvd_cases = [
         ({"prompt": ""}, 422, "prompt is empty"),
@@ -233,7 +276,7 @@ def test_bad_inputs_get_4xx_with_a_message_and_the_app_keeps_serving(serve_apps)
         ({"prompt": "hills", "settings": {"size": 60}}, 422, "multiple of 8"),
         ({"prompt": "hills", "settings": {"steps": 0}}, 422, "'steps'"),
         ({"prompt": "hills", "settings": {"guidance": "lots"}}, 422, "'guidance'"),
-        ({"prompt": "hills", "settings": {"sampler": "euler"}}, 422, "unknown ConCLVD setting"),
+        ({"prompt": "hills", "settings": {"sampler": "euler"}}, 422, "unknown setting 'sampler'"),
     ]
     for body, code, phrase in conclvd_cases:
         r = serve_apps.post("/conclvd/jobs", json=body)
@@ -262,6 +305,11 @@ def test_failure_inside_a_deployment_fails_the_job_not_the_replica(serve_apps):
     assert "Traceback" not in status["error"]
     out = interp.between.remote(np.zeros((16, 16, 3), np.uint8), np.full((16, 16, 3), 200, np.uint8), [0.5]).result()
     assert out.shape == (1, 16, 16, 3)
+    # a painting whose header is fine and whose pixels are not: found where it is decoded, never a 500
+    r = _submit_walk(serve_apps, _paintings(1) + [_png_header(100, 100)], {**SMALL_WALK, "keyframes": 0})
+    assert r.status_code == 202, r.text
+    status = _wait(serve_apps, "artwalks", r.json()["job_id"])
+    assert status["state"] == "failed" and "truncated or corrupt" in status["error"], status
 
 
 def test_concurrent_submissions_complete_or_get_503(serve_apps):
