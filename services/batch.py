@@ -115,6 +115,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         yield False
         return
     if address:
+        _probe(address)
         try:
             ray.init(address=address, log_to_driver=False, runtime_env={"env_vars": env})
         except Exception as exc:  # ConnectionError, auth errors: one line, not Ray's traceback
@@ -134,6 +135,22 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         yield True
     finally:
         ray.shutdown()  # takes Serve and every replica with it
+
+
+def _probe(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, with one line, when nothing listens at a host:port cluster address
+    (ray.init would retry for minutes)."""
+    import socket
+
+    if "://" in address or address == "auto" or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            return
+    except (OSError, ValueError) as exc:
+        raise InkwalkError(f"cannot connect to the Ray cluster at {address}: {exc}; start it with "
+                           f"`ray start --head` or set RAY_ADDRESS to its address") from None
 
 
 def _restore_sigterm(handler) -> None:
@@ -176,9 +193,25 @@ def deploy_render_app(ws: WalkSettings, store: str, config: str | Path | None = 
     try:
         serve.run(app, name=RENDER_APP, route_prefix=None)
     except Exception as exc:  # a replica that cannot start (missing weights, bad config)
-        raise InkwalkError(f"the render app did not start: {str(exc).strip().splitlines()[-1]}") from None
+        raise InkwalkError(f"the render app did not start: {app_failure(RENDER_APP, exc)}") from None
     return {name: serve.get_deployment_handle(name, app_name=RENDER_APP)
             for name in ("Keyframes", "Interpolator", "Upscaler", "Encoder")}
+
+
+def app_failure(app: str, exc: BaseException) -> str:
+    """Why a Serve app failed to deploy, in one line: the replica's own error, not Serve's summary."""
+    import re
+
+    from ray import serve
+
+    try:
+        deployments = serve.status().applications[app].deployments.values()
+        messages = "\n".join(d.message or "" for d in deployments)
+    except Exception:  # the app is gone already
+        messages = ""
+    errors = [line.strip() for line in messages.splitlines() if re.match(r"^[\w.]*(Error|Exception)\b.*:", line.strip())]
+    line = errors[-1] if errors else (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return line[:500]
 
 
 def served_settings(handles: dict, user: WalkSettings) -> WalkSettings:

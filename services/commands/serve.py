@@ -32,8 +32,7 @@ def handler(args: argparse.Namespace) -> int:
 
     from inkwalk.errors import InkwalkError
     from services.apps import apps_from_config
-    from services.batch import DEFAULT_CONFIG, ray_session
-    from services.render import one_line
+    from services.batch import DEFAULT_CONFIG, app_failure, ray_session
 
     config_path = Path(args.config or DEFAULT_CONFIG)
     try:
@@ -61,8 +60,9 @@ def handler(args: argparse.Namespace) -> int:
                     try:
                         serve.run(app, name=name, route_prefix=prefix)
                     except Exception as exc:  # e.g. an app whose models are missing: serve the others
+                        why = app_failure(name, exc)
                         serve.delete(name)
-                        print(f"{name}: did not start: {one_line(exc)}", file=sys.stderr, flush=True)
+                        print(f"{name}: did not start: {why}", file=sys.stderr, flush=True)
                         continue
                     names.append(name)
                     print(f"{name}: http://{http['host']}:{http['port']}{prefix}/docs", flush=True)
