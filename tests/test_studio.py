@@ -282,7 +282,8 @@ def test_the_gallery_shows_the_job_after_a_reload_and_reruns_it_with_edits(page,
     rerun = page.evaluate("location.hash.split('/')[1]")
     assert _watch_until_done(page, "#walk-job")[-1] == ("done", 100)
     record = api.get(f"/artwalks/jobs/{rerun}").json()
-    assert (record["settings"]["seed"], record["settings"]["frames"], record["settings"]["weighting"]) == (8, 4, "linear")
+    s = record["settings"]
+    assert (s["seed"], s["frames"], s["weighting"]) == (8, 4, "linear")  # edited, and kept
     assert [api.get(f"/artwalks/jobs/{rerun}/paintings/{i}").content for i in range(2)] == STATE["paintings"]
 
     # delete removes the job and its results
@@ -329,7 +330,9 @@ def test_without_the_token_the_studio_refuses_to_work(browser, studio):
     for path in ["/artwalks/jobs", f"/artwalks/jobs/{job}/video", "/conclvd/jobs"]:
         r = httpx.get(f"{studio}{path}", headers={"Authorization": "Bearer wrong"})
         assert r.status_code == 401 and "\n" not in r.json()["detail"], (path, r.text)
-    assert httpx.get(f"{studio}/studio/").status_code == 200  # the page itself holds no data
+    page_files = httpx.get(f"{studio}/studio", follow_redirects=True)  # the page itself holds no data
+    assert page_files.status_code == 200 and str(page_files.url).endswith("/studio/")
+    assert "<title>inkwalk Studio</title>" in page_files.text
 
     errors: list = []
     page = _new_page(browser, errors)
