@@ -129,9 +129,34 @@ def test_fit_image_crop_and_letterbox():
 def test_info_cli(tmp_path, capsys):
     path = video.write_video(tmp_path / "c.mp4", moving_clip(6, 32, 48), fps=6)
     assert main(["info", str(path)]) == 0
-    assert "48×32, 6 frames, 6 fps" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "48×32, 6 frames, 6 fps" in out and "made by" not in out  # not an inkwalk video: nothing more
     assert main(["info", str(tmp_path / "nope.mp4")]) == 1
     assert "nope.mp4: file not found" in capsys.readouterr().err
+
+
+def test_info_cli_tells_how_a_walk_was_made(tmp_path, capsys):
+    import hashlib
+    import json
+
+    from inkwalk.artwalks import WalkSettings, render_collection
+    from inkwalk.paintings import collection
+
+    paths = []
+    for i, painting in enumerate(collection(2, size=(48, 32), seed=4)):
+        paths.append(tmp_path / f"p{i}.png")
+        video.save_image(paths[-1], painting)
+    settings = WalkSettings.with_preset("offline", frames=2, size=(48, 32), seed=3, weighting="sinh")
+    render_collection(paths, tmp_path / "walk.mp4", settings, cache_dir=tmp_path / "cache", sheet=False)
+    assert main(["info", str(tmp_path / "walk.mp4")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == "made by inkwalk 0.1.0 (artwalks)" and lines[2] == "seed: 3"
+    assert lines[3].startswith("settings: ") and {"size=48x32", "weighting=sinh", "preset=offline"} <= set(lines[3].split())
+    assert lines[4].startswith("paintings: 2 (sha256 " + hashlib.sha256(paths[0].read_bytes()).hexdigest()[:12])
+    assert "  interpolator: flow-warp (flow dis)" in lines and "  upscaler: lanczos" in lines
+    assert main(["info", "--json", str(tmp_path / "walk.mp4")]) == 0
+    metadata = json.loads(capsys.readouterr().out)
+    assert metadata["settings"]["seed"] == 3 and metadata["app"] == "artwalks"
 
 
 @pytest.mark.parametrize("width", [16, 48, 72])

@@ -10,7 +10,7 @@ import time
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "serve", help="run the ArtWalks and ConCLVD HTTP apps (Ray Serve) until stopped",
+        "serve", help="run the ArtWalks and ConCLVD HTTP apps and the Studio (Ray Serve) until stopped",
         description="Deploys every app of a Serve config (default: the CPU config, loopback only) on the "
                     "cluster at RAY_ADDRESS or on a local Ray, prints their URLs and serves until Ctrl-C or "
                     "SIGTERM; then the apps are deleted (and a local Ray shut down).")
@@ -43,8 +43,9 @@ def handler(args: argparse.Namespace) -> int:
     http = dict(config.get("http_options") or {})
     http["host"] = args.host or http.get("host", "127.0.0.1")
     http["port"] = args.port or http.get("port", 8000)
-    patch = {k: v for k, v in (("store", args.store), ("models_dir", args.models)) if v}
-    overrides = {app["name"]: patch for app in config["applications"]}
+    overrides = app_overrides(config, args.store, args.models)
+    pages = {app["name"] for app in config["applications"]
+             if app.get("import_path", "").startswith("services.studio:")}
 
     def stop(signum, frame):
         raise KeyboardInterrupt
@@ -65,7 +66,8 @@ def handler(args: argparse.Namespace) -> int:
                         print(f"{name}: did not start: {why}", file=sys.stderr, flush=True)
                         continue
                     names.append(name)
-                    print(f"{name}: http://{http['host']}:{http['port']}{prefix}/docs", flush=True)
+                    page = "/" if name in pages else "/docs"
+                    print(f"{name}: http://{http['host']}:{http['port']}{prefix}{page}", flush=True)
                 if not names:
                     raise InkwalkError(f"no app of {config_path} started (see the lines above)")
                 print("serving; Ctrl-C or SIGTERM stops and deletes the apps", flush=True)
@@ -79,3 +81,11 @@ def handler(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def app_overrides(config: dict, store: str | None, models: str | None) -> dict[str, dict]:
+    """`--store` and `--models` as `apps_from_config` overrides: for the job apps only (the
+    Studio serves its page's files and takes no args)."""
+    patch = {k: v for k, v in (("store", store), ("models_dir", models)) if v}
+    return {app["name"]: patch for app in config["applications"]
+            if app.get("import_path", "").startswith("services.apps:")}
