@@ -7,14 +7,15 @@ flow-warp, for a time ``t`` in (0, 1) between frames I0 and I1:
    ``F_t1 = (1-t)² F01 - t (1-t) F10`` (exact for a uniform translation);
 3. backward warping of I0 by F_t0 and I1 by F_t1 with `sharp` resampling: the mean of the
    bilinear and the bicubic sample. Bilinear resampling at a half-pixel offset averages two
-   pixels, a blur that costs PSNR on every clip; bicubic alone keeps the detail but also the
-   compression noise of the source, and lost to bilinear on noisy clips; their mean was best
-   on every clip of the real-video benchmark (docs/sofp.md, "Ablation");
+   pixels, a blur that cost up to 1 dB on the real-video benchmark; bicubic alone keeps the
+   detail but also the compression noise of the source, and lost to bilinear on the noisy
+   clips; their mean is never more than 0.35 dB behind the better of the two on any clip
+   (docs/sofp.md, "What each idea gained");
 4. the time-weighted mix ``(1 - t) I0(t) + t I1(t)``.
 
 The forward-backward occlusion weighting (Sundaram et al. 2010 / UnFlow) that flow-warp used
-before is an option (`occlusions=True`): with DIS flow it flags flow noise far more often than
-real occlusions and lost 0.1-0.2 dB on every real clip, so it is off by default.
+before is an option (`occlusions=True`): with DIS flow it flags flow noise more often than
+real occlusions and lost 0.01-0.23 dB on every real clip, so it is off by default.
 """
 
 from __future__ import annotations
