@@ -209,7 +209,7 @@ def test_a_walk_from_two_uploaded_paintings_renders_and_plays(page, api, tmp_pat
     page.get_by_role("button", name="Render", exact=True).click()
     error = page.locator("#error-text")
     error.wait_for()
-    assert re.fullmatch(r"Render refused: setting 'frames' = 500 is out of range: allowed 0\.\.16", error.inner_text())
+    assert re.fullmatch(r"Render refused: setting 'frames' = 500: must be an integer in 0\.\.16 \(limit max_frames_per_segment\)", error.inner_text())
 
     for name, value in WALK.items():
         field = form.locator(f"[name={name}]")
