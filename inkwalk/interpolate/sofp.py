@@ -100,7 +100,7 @@ class SOFP:
         a, b = frame0.astype(np.float32), frame1.astype(np.float32)
         out = []
         for t in ts:
-            warped = self.warp.warp_at(frame0, frame1, f01, f10, t)
+            warped = self.warp.warp_at(a, b, f01, f10, t)
             ft0, _ = intermediate_flows(f01, f10, t)
             c = backward_warp(trust, ft0)[..., None]  # trust of the I0 content landing here
             out.append(to_uint8(c * warped + (1.0 - c) * ((1.0 - t) * a + t * b)))
