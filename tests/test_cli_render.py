@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import free_port
 
 from inkwalk.video import probe, read_frames
 
@@ -96,12 +97,9 @@ def test_render_errors_are_one_line_and_start_nothing(tmp_path):
 
 
 def test_serve_deploys_the_apps_and_sigterm_takes_them_down(tmp_path, tiny_models):
-    import socket
     import urllib.request
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**_env(tmp_path), "INKWALK_MODELS": str(tiny_models)}  # reaches every replica
     proc = subprocess.Popen(_inkwalk("serve", "--port", str(port), "--store", str(tmp_path / "results")),
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import psnr
+from helpers import free_port, psnr
 
 httpx = pytest.importorskip("httpx")
 
@@ -41,11 +41,6 @@ def _paintings(k: int, size=(80, 64), seed: int = 0) -> list[bytes]:
     return [_png(p) for p in collection(k, size=size, seed=seed)]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def serve_apps(ray_session, tiny_models, tmp_path_factory):
@@ -55,7 +50,7 @@ def serve_apps(ray_session, tiny_models, tmp_path_factory):
 
     store = tmp_path_factory.mktemp("results")
     STATE["store"] = store
-    port = _free_port()
+    port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     two = {"autoscaling_config": {"min_replicas": 2, "max_replicas": 2}}
     common = {"store": str(store), "models_dir": str(tiny_models), "heartbeat_timeout_s": 2.0,
@@ -182,7 +177,7 @@ def _png_header(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
-def _ingress_rss(app_class: str) -> "psutil.Process":
+def _ingress_rss(app_class: str):
     import psutil
     from ray._private.state import actors
 

@@ -16,10 +16,10 @@ import io
 import json
 import os
 import re
-import socket
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 
 httpx = pytest.importorskip("httpx")
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -35,11 +35,6 @@ WALK = {"keyframes": "1", "frames": "8", "hold": "0.5", "width": "128", "height"
 WALK_FRAMES = 2 * 9 + 1 + 2 * 4
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def studio(ray_session, tiny_models, tmp_path_factory):
@@ -48,7 +43,7 @@ def studio(ray_session, tiny_models, tmp_path_factory):
 
     from services.apps import apps_from_config
 
-    port = _free_port()
+    port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     common = {"store": str(tmp_path_factory.mktemp("results")), "models_dir": str(tiny_models), "api_token": TOKEN}
     built = apps_from_config(ROOT / "services" / "serve_config.cpu.yaml", overrides={

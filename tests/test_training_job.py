@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,15 +16,11 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _kill_head(temp_dir: str) -> None:
@@ -55,12 +50,12 @@ def ray_head():
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1", "INKWALK_NO_PROGRESS": "1",
            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # jobs use the node's `python` (pitfall 5)
     env.pop("RAY_ADDRESS", None)
-    dashboard = _free_port()
-    cmd = [str(BIN / "ray"), "start", "--head", "--port", str(_free_port()), "--num-cpus", "2",
+    dashboard = free_port()
+    cmd = [str(BIN / "ray"), "start", "--head", "--port", str(free_port()), "--num-cpus", "2",
            "--temp-dir", temp_dir, "--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
-           "--dashboard-port", str(dashboard), "--ray-client-server-port", str(_free_port()),
-           "--dashboard-agent-listen-port", str(_free_port()), "--dashboard-agent-grpc-port", str(_free_port()),
-           "--runtime-env-agent-port", str(_free_port()), "--metrics-export-port", str(_free_port()),
+           "--dashboard-port", str(dashboard), "--ray-client-server-port", str(free_port()),
+           "--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port", str(free_port()),
+           "--runtime-env-agent-port", str(free_port()), "--metrics-export-port", str(free_port()),
            "--disable-usage-stats"]
     try:
         subprocess.run(cmd, env=env, check=True, capture_output=True, text=True, timeout=180)
