@@ -77,6 +77,11 @@ class ModelSpec:
         """The weights file name of a single-file model in a models folder."""
         return Path(self.local).name if self.kind == "file" else None
 
+    @property
+    def download_name(self) -> str | None:
+        """The file name a single-file model downloads to in the torch hub cache (its URL's own name)."""
+        return Path(self.default).name if self.kind == "file" and self.default else None
+
 
 def _hf_howto(repo: str, local: str, include: str | None = None) -> str:
     inc = f' --include "{include}"' if include else ""
@@ -287,7 +292,7 @@ def weights_file(name: str, path: str | Path | None = None, models_dir: str | Pa
 
     mdir = _models_dir(models_dir)
     looked = _looked(_local_candidates(spec, path, mdir))
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(where).name  # the release's own file name
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / spec.download_name
     if cached.is_file():
         return cached
     looked.append(f"{cached} (torch hub cache, missing)")

@@ -163,21 +163,26 @@ def _point_release_at(monkeypatch, name: str, url: str) -> None:
     monkeypatch.setitem(REGISTRY, name, replace(REGISTRY[name], default=url))
 
 
-def test_fetch_from_the_release_converts_the_pth(release_server, tmp_path, monkeypatch):
+def test_fetch_from_the_release_into_the_user_folder_is_used_by_default(release_server, tmp_path, monkeypatch):
     import json
 
     from spandrel import ModelLoader
 
     url, pth = release_server
     _point_release_at(monkeypatch, "realesrgan-x4plus", url)
-    [item] = fetch(["realesrgan-x4plus"], models_dir=tmp_path / "models")
-    assert item.source == "release" and item.path.suffix == ".safetensors"
+    monkeypatch.delenv("INKWALK_MODELS", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the user folder: cache/inkwalk/models
+    [item] = fetch(["realesrgan-x4plus"])
+    assert item.source == "release"
+    assert item.path == tmp_path / "cache" / "inkwalk" / "models" / "realesrgan-x4plus" / "RealESRGAN_x4plus.safetensors"
     record = json.loads((item.path.parent / "source.json").read_text())["source"]
     assert record == {"kind": "release", "url": url, "file": pth.name, "sha256": sha256(pth)}
     desc = ModelLoader().load_from_file(str(item.path))
     assert (desc.architecture.id, desc.scale) == ("ESRGAN", 4)
-    assert get_upscaler("realesrgan", models_dir=tmp_path / "models", device="cpu").upscale(
-        np.zeros((8, 8, 3), np.uint8), (32, 32)).shape == (32, 32, 3)
+    # no --models, no INKWALK_MODELS: the default backend finds the fetched weights
+    up = get_upscaler("realesrgan", device="cpu")
+    assert up.descriptor.model.state_dict()["model.0.weight"].shape == (8, 3, 3, 3)  # the served tiny net
+    assert up.upscale(np.zeros((8, 8, 3), np.uint8), (32, 32)).shape == (32, 32, 3)
 
 
 @pytest.fixture
