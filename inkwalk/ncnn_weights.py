@@ -46,7 +46,7 @@ class Layer:
     outputs: list[str]
     params: dict[int, str] = field(default_factory=dict)
 
-    def int(self, key: int, default: int = 0) -> int:
+    def get_int(self, key: int, default: int = 0) -> int:
         return int(self.params.get(key, default))
 
 
@@ -121,21 +121,22 @@ def read_weights(layers: list[Layer], data: bytes) -> list[Weights]:
     out = []
     for layer in layers:
         if layer.type == "Convolution":
-            num_out, kw = layer.int(0), layer.int(1)
-            kh = layer.int(11, kw)
-            if layer.int(2, 1) != 1 or layer.int(3, 1) != 1 or layer.int(4) != kw // 2 or layer.int(8):
+            num_out, kw = layer.get_int(0), layer.get_int(1)
+            kh = layer.get_int(11, kw)
+            plain = layer.get_int(2, 1) == 1 and layer.get_int(3, 1) == 1 and layer.get_int(4) == kw // 2
+            if not plain or layer.get_int(8):  # 8: int8 weights
                 raise NcnnFormatError(f"{layer.name}: only stride-1, dilation-1, 'same'-padded float "
                                       f"convolutions are supported, got {layer.params}")
-            size = layer.int(6)
+            size = layer.get_int(6)
             cin = size // (num_out * kh * kw)
             if cin * num_out * kh * kw != size:
                 raise NcnnFormatError(f"{layer.name}: {size} weights do not split into {num_out} outputs")
             tensors = {"weight": blob.tagged(size).reshape(num_out, cin, kh, kw)}
-            if layer.int(5):
+            if layer.get_int(5):
                 tensors["bias"] = blob.raw_fp32(num_out)
             out.append(Weights(layer, tensors))
         elif layer.type == "PReLU":
-            out.append(Weights(layer, {"weight": blob.raw_fp32(layer.int(0))}))
+            out.append(Weights(layer, {"weight": blob.raw_fp32(layer.get_int(0))}))
         elif layer.type not in WEIGHTLESS:
             raise NcnnFormatError(f"{layer.name}: ncnn layer type {layer.type} is not supported")
     if blob.pos != len(data):
@@ -204,7 +205,7 @@ def compact_state(layers: list[Layer], weights: list[Weights]) -> tuple[dict[str
     shuffles = [layer for layer in layers if layer.type == "PixelShuffle"]
     if len(shuffles) != 1 or len(weights) % 2 == 0 or len(weights) < 3:
         raise NcnnFormatError("not an SRVGGNetCompact export (conv/PReLU pairs, a last conv, one PixelShuffle)")
-    scale = shuffles[0].int(0)
+    scale = shuffles[0].get_int(0)
     layout = compact_layout((len(weights) - 3) // 2, weights[0].tensors["weight"].shape[0], scale)
     return _assign(weights, layout, "SRVGGNetCompact"), scale
 

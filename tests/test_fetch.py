@@ -174,7 +174,7 @@ def test_fetch_from_the_release_into_the_user_folder_is_used_by_default(release_
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the user folder: cache/inkwalk/models
     [item] = fetch(["realesrgan-x4plus"])
     assert item.source == "release"
-    assert item.path == tmp_path / "cache" / "inkwalk" / "models" / "realesrgan-x4plus" / "RealESRGAN_x4plus.safetensors"
+    assert item.path == tmp_path / "cache" / "inkwalk" / "models" / REGISTRY["realesrgan-x4plus"].local
     record = json.loads((item.path.parent / "source.json").read_text())["source"]
     assert record == {"kind": "release", "url": url, "file": pth.name, "sha256": sha256(pth)}
     desc = ModelLoader().load_from_file(str(item.path))
