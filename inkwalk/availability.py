@@ -44,7 +44,7 @@ def torch_hub_dir() -> Path:
 def _cached(spec) -> bool:
     """A download from an earlier run: the Hugging Face cache (folders) or the torch hub cache (files)."""
     if spec.kind == "file":
-        return (torch_hub_dir() / "checkpoints" / spec.filename).is_file()
+        return (torch_hub_dir() / "checkpoints" / spec.download_name).is_file()
     from huggingface_hub import constants
 
     snapshots = Path(constants.HF_HUB_CACHE) / f"models--{spec.default.replace('/', '--')}" / "snapshots"
@@ -118,8 +118,7 @@ def require_models(names: Iterable[str], models_dir: str | Path | None = None, h
     missing = no_source + lost
     if not missing:
         return
-    where = f"not in the models folder {mdir}" if mdir is not None else \
-        "no models folder given (--models DIR or INKWALK_MODELS)"
+    where = f"not in the models folder {mdir}"
     many = len(missing) > 1
     raise ModelsUnavailableError(
         f"model{'s' if many else ''} {', '.join(missing)} not available: {where}, not cached "
@@ -138,10 +137,12 @@ def interpolator_models(method: str, flow: str = "dis") -> list[str]:
 
 def walk_models(settings) -> list[str]:
     """Registry models a walk with `settings` loads (`inkwalk.artwalks.load_walk_models`)."""
+    from inkwalk.upscale import SR_MODELS
+
     names = []
     if settings.keyframes > 0 and settings.keyframer == "kandinsky":
         names += ["kandinsky-2-2-prior", "kandinsky-2-2-decoder"]
     names += interpolator_models(settings.interpolator, settings.flow)
-    if settings.upscaler == "realesrgan" and settings.output_size != tuple(settings.size):
-        names.append("realesrgan-x4plus")
+    if settings.upscaler in SR_MODELS and settings.output_size != tuple(settings.size):
+        names.append(SR_MODELS[settings.upscaler])
     return names

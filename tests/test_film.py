@@ -151,7 +151,9 @@ def test_out_of_memory_falls_back_to_smaller_tiles(tiny_net, monkeypatch):
     expected = interpolate_pair(tiny_net, a, b, [0.5], tile=25)
     monkeypatch.setattr(infer, "_window", small_memory)
     monkeypatch.setattr(infer, "MIN_AUTO_TILE", 16)
-    assert np.array_equal(interpolate_pair(tiny_net, a, b, [0.5]), expected)  # 101 -> 50 -> 25
+    with pytest.warns(RuntimeWarning, match="fell back to 25-pixel tiles") as caught:
+        assert np.array_equal(interpolate_pair(tiny_net, a, b, [0.5]), expected)  # 101 -> 50 -> 25
+    assert len(caught) == 1  # once, with the size it settled on, not once per halving
     assert sides[:2] == [101, 50] and max(sides[2:]) == 25
     with pytest.raises(FilmInputError, match="out of cpu memory.*tile="):
         interpolate_pair(tiny_net, a, b, [0.5], tile=50)  # an explicit tile is respected

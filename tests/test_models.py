@@ -80,6 +80,8 @@ sr = spandrel.ModelLoader().load_from_file(weights_file("realesrgan-x4plus", mod
 with torch.no_grad():
     up = sr(torch.rand(1, 3, 12, 10))
 out["esrgan"] = [sr.architecture.id, sr.scale, list(up.shape)]
+compact = spandrel.ModelLoader().load_from_file(weights_file("realesr-animevideov3", models_dir=d))
+out["compact"] = [compact.architecture.id, compact.scale]
 out["film"] = isinstance(load_film(models_dir=d), FilmNet)
 print("RESULT " + json.dumps(out))
 """
@@ -126,6 +128,7 @@ def test_every_tiny_model_loads_offline_in_fresh_process(cli_tiny: Path) -> None
     assert out["clip"][0] == out["clip"][1]
     assert out["raft-large"] == [0, 0] and out["raft-small"] == [0, 0]
     assert out["esrgan"] == ["ESRGAN", 4, [1, 3, 48, 40]]
+    assert out["compact"] == ["Compact", 4]
     assert out["film"] is True
 
 

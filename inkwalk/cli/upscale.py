@@ -9,25 +9,30 @@ from inkwalk.cli._options import labels, option_names
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm"}
 NO_WEIGHTS_HINT = (" -- or use --backend lanczos (no weights), or download the model with "
-                   "`inkwalk models fetch realesrgan-x4plus`")
+                   "`inkwalk models fetch {model}`")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("upscale", help="upscale an image or video (Real-ESRGAN or Lanczos)",
-                              description="Real-ESRGAN x4plus on overlapping tiles, then Lanczos to the exact "
-                                          "size; or Lanczos alone (no weights). A --size with another aspect "
+                              description="Real-ESRGAN on overlapping tiles, then Lanczos to the exact size; or "
+                                          "Lanczos alone (no weights). Get the weights with `inkwalk models fetch "
+                                          "realesrgan-x4plus realesr-animevideov3`. A --size with another aspect "
                                           "ratio than the input needs --fit: crop (cut the sides), letterbox "
                                           "(pad with black) or stretch (distort).")
     p.add_argument("input", help="image or video file")
     p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, ...) or video (.mp4)")
-    p.add_argument("--backend", choices=("realesrgan", "lanczos"), default="realesrgan")
+    p.add_argument("--backend", choices=("realesrgan", "realesrgan-compact", "lanczos"), default="realesrgan",
+                   help="realesrgan: x4plus, best quality (default); realesrgan-compact: realesr-animevideov3, "
+                        "fast CPU previews; lanczos: no weights")
     p.add_argument("--size", metavar="WxH", default=None, help="exact output size (default: 4x the input)")
     p.add_argument("--fit", choices=("crop", "letterbox", "stretch"), default=None,
                    help="how to reach a --size of another aspect ratio (required then)")
-    p.add_argument("--tile", type=int, default=256, help="tile size in input pixels (256)")
-    p.add_argument("--overlap", type=int, default=16, help="context pixels around each tile (16)")
+    p.add_argument("--tile", type=int, default=None,
+                   help="tile size in input pixels (default: 256 for realesrgan, 512 for realesrgan-compact)")
+    p.add_argument("--overlap", type=int, default=24, help="context pixels around each tile (24)")
     p.add_argument("--batch", type=int, default=4, help="frames per network call (4)")
-    p.add_argument("--models", metavar="DIR", default=None, help="local models folder (else $INKWALK_MODELS)")
+    p.add_argument("--models", metavar="DIR", default=None, help="local models folder (else $INKWALK_MODELS, else "
+                   "~/.cache/inkwalk/models)")
     p.add_argument("--device", default=None, help="torch device (default cuda if available, else cpu)")
     p.set_defaults(func=handler, option_names=option_names(p))
 
@@ -41,15 +46,16 @@ def handler(args: argparse.Namespace) -> int:
     from inkwalk.errors import InkwalkError
     from inkwalk.limits import Limits, admit_image, check_number, decode_painting, parse_frame_size
     from inkwalk.progress import progress
-    from inkwalk.upscale import changes_aspect, get_upscaler, upscale_fit
+    from inkwalk.upscale import DEFAULT_TILE, SR_MODELS, changes_aspect, get_upscaler, upscale_fit
     from inkwalk.video import VideoWriter, check_output, iter_frames, probe, save_image
 
     src = Path(args.input)
     is_video = src.suffix.lower() in VIDEO_SUFFIXES
     check_output(args.output, "video" if is_video else "image")
     limits, label = Limits.cli(), labels(args)
-    check_number("tile", args.tile, 16, 4096, integer=True, label=label)
-    check_number("overlap", args.overlap, 0, args.tile // 2, integer=True, label=label)
+    tile = args.tile if args.tile is not None else DEFAULT_TILE.get(args.backend, 256)
+    check_number("tile", tile, 16, 4096, integer=True, label=label)
+    check_number("overlap", args.overlap, 0, tile // 2, integer=True, label=label)
     check_number("batch", args.batch, 1, limits.max_batch, integer=True, label=label)
     if is_video:
         info = probe(src)
@@ -61,13 +67,15 @@ def handler(args: argparse.Namespace) -> int:
         raise InkwalkError(f"--size {size[0]}x{size[1]} changes the aspect ratio of the {w}x{h} input "
                            f"({w / h:.3f} -> {size[0] / size[1]:.3f}): add --fit crop (cut the sides), "
                            f"--fit letterbox (pad with black) or --fit stretch (distort)")
-    if args.backend == "realesrgan":
-        require_models(["realesrgan-x4plus"], args.models, NO_WEIGHTS_HINT)
+    model = SR_MODELS.get(args.backend)
+    hint = NO_WEIGHTS_HINT.format(model=model) if model else ""
+    if model:
+        require_models([model], args.models, hint)
     try:
-        upscaler = get_upscaler(args.backend, models_dir=args.models, device=args.device, tile=args.tile,
+        upscaler = get_upscaler(args.backend, models_dir=args.models, device=args.device, tile=tile,
                                 overlap=args.overlap, batch_size=args.batch)
     except InkwalkError as exc:
-        raise InkwalkError(" ".join(str(exc).split()) + (NO_WEIGHTS_HINT if args.backend == "realesrgan" else "")) from None
+        raise InkwalkError(" ".join(str(exc).split()) + hint) from None
     fit = args.fit or "stretch"  # the aspect ratio is kept to within 1%
     if not is_video:
         image = decode_painting(str(src), src, limits)

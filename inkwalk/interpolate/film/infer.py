@@ -11,7 +11,8 @@
 - **Tiling** (`tile` pixels, `overlap` pixels shared by neighbours, default ``tile // 4``): windows
   run independently and are blended with weights that ramp linearly across the overlap, so there
   are no seams. With ``tile=None`` the whole frame runs at once and, if the device runs out of
-  memory, again in windows of half the size, and so on down to `MIN_AUTO_TILE`. A window sees
+  memory, again in windows of half the size, and so on down to `MIN_AUTO_TILE` (with a
+  RuntimeWarning naming the tile size it settled on). A window sees
   only its own content: motions larger than about the overlap near a window edge are not
   recovered as well as untiled; use the largest tile memory allows.
 """
@@ -19,6 +20,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from contextlib import nullcontext
 from typing import Sequence
 
@@ -170,4 +172,10 @@ def interpolate_pair(model: FilmNet, frame0: np.ndarray, frame1: np.ndarray, tim
             tile = max(MIN_AUTO_TILE, side // 2)
             if dev.type == "cuda":
                 torch.cuda.empty_cache()
+    if auto and tile is not None:
+        # the same text for every pair of a walk, so Python's warning filter shows it once
+        warnings.warn(f"FILM ran out of {dev.type} memory on whole {width}×{height} frames and fell back to "
+                      f"{tile}-pixel tiles (overlap {tile // 4 if overlap is None else overlap}); motions larger "
+                      "than the overlap near tile edges are recovered less well. Pass tile= to choose the size.",
+                      RuntimeWarning, stacklevel=2)
     return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
