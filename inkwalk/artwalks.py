@@ -33,6 +33,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from inkwalk.errors import InkwalkError
+from inkwalk.upscale import BACKENDS as UPSCALE_BACKENDS
+from inkwalk.upscale import SR_MODELS
 from inkwalk.schedules import EASINGS, KEYFRAME_GRIDS
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -50,7 +52,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 KEYFRAMERS = ("kandinsky", "none")
 INTERPOLATORS = ("film", "flow-warp", "blend")
-UPSCALERS = ("realesrgan", "lanczos", "none")
+UPSCALERS = (*UPSCALE_BACKENDS, "none")
 
 
 class WalkError(InkwalkError):
@@ -142,7 +144,8 @@ class WalkSettings:
             if not ok:
                 raise WalkError(message)
         if self.upscaler == "none" and self.output_size != tuple(self.size):
-            raise WalkError(f"upscale {self.upscale!r} needs an upscaler: use --upscaler realesrgan or lanczos, "
+            raise WalkError(f"upscale {self.upscale!r} needs an upscaler: use --upscaler "
+                            f"{' or '.join(UPSCALE_BACKENDS)}, "
                             "or --upscale none")
 
     @property
@@ -393,7 +396,7 @@ BACKEND_MODELS = {  # registry models behind each backend (their weights name th
     ("interpolator", "film"): ("film-style",),
     ("flow", "raft"): ("raft-large",), ("flow", "raft-large"): ("raft-large",),
     ("flow", "raft-small"): ("raft-small",),
-    ("upscaler", "realesrgan"): ("realesrgan-x4plus",),
+    **{("upscaler", backend): (model,) for backend, model in SR_MODELS.items()},
 }
 
 

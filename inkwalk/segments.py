@@ -28,7 +28,7 @@ from inkwalk.chunks import Codec
 
 LAYOUT_VERSION = 1  # bump when the pieces' content for the same key would change
 FRAME_BUDGET_BYTES = 256 * 1024 * 1024  # upscaled frames of one piece, at most (bounds worker memory)
-MAX_PIECE_FRAMES = 64
+MAX_PIECE_FRAMES = 16  # a piece is also the unit of parallelism and of retry: keep many, small
 
 
 @dataclass(frozen=True)

@@ -257,6 +257,11 @@ def render_collection(source: str | Path, out: str | Path, settings: WalkSetting
     settings.validate()
     sources = collection_sources(source)
     opts = RenderOptions.from_dict(render)
+    if not (address or os.environ.get("RAY_ADDRESS")):  # the local app loads these: missing is one line, now
+        from inkwalk.availability import require_models, walk_models
+
+        hint = " -- or render without any weights: --preset offline" if settings.preset == "paper" else ""
+        require_models(walk_models(settings), models_dir, hint)
     with ray_session(address, num_cpus) as embedded:
         handles = None if embedded else running_app_handles()
         if handles is not None:

@@ -32,9 +32,9 @@ def test_pieces_cover_the_documented_frame_count(k, m, n, hold, limit):
 
 def test_piece_size_bounds_the_upscaled_frames_in_memory():
     small = WalkSettings.with_preset("offline", size=(256, 256))
-    big = WalkSettings.with_preset("offline", size=(1280, 720), upscale="2560x1440", upscaler="lanczos")
-    assert piece_frame_limit(small) == 64
-    assert 2560 * 1440 * 3 * piece_frame_limit(big) <= 256 * 1024 * 1024 < 2560 * 1440 * 3 * (piece_frame_limit(big) + 1)
+    big = WalkSettings.with_preset("offline", size=(1920, 1080), upscale="3840x2160", upscaler="lanczos")
+    assert piece_frame_limit(small) == 16  # small frames: the piece is also the unit of parallel work
+    assert 3840 * 2160 * 3 * piece_frame_limit(big) <= 256 * 1024 * 1024 < 3840 * 2160 * 3 * (piece_frame_limit(big) + 1)
 
 
 def test_keys_follow_content_settings_and_models():

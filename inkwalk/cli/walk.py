@@ -6,6 +6,7 @@ import argparse
 import time
 
 from inkwalk.cli._options import labels, option_names
+from inkwalk.artwalks import UPSCALERS
 from inkwalk.schedules import EASINGS, KEYFRAME_GRIDS, WEIGHTINGS
 
 # the options that are WalkSettings fields (None when not given: the preset's value applies)
@@ -55,7 +56,8 @@ def add_settings_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keyframer", choices=("kandinsky", "none"), help="keyframe backend")
     p.add_argument("--interpolator", choices=("film", "flow-warp", "blend"), help="interpolation backend")
     p.add_argument("--flow", choices=("dis", "raft", "raft-large", "raft-small"), help="flow for flow-warp (dis)")
-    p.add_argument("--upscaler", choices=("realesrgan", "lanczos", "none"), help="super-resolution backend")
+    p.add_argument("--upscaler", choices=UPSCALERS, help="super-resolution backend (realesrgan-compact: "
+                                                          "realesr-animevideov3, fast on CPU)")
     p.add_argument("--seed", type=int, help="keyframe seed (0)")
     p.add_argument("--steps", type=int, help="decoder denoising steps (50)")
     p.add_argument("--guidance", type=float, help="decoder guidance scale (4)")
