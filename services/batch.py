@@ -178,18 +178,23 @@ def deploy_render_app(ws: WalkSettings, store: str, config: str | Path | None = 
     """Deploy an `artwalks` app that serves the settings' backends (replica options from `config`)."""
     from dataclasses import asdict
 
+    import yaml
     from ray import serve
 
     from services.apps import apps_from_config
     from services.limits import Limits
 
     serve.start(proxy_location="Disabled")
+    config = Path(config or DEFAULT_CONFIG)
+    base = next((a.get("args", {}) for a in yaml.safe_load(config.read_text())["applications"]
+                 if a["name"] == "artwalks"), {})
     upscaler = ws.upscaler if ws.upscaler != "none" else "lanczos"  # never called when sizes match
     overrides = {"artwalks": {"store": store, "models_dir": models_dir, "limits": asdict(Limits.cli()),
                               "keyframer": ws.keyframer if ws.keyframes else "none",
-                              "interpolator": {"method": ws.interpolator, "flow": ws.flow},
-                              "upscaler": {"backend": upscaler}}}
-    app, _ = apps_from_config(config or DEFAULT_CONFIG, overrides)["artwalks"]
+                              "interpolator": {**base.get("interpolator", {}), "method": ws.interpolator,
+                                               "flow": ws.flow},
+                              "upscaler": {**base.get("upscaler", {}), "backend": upscaler}}}
+    app, _ = apps_from_config(config, overrides)["artwalks"]
     try:
         serve.run(app, name=RENDER_APP, route_prefix=None)
     except Exception as exc:  # a replica that cannot start (missing weights, bad config)
