@@ -92,7 +92,7 @@ class App:
 
     port = 0
 
-    def __init__(self, work: Path, batch: int = 4):
+    def __init__(self, work: Path, batch: int = 1, upscaler: str = "lanczos"):
         import httpx
         import ray
         from ray import serve
@@ -107,10 +107,12 @@ class App:
         self.store = work / f"store-{time.time_ns()}"
         limits = {"max_paintings": 16, "max_output_pixels": 2048 * 2048, "max_pixels": 40_000_000,
                   "max_active_jobs": 8, "max_frames_per_segment": 128}
-        batching = {"batch": {"max_batch_size": batch}}
+        batching = {"batch": {"max_batch_size": batch, "batch_wait_timeout_s": 0.05}}
+        room = {"max_ongoing_requests": max(2, 2 * batch)}  # a replica must hold a batch's requests
         app, prefix = apps_from_config(ROOT / "cluster" / "serve_config.cpu.yaml", {"artwalks": {
             "store": str(self.store), "limits": limits, "interpolator": {"method": "flow-warp", "flow": "dis", **batching},
-            "upscaler": {"backend": "lanczos", **batching}}})["artwalks"]
+            "upscaler": {"backend": upscaler, **batching},
+            "deployment_options": {"Interpolator": room, "Upscaler": room}}})["artwalks"]
         serve.run(app, name="artwalks", route_prefix=prefix)
         self.client = httpx.Client(base_url=f"http://127.0.0.1:{App.port}", timeout=120)
 
@@ -202,36 +204,43 @@ def driver_memory(app: App, work: Path, quick: bool) -> list[dict]:
     return rows
 
 
-def timing(app: App, work: Path, repeats: int) -> dict:
-    """HTTP job vs the in-process renderer on the same collection (fresh stores), interleaved."""
+def timing(app: App, work: Path, repeats: int) -> list[dict]:
+    """HTTP job vs the in-process renderer on the same collection (fresh stores), interleaved:
+    a small job (fixed costs show) and a larger one."""
     from inkwalk.artwalks import WalkSettings, load_walk_models, render_collection
 
-    settings = {**OFFLINE, "frames": 12, "size": [256, 256], "upscale": "x2", "flow": "dis",
-                "interpolator": "flow-warp"}
-    ws = WalkSettings.from_dict(settings)
-    models = load_walk_models(ws)
-    images = paintings(6, seed=7)
-    files = []
-    for i, data in enumerate(images):
-        (work / f"t{i}.png").write_bytes(data)
-        files.append(work / f"t{i}.png")
-    serve_s, local_s = [], []
-    for r in range(repeats):
-        t0 = time.perf_counter()
-        render_collection(files, work / f"local{r}.mp4", ws, cache_dir=work / f"local-store-{r}", models=models,
-                          sheet=False)
-        local_s.append(time.perf_counter() - t0)
-        # a new painting order each time: nothing in the app's store can be reused
-        serve_s.append(app.job(images[r % 6:] + images[:r % 6], settings))
-    return {"in_process_s": round(statistics.median(local_s), 2), "serve_s": round(statistics.median(serve_s), 2),
-            "ratio": round(statistics.median(serve_s) / statistics.median(local_s), 3)}
+    rows = []
+    for k, size in ((6, 256), (8, 512)):
+        settings = {**OFFLINE, "frames": 24, "size": [size, size], "upscale": "x2", "flow": "dis",
+                    "interpolator": "flow-warp"}
+        ws = WalkSettings.from_dict(settings)
+        models = load_walk_models(ws)
+        serve_s, local_s = [], []
+        for r in range(repeats):
+            images = paintings(k, seed=700 + 10 * k + r)  # new paintings each time: nothing is reused
+            files = []
+            for i, data in enumerate(images):
+                (work / f"t{k}-{r}-{i}.png").write_bytes(data)
+                files.append(work / f"t{k}-{r}-{i}.png")
+            t0 = time.perf_counter()
+            render_collection(files, work / f"local{k}-{r}.mp4", ws, cache_dir=work / f"local-store-{k}-{r}",
+                              models=models, sheet=False)
+            local_s.append(time.perf_counter() - t0)
+            serve_s.append(app.job(images, settings))
+        rows.append({"paintings": k, "output": 2 * size, "in_process_s": round(statistics.median(local_s), 2),
+                     "serve_s": round(statistics.median(serve_s), 2),
+                     "ratio": round(statistics.median(serve_s) / statistics.median(local_s), 3)})
+        print(rows[-1], flush=True)
+    return rows
 
 
 def throughput(work: Path, quick: bool) -> list[dict]:
+    """Jobs per minute with `serve.batch` off and on, with the learned compact upscaler: batching
+    only pays where one call of a network over more frames costs less than several calls."""
     rows = []
-    settings = {**OFFLINE, "frames": 12, "size": [192, 192], "upscale": "x2"}
+    settings = {**OFFLINE, "frames": 6, "size": [96, 96], "upscale": "x2", "upscaler": "realesrgan-compact"}
     for batch in (1, 4):
-        app = App(work, batch=batch)
+        app = App(work, batch=batch, upscaler="realesrgan-compact")
         for jobs in (1, 4):
             sets = [paintings(3, seed=10_000 * batch + 100 * jobs + j) for j in range(jobs)]
             t0 = time.perf_counter()
@@ -249,17 +258,24 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer cases (a smoke run)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=None, help="write the raw numbers here (JSON)")
+    parser.add_argument("--only", choices=("memory", "driver", "timing", "throughput"), default=None,
+                        help="run one part")
     args = parser.parse_args()
     os.environ.setdefault("INKWALK_NO_PROGRESS", "1")
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="inkwalk-bench-") as tmp:
         work = Path(tmp)
-        app = App(work)
-        result = {"load_average_1min_at_start": load, "memory": memory(app, args.quick)}
-        result["driver"] = driver_memory(app, work, args.quick)
-        result["timing"] = timing(app, work, 1 if args.quick else args.repeats)
-        print(result["timing"], flush=True)
-        result["throughput"] = throughput(work, args.quick)
+        part = lambda name: args.only in (None, name)  # noqa: E731
+        result = {"load_average_1min_at_start": load}
+        app = App(work) if args.only != "throughput" else None
+        if part("memory"):
+            result["memory"] = memory(app, args.quick)
+        if part("driver"):
+            result["driver"] = driver_memory(app, work, args.quick)
+        if part("timing"):
+            result["timing"] = timing(app, work, 1 if args.quick else args.repeats)
+        if part("throughput"):
+            result["throughput"] = throughput(work, args.quick)
     result["load_average_1min_at_end"] = os.getloadavg()[0]
     print(json.dumps(result, indent=1))
     if args.out:
