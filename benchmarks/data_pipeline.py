@@ -14,7 +14,9 @@ the loop and every pipeline setting alternate, `--rounds` times.
 Sections printed (markdown):
 1. profile: CPU per clip of each stage in one process, and the CPU the pipeline spends beyond
    that, by process (driver, Ray's own processes, workers), from a warm run at defaults;
-2. speed: clips/s best / median, speed-up, CPU per clip, 1-minute load average during the runs;
+2. speed: clips/s best / median, speed-up, CPU per clip, and how many cores *other* processes
+   used meanwhile (the machine's busy time minus this process tree's: the load average counts
+   this benchmark's own processes too);
 3. memory: peak summed RSS of this process and every Ray process, per dataset size.
 """
 
@@ -119,6 +121,28 @@ class CpuMeter:
         return sum(self.read().values())
 
 
+def machine_busy() -> float:
+    """CPU seconds every process of the machine has used so far."""
+    t = psutil.cpu_times()
+    return t.user + t.nice + t.system + t.irq + t.softirq + t.steal
+
+
+class Timed:
+    """Wall seconds of a block, our CPU seconds, and the cores other processes used meanwhile."""
+
+    def __init__(self, meter: "CpuMeter"):
+        self.meter = meter
+
+    def __enter__(self) -> "Timed":
+        self._t, self._ours, self._all = time.perf_counter(), self.meter.total(), machine_busy()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = time.perf_counter() - self._t
+        self.cpu = self.meter.total() - self._ours
+        self.others = max(0.0, machine_busy() - self._all - self.cpu) / self.seconds
+
+
 def loop(manifest: Path, out: Path, clips_per_video: int, threads: int = 1) -> float:
     """The baseline: every unit of the plan, one after another, in this process. Returns seconds."""
     cfg = Config(manifest=str(manifest), out=str(out), clips_per_video=clips_per_video, **SETTINGS)
@@ -158,7 +182,8 @@ def profile(manifest: Path, clips_per_video: int, rows: list[str]) -> None:
 
     make_clip(specs[0])
     for spec in specs:
-        _, w, h = timed("open: PyAV stream info (checks it is a video; width, height)", lambda: _stream_info(Path(spec.video)))
+        _, w, h = timed("open: PyAV stream info (checks it is a video; width, height)",
+                        lambda: _stream_info(Path(spec.video)))
         size = resize_size(w, h, spec.size)
         vr = timed("open: decord VideoReader (index, resize set-up)", lambda: decord.VideoReader(
             spec.video, ctx=decord.cpu(0), num_threads=1, width=size[0], height=size[1]))
@@ -216,34 +241,36 @@ def compare(manifest: Path, work: Path, clips_per_video: int, layouts: dict[str,
     loops: dict[str, list[float]] = {"loop": [], "loop, decord threads = 2": []}
     ray_s: dict[str, list[float]] = {name: [] for name in layouts}
     cpu: dict[str, list[float]] = {name: [] for name in [*loops, *layouts]}
-    loads = []
+    others: dict[str, list[float]] = {name: [] for name in [*loops, *layouts]}
     for r in range(rounds):
         for name, threads in (("loop", 1), ("loop, decord threads = 2", 2)):
-            c0 = meter.total()
-            loops[name].append(loop(manifest, work / f"{tag}-{name[:6]}{r}", clips_per_video, threads))
-            cpu[name].append(meter.total() - c0)
-            assert shard_bytes(work / f"{tag}-{name[:6]}{r}") == reference, "the loop wrote other shards"
-            shutil.rmtree(work / f"{tag}-{name[:6]}{r}")
+            out = work / f"{tag}-loop{r}"
+            with Timed(meter) as t:
+                loops[name].append(loop(manifest, out, clips_per_video, threads))
+            cpu[name].append(t.cpu)
+            others[name].append(t.others)
+            assert shard_bytes(out) == reference, "the loop wrote other shards"
+            shutil.rmtree(out)
         for name, layout in layouts.items():
-            c0 = meter.total()
             out = work / f"{tag}-ray{r}"
-            summary = run(Config(manifest=str(manifest), out=str(out), clips_per_video=clips_per_video, **SETTINGS,
-                                 **layout))
-            cpu[name].append(meter.total() - c0)
+            with Timed(meter) as t:
+                summary = run(Config(manifest=str(manifest), out=str(out), clips_per_video=clips_per_video,
+                                     **SETTINGS, **layout))
+            cpu[name].append(t.cpu)
+            others[name].append(t.others)
             ray_s[name].append(summary["seconds"])
             assert shard_bytes(out) == reference, f"{name} wrote other shards"
             shutil.rmtree(out)
-        loads.append(os.getloadavg()[0])
     best_loop = min(loops["loop"])
     med_loop = statistics.median(loops["loop"])
-    load = f"{min(loads):.1f}-{max(loads):.1f}"
     for name, times in {**loops, **ray_s}.items():
         best, med = min(times), statistics.median(times)
         speed = "1.00x (reference)" if name == "loop" else \
             f"**{best_loop / best:.2f}x** / {med_loop / med:.2f}x"
         cold_col = f"{n / cold['seconds']:.1f}" if name == "defaults (derived)" else ""
         rows.append(f"| {n} | {name} | {n / best:.1f} / {n / med:.1f} | {speed} | {cold_col} | "
-                    f"{1000 * statistics.median(cpu[name]) / n:.0f} ms | {load} |")
+                    f"{1000 * statistics.median(cpu[name]) / n:.0f} ms | "
+                    f"{statistics.median(others[name]):.2f} (max {max(others[name]):.2f}) |")
     rows.append(f"| {n} | (layout at defaults: {cold['layout']}) | | | | | |")
 
 
@@ -294,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             pipeline_overhead(manifest, work, max(sizes.values()), args.num_cpus, meter, prof)
             print("\n".join(prof) + "\n")
         speed = ["| clips | run | clips/s best / median | speed-up vs loop best / median | cold clips/s | "
-                 "CPU per clip | load avg |", "|---|---|---|---|---|---|---|"]
+                 "CPU per clip | cores used by others, median (max) |", "|---|---|---|---|---|---|---|"]
         for n, per_video in sizes.items():
             units = -(-n // Config(manifest="", out="").rows_per_shard)
             layouts = {"defaults (derived)": {}, "--cpus-per-task 0.5": {"cpus_per_task": 0.5},

@@ -162,17 +162,12 @@ def decode_clip(path: str, spec: ClipSpec, threads: int = 1) -> tuple[np.ndarray
     from inkwalk.video import MediaError, read_clip
 
     check_source(path)
-    chosen: list[np.ndarray] = []
-
-    def choose(info) -> list[int]:
-        chosen.append(sample_indices(info.frames, spec))
-        return chosen[0].tolist()
-
     try:
-        info, frames = read_clip(path, choose, size=lambda w, h: resize_size(w, h, spec.size), num_threads=threads)
+        info, indices, frames = read_clip(path, lambda info: sample_indices(info.frames, spec),
+                                          size=lambda w, h: resize_size(w, h, spec.size), num_threads=threads)
     except MediaError as exc:
         raise ClipRejected(REASON_CORRUPT, exc.reason) from None
-    return center_crop(frames, spec.size), chosen[0], info.fps
+    return center_crop(frames, spec.size), np.asarray(indices, np.int64), info.fps
 
 
 def make_clip(spec: ClipSpec, timeout: float | None = 60.0, threads: int = 1) -> dict[str, Any]:

@@ -24,6 +24,7 @@ import re
 import sys
 import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,7 +161,8 @@ def _shard_name(path: str) -> str:
     return path.rsplit("/", 1)[-1][:-len(SHARD_SUFFIX)]
 
 
-def existing_units(out: Location, units: list[Unit], specs: list[ClipSpec]) -> tuple[dict[int, tuple[int, list]], list[str]]:
+def existing_units(out: Location, units: list[Unit],
+                   specs: list[ClipSpec]) -> tuple[dict[int, tuple[int, list]], list[str]]:
     """Units already written ({index: (clips, rejects)}) and shards this plan supersedes.
 
     A shard that is not one of this plan's units (the manifest grew, so its last unit changed)
@@ -203,6 +205,38 @@ def _user_error(exc: BaseException) -> InkwalkError | None:
     return PipelineError(found[-1]) if found else None
 
 
+# Ray Data's default backpressure (its resource budgets) starts every execution with one task at
+# a time: the cluster's CPUs reach its budget only after a first refresh, up to a second later,
+# and later tasks start a scheduling step apart. Without --encode the tasks return a few bytes per
+# unit and write the frames themselves, so there is nothing to hold back: the budgets are turned
+# off for that dataset (on 2 cores: 8 tasks of 0.5 s took 3.1-3.5 s with them, 2.2 s without).
+BACKPRESSURE_POLICIES = "backpressure_policies.enabled"
+
+
+@contextmanager
+def _new_datasets_with(config: dict, **attributes):
+    """DataContext settings for the datasets created inside (each copies the current context)."""
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    saved_config = {k: ctx.get_config(k, _UNSET) for k in config}
+    saved_attributes = {k: getattr(ctx, k) for k in attributes}
+    for k, v in config.items():
+        ctx.set_config(k, v)
+    for k, v in attributes.items():
+        setattr(ctx, k, v)
+    try:
+        yield
+    finally:
+        for k, v in saved_config.items():
+            ctx.remove_config(k) if v is _UNSET else ctx.set_config(k, v)
+        for k, v in saved_attributes.items():
+            setattr(ctx, k, v)
+
+
+_UNSET = object()
+
+
 def build_dataset(units: list[Unit], layout: Layout, cfg: Config, out: Location):
     """The lazy Ray Data pipeline: one block of whole units per task -> (encoder actors) -> shards.
 
@@ -216,22 +250,18 @@ def build_dataset(units: list[Unit], layout: Layout, cfg: Config, out: Location)
     blocks = [units_table([units[i] for i in part]) for part in split_evenly(len(units), layout.tasks)]
     decode_args = {"sampling": sampling, "timeout": cfg.timeout, "threads": layout.threads}
     if not cfg.encode:
-        return ray.data.from_arrow(blocks).map_batches(
-            decode_and_write, batch_format="pyarrow", batch_size=None, num_cpus=layout.cpus_per_task,
-            fn_kwargs={**decode_args, "out": out})
+        with _new_datasets_with({BACKPRESSURE_POLICIES: []}):
+            ds = ray.data.from_arrow(blocks)
+        return ds.map_batches(decode_and_write, batch_format="pyarrow", batch_size=None,
+                              num_cpus=layout.cpus_per_task, fn_kwargs={**decode_args, "out": out})
     from data_pipeline.encode import ClipEncoder
 
     gpus = cfg.gpus_per_encoder
     if gpus is None:
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
     encoders = cfg.encoders or max(1, int(ray.cluster_resources().get("GPU", 0) // gpus) if gpus else 1)
-    ctx = ray.data.DataContext.get_current()
-    saved = ctx.target_max_block_size
-    ctx.target_max_block_size = None  # a block is one unit from decoding to writing: never split it
-    try:
+    with _new_datasets_with({}, target_max_block_size=None):  # a block is one unit from decoding to writing
         ds = ray.data.from_arrow(blocks)
-    finally:
-        ctx.target_max_block_size = saved
     ds = ds.map_batches(decode_units, batch_format="pyarrow", batch_size=None, num_cpus=layout.cpus_per_task,
                         fn_kwargs=decode_args)
     ds = ds.map_batches(ClipEncoder, batch_format="pyarrow", batch_size=None,

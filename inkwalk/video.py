@@ -59,11 +59,11 @@ def _check_file(path: PathLike) -> Path:
     return p
 
 
-def _reader(path: PathLike, size: tuple[int, int] | None = None, num_threads: int = 1):
+def _reader(path: PathLike, size: tuple[int, int] | None = None):
     """Open a decord VideoReader, turning every decoder failure into a MediaError."""
     p = _check_file(path)
     _stream_info(p)  # PyAV fails cleanly on non-video files, before decord logs C++ errors
-    return _open_decord(p, size, num_threads)
+    return _open_decord(p, size, num_threads=1)
 
 
 def _open_decord(p: Path, size: tuple[int, int] | None, num_threads: int):
@@ -175,8 +175,9 @@ def read_frames(path: PathLike, indices: Sequence[int] | None = None,
 
 def read_clip(path: PathLike, choose: Callable[[VideoInfo], Sequence[int]],
               size: Callable[[int, int], tuple[int, int]] | None = None,
-              num_threads: int = 1) -> tuple[VideoInfo, np.ndarray]:
-    """Probe a video and decode the frames `choose(info)` picks, opening the file once.
+              num_threads: int = 1) -> tuple[VideoInfo, list[int], np.ndarray]:
+    """Probe a video and decode the frames `choose(info)` picks, opening the file once:
+    (info, the chosen indices, frames ``T×H×W×3``).
 
     `size(width, height)` gives the ``(width, height)`` to resize to while decoding. Cheaper
     than `probe` + `read_frames` (which open the file with PyAV three times and decord twice):
@@ -193,7 +194,7 @@ def read_clip(path: PathLike, choose: Callable[[VideoInfo], Sequence[int]],
     if bad or not idx:
         raise MediaError(path, f"frame index {bad[0]} out of range: the video has {frames} frames" if bad
                          else "no frame index chosen")
-    return info, _decode(vr, path, idx, wanted)
+    return info, idx, _decode(vr, path, idx, wanted)
 
 
 def iter_frames(path: PathLike, size: tuple[int, int] | None = None, chunk: int = 32) -> Iterator[np.ndarray]:
