@@ -159,16 +159,14 @@ def shard_bytes(out: Path) -> dict[str, bytes]:
     return {Path(f).name: Path(f).read_bytes() for f in shard_files(str(out))}
 
 
-def profile(manifest: Path, clips_per_video: int, rows: list[str]) -> None:
-    """CPU per clip of each stage, one process, one thread (process_time)."""
-    import io
-
+def profile(manifest: Path, work: Path, clips_per_video: int, rows: list[str]) -> None:
+    """CPU per clip of each stage, one process (process_time), and of the per-clip path it replaced."""
     import decord
-    import pyarrow.parquet as pq
+    import pyarrow as pa
 
     from data_pipeline.clips import center_crop, make_clip, resize_size, sample_indices
-    from data_pipeline.shards import clip_table, shard_schema
-    from inkwalk.video import _stream_info
+    from data_pipeline.shards import ShardFile, clip_table, shard_schema
+    from inkwalk.video import _stream_info, probe, read_frames
 
     cfg = Config(manifest=str(manifest), out="", clips_per_video=clips_per_video, **SETTINGS)
     specs = plan_clips(read_manifest(str(manifest))[0], cfg)
@@ -181,24 +179,44 @@ def profile(manifest: Path, clips_per_video: int, rows: list[str]) -> None:
         return value
 
     make_clip(specs[0])
-    for spec in specs:
-        _, w, h = timed("open: PyAV stream info (checks it is a video; width, height)",
-                        lambda: _stream_info(Path(spec.video)))
+    shard = None
+    for i, spec in enumerate(specs):
+        _, w, h = timed("open: PyAV stream info (is it a video; width, height)", lambda: _stream_info(Path(spec.video)))
         size = resize_size(w, h, spec.size)
-        vr = timed("open: decord VideoReader (index, resize set-up)", lambda: decord.VideoReader(
-            spec.video, ctx=decord.cpu(0), num_threads=1, width=size[0], height=size[1]))
-        idx = sample_indices(len(vr), spec).tolist()
-        frames = timed("decode + resize: decord get_batch of 8 indices", lambda: vr.get_batch(idx).asnumpy())
-        native = decord.VideoReader(spec.video, ctx=decord.cpu(0), num_threads=1)
-        timed("  (same indices, no resize: decode alone)", lambda: native.get_batch(idx).asnumpy())
+        idx = sample_indices(probe(spec.video).frames, spec).tolist()
+
+        # a decord reader keeps decoding ahead in a thread until it is closed: time whole lives of readers
+        def open_close() -> None:
+            decord.VideoReader(spec.video, ctx=decord.cpu(0), num_threads=1, width=size[0], height=size[1])
+
+        def decode(resize: bool):
+            kwargs = {"width": size[0], "height": size[1]} if resize else {}
+            return decord.VideoReader(spec.video, ctx=decord.cpu(0), num_threads=1, **kwargs).get_batch(idx).asnumpy()
+
+        timed("open + close: decord VideoReader (frame index, resize set-up)", open_close)
+        frames = timed("open + decode the 8 indices resized + close: decord", lambda: decode(True))
+        timed("  (the same without resize: decoding alone)", lambda: decode(False))
         crop = timed("centre crop (one copy)", lambda: center_crop(frames, spec.size))
         clip = {"clip_id": spec.clip_id, "video": spec.video, "caption": spec.caption, "indices": idx, "fps": 24.0,
                 "frames": crop}
-        table = timed("to Arrow (one-row table, frames not copied)", lambda: clip_table(clip))
-        sink = io.BytesIO()
-        with pq.ParquetWriter(sink, shard_schema(False), compression="zstd", compression_level=1) as writer:
-            timed("Parquet: zstd-1 row group, in memory", lambda: writer.write_table(table))
-        timed("whole clip as the loop runs it (make_clip: one open, timeout thread)", lambda: make_clip(spec))
+        table = timed("to Arrow: one-row table, frames not copied", lambda: clip_table(clip))
+        if i % cfg.rows_per_shard == 0:
+            if shard is not None:
+                timed("Parquet: open + close a shard of 16 clips (per clip)", shard.close)
+            shard = timed("Parquet: open + close a shard of 16 clips (per clip)",
+                          lambda: ShardFile(str(work / "profile"), f"part-{i:05d}", encoded=False))
+        timed("Parquet: zstd-1 row group into the shard file", lambda: shard.write(table))
+        timed("whole clip as the loop runs it (make_clip: the above, one thread for the timeout)",
+              lambda: make_clip(spec))
+        def before() -> None:
+            info = probe(spec.video)
+            read_frames(spec.video, idx, size=resize_size(info.width, info.height, spec.size))
+
+        timed("before: probe + read_frames (PyAV opens the file 3 times, decord twice)", before)
+        row = {**clip, "frames": crop.tobytes(), "shape": list(crop.shape)}
+        timed("before: to Arrow via bytes per row (tobytes + Table.from_pylist)",
+              lambda: pa.Table.from_pylist([row], schema=shard_schema(False)))
+    shard.close()
     n = len(specs)
     rows.append(f"| **stage (one process, {n} clips)** | **CPU ms per clip** |")
     for stage, seconds in cost.items():
@@ -293,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default=None, help="reuse (or create) the synthetic videos in this folder")
     p.add_argument("--skip-memory", action="store_true")
     p.add_argument("--skip-profile", action="store_true")
+    p.add_argument("--skip-speed", action="store_true")
     args = p.parse_args(argv)
     os.environ.setdefault("INKWALK_NO_PROGRESS", "1")
     meter = CpuMeter()
@@ -317,20 +336,21 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_profile:
             prof = ["| stage | CPU ms per clip |", "|---|---|"]
             small = min(sizes.values())
-            profile(manifest, small, prof)
+            profile(manifest, work, small, prof)
             pipeline_overhead(manifest, work, max(sizes.values()), args.num_cpus, meter, prof)
             print("\n".join(prof) + "\n")
-        speed = ["| clips | run | clips/s best / median | speed-up vs loop best / median | cold clips/s | "
-                 "CPU per clip | cores used by others, median (max) |", "|---|---|---|---|---|---|---|"]
-        for n, per_video in sizes.items():
-            units = -(-n // Config(manifest="", out="").rows_per_shard)
-            layouts = {"defaults (derived)": {}, "--cpus-per-task 0.5": {"cpus_per_task": 0.5},
-                       f"--tasks {args.num_cpus} (one wave)": {"tasks": args.num_cpus},
-                       f"--tasks {units} (one unit per task)": {"tasks": units}}
-            if units <= args.num_cpus * WAVES:  # the derived layout already is one unit per task
-                layouts.pop(f"--tasks {units} (one unit per task)")
-            compare(manifest, work, per_video, layouts, args.rounds, meter, speed)
-        print("\n".join(speed) + "\n")
+        if not args.skip_speed:
+            speed = ["| clips | run | clips/s best / median | speed-up vs loop best / median | cold clips/s | "
+                     "CPU per clip | cores used by others, median (max) |", "|---|---|---|---|---|---|---|"]
+            for n, per_video in sizes.items():
+                units = -(-n // Config(manifest="", out="").rows_per_shard)
+                layouts = {"defaults (derived)": {}, "--cpus-per-task 0.5": {"cpus_per_task": 0.5},
+                           f"--tasks {args.num_cpus} (one wave)": {"tasks": args.num_cpus},
+                           f"--tasks {units} (one unit per task)": {"tasks": units}}
+                if units <= args.num_cpus * WAVES:  # the derived layout already is one unit per task
+                    layouts.pop(f"--tasks {units} (one unit per task)")
+                compare(manifest, work, per_video, layouts, args.rounds, meter, speed)
+            print("\n".join(speed) + "\n")
         if not args.skip_memory:
             mem = ["| clips | peak RSS (driver + Ray) | shard bytes | time |", "|---|---|---|---|"]
             memory(manifest, work, sizes, mem)

@@ -209,7 +209,7 @@ def _user_error(exc: BaseException) -> InkwalkError | None:
 # a time: the cluster's CPUs reach its budget only after a first refresh, up to a second later,
 # and later tasks start a scheduling step apart. Without --encode the tasks return a few bytes per
 # unit and write the frames themselves, so there is nothing to hold back: the budgets are turned
-# off for that dataset (on 2 cores: 8 tasks of 0.5 s took 3.1-3.5 s with them, 2.2 s without).
+# off for that dataset (on 2 idle cores, 8 tasks of 0.5 s: 3.1 s with them, 2.1 s without).
 BACKPRESSURE_POLICIES = "backpressure_policies.enabled"
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-# Tasks per decode slot. One wave (one task per slot) leaves cores idle while the slowest task
-# finishes; more waves balance better but each task costs Ray Data scheduling time. Measured
-# on 2 cores, 1,000 clips: docs/data.md.
+# Tasks per decode slot. One task per slot leaves cores idle while the slowest task finishes
+# (100 clips on 2 cores: 1.33x the loop with 2 tasks, 1.70x with one unit per task); beyond a few
+# per slot nothing changed (1,000 clips: 2, 4, 8, 16 tasks within run-to-run noise), and fewer,
+# longer tasks keep the number of Ray Data blocks small on big runs. docs/data.md has the table.
 WAVES = 4
 # Decode tasks with --encode on a CPU-only cluster: they share the CPUs with the encoder actor
 # (1 CPU) and must ask for a different amount, or Ray Data fuses decoding into the actor.
@@ -41,8 +42,11 @@ def derive_layout(cpus: list[float], units: int, encode: bool = False, cpus_per_
                   threads: int | None = None, tasks: int | None = None) -> Layout:
     """The layout for `units` units of work on nodes with `cpus` CPUs each (explicit values win).
 
-    - one decode task per core: two decoders on one core cost 40 % more CPU per clip than one;
-    - fewer units than cores: the spare cores of a node become decoder threads of its tasks;
+    - one decode task per core: with two per core (0.5 CPU each) 1,000 clips ran at 1.52x the
+      loop instead of 1.69x, 100 clips at 0.81x instead of 1.70x;
+    - fewer units than cores: the spare cores of a node become decord threads of its tasks
+      (2 threads: 1.1-1.2x faster on 720p H.264, no gain on 256-px clips, which is why a task
+      that shares the machine gets one thread);
     - `WAVES` tasks per slot, whole units each (one unit per task with ``--encode``, so a
       block never splits a unit between the encoder and the writer).
     """
