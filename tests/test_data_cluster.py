@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from test_training_job import BIN, _free_port, _kill_head
+from helpers import free_port
+from test_training_job import BIN, _kill_head
 
 SMALL = ["--frames", "4", "--stride", "3", "--size", "64"]
 
@@ -43,12 +44,12 @@ def ray_start_head():
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "INKWALK_NO_PROGRESS": "1",
            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("RAY_ADDRESS", None)
-    port = _free_port()
+    port = free_port()
     cmd = [str(BIN / "ray"), "start", "--head", "--port", str(port), "--num-cpus", "2", "--temp-dir", temp_dir,
            "--object-store-memory", str(400 * 2**20), "--include-dashboard", "false",
-           "--ray-client-server-port", str(_free_port()), "--dashboard-agent-listen-port", str(_free_port()),
-           "--dashboard-agent-grpc-port", str(_free_port()), "--runtime-env-agent-port", str(_free_port()),
-           "--metrics-export-port", str(_free_port()), "--disable-usage-stats"]
+           "--ray-client-server-port", str(free_port()), "--dashboard-agent-listen-port", str(free_port()),
+           "--dashboard-agent-grpc-port", str(free_port()), "--runtime-env-agent-port", str(free_port()),
+           "--metrics-export-port", str(free_port()), "--disable-usage-stats"]
     try:
         subprocess.run(cmd, env=env, check=True, capture_output=True, text=True, timeout=180)
         yield {**env, "RAY_ADDRESS": f"127.0.0.1:{port}"}
