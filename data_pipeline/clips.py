@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import urlparse
 
@@ -43,9 +43,6 @@ class ClipSpec:
     @property
     def clip_id(self) -> str:
         return clip_id(self)
-
-    def to_row(self) -> dict[str, Any]:
-        return {**asdict(self), "clip_id": self.clip_id}
 
 
 class ClipRejected(Exception):
