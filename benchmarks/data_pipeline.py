@@ -1,21 +1,23 @@
-"""CLV-HD preprocessing benchmark: Ray Data pipeline vs a single-process loop, and memory vs size.
+"""CLV-HD preprocessing benchmark: where a clip's time goes, Ray Data vs a plain loop, memory vs size.
 
-    python -m benchmarks.data_pipeline [--videos 50 --clips-per-video 2 --size 256 --num-cpus 2]
+    python -m benchmarks.data_pipeline [--clips 100,1000 --rounds 3 --num-cpus 2] [--data DIR]
 
-Both sides do the same work per clip: probe + decord decode of the sampled indices + short-side
-resize + centre crop + zstd Parquet shards (the loop through `ShardWriter`; the pipeline's tasks
-write their own shards with `write_shard`, same settings). The loop calls
-`data_pipeline.clips.make_clip` one clip after another in this process; the pipeline is
-`data_pipeline.clvhd.run` on a local Ray with `--num-cpus` CPUs. Timings exclude Ray's start
-(reported separately); the pipeline's first execution in a fresh Ray ("cold": worker processes
-start and import decord/PyAV) is reported apart, then loop and warm pipeline alternate. Memory: the peak of the
-summed RSS of this process and every Ray process it started, sampled every 0.1 s, for 50 and
-500 clips. Prints a markdown table.
+Both sides run the same code per clip: `data_pipeline.units.write_unit` (probe + decord decode of
+the sampled indices resized on decode + centre crop + one zstd Parquet row group into the unit's
+shard). The loop calls it unit after unit in this process; the pipeline is `data_pipeline.clvhd.run`
+on a local Ray with `--num-cpus` CPUs, at its defaults (layout derived from the cluster) and at
+other layouts. Both write the same shards, and each round checks they are identical byte for
+byte. Ray's start is excluded and reported apart; the pipeline's first execution in a fresh
+Ray ("cold": worker processes start and import decord, PyAV, pyarrow) is reported apart, then
+the loop and every pipeline setting alternate, `--rounds` times.
 
-CPU per clip (user + system seconds of this process and all Ray processes, per clip) is
-measured too: on a machine whose cores other jobs keep busy, the kernel shares CPU between
-sessions (autogroups), so a job's parallel processes cannot take more than its session's share
-and wall-clock speed-up measures the neighbours. The projection `cores × loop CPU / Ray CPU` is what the same work would give on free cores; it is labelled as such.
+Sections printed (markdown):
+1. profile: CPU per clip of each stage in one process, and the CPU the pipeline spends beyond
+   that, by process (driver, Ray's own processes, workers), from a warm run at defaults;
+2. speed: clips/s best / median, speed-up, CPU per clip, and how many cores *other* processes
+   used meanwhile (the machine's busy time minus this process tree's: the load average counts
+   this benchmark's own processes too);
+3. memory: peak summed RSS of this process and every Ray process, per dataset size.
 """
 
 from __future__ import annotations
@@ -31,13 +33,14 @@ from pathlib import Path
 
 import psutil
 
-from data_pipeline.clips import ClipRejected, make_clip
 from data_pipeline.clvhd import Config, plan_clips, run
+from data_pipeline.layout import WAVES
 from data_pipeline.manifest import read_manifest
-from data_pipeline.shards import ShardWriter
+from data_pipeline.shards import Location, shard_files
 from data_pipeline.synthetic import generate
+from data_pipeline.units import plan_units, write_unit
 
-REAL_VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
+SETTINGS = dict(frames=8, stride=4, size=256)
 
 
 class PeakRSS:
@@ -74,156 +77,287 @@ class PeakRSS:
         self._thread.join()
 
 
-def own_cpu_seconds() -> float:
-    """CPU seconds of this process alone: the loop's cost, without the idle Ray next to it."""
-    t = psutil.Process().cpu_times()
-    return t.user + t.system
+class CpuMeter:
+    """CPU seconds of this process ("driver"), Ray's worker processes and Ray's own processes.
 
-
-def group_cpu_seconds() -> float:
-    """CPU seconds (user + system) used so far by this process and every live descendant (the Ray).
-
-    Ray workers live across runs, so the difference over a run is the run's CPU cost,
-    Ray's own processes (raylet, GCS, driver's executor thread) included.
+    Sampled per process every 0.2 s in a thread, keeping the last value of processes that have
+    exited (Ray ends idle workers), so a difference over a run is that run's CPU.
     """
-    me = psutil.Process()
-    total = 0.0
-    for p in [me, *me.children(recursive=True)]:
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system
-        except psutil.Error:
-            pass
-    return total
+
+    def __init__(self, interval: float = 0.2):
+        self.interval = interval
+        self._seen: dict[int, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample_forever, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        me = psutil.Process()
+        for p in [me, *me.children(recursive=True)]:
+            try:
+                t = p.cpu_times()
+                name = p.cmdline()[0] if p.cmdline() else p.name()
+            except psutil.Error:
+                continue
+            role = "driver" if p.pid == me.pid else "workers" if name.startswith("ray::") and \
+                not name.startswith(("ray::_", "ray::Dashboard", "ray::RuntimeEnv")) else "ray system"
+            with self._lock:
+                self._seen[p.pid] = (role, t.user + t.system)
+
+    def _sample_forever(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def read(self) -> dict[str, float]:
+        self._sample()
+        out = {"driver": 0.0, "workers": 0.0, "ray system": 0.0}
+        with self._lock:
+            for role, seconds in self._seen.values():
+                out[role] += seconds
+        return out
+
+    def total(self) -> float:
+        return sum(self.read().values())
 
 
-def single_process(cfg: Config) -> tuple[float, int]:
-    """The baseline: the same decode + crop + shard writing, one clip after another."""
-    entries, _ = read_manifest(cfg.manifest)
-    writer = ShardWriter(cfg.out, encoded=False, rows_per_shard=cfg.rows_per_shard)
+def machine_busy() -> float:
+    """CPU seconds every process of the machine has used so far."""
+    t = psutil.cpu_times()
+    return t.user + t.nice + t.system + t.irq + t.softirq + t.steal
+
+
+class Timed:
+    """Wall seconds of a block, our CPU seconds, and the cores other processes used meanwhile."""
+
+    def __init__(self, meter: "CpuMeter"):
+        self.meter = meter
+
+    def __enter__(self) -> "Timed":
+        self._t, self._ours, self._all = time.perf_counter(), self.meter.total(), machine_busy()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = time.perf_counter() - self._t
+        self.cpu = self.meter.total() - self._ours
+        self.others = max(0.0, machine_busy() - self._all - self.cpu) / self.seconds
+
+
+def loop(manifest: Path, out: Path, clips_per_video: int, threads: int = 1) -> float:
+    """The baseline: every unit of the plan, one after another, in this process. Returns seconds."""
+    cfg = Config(manifest=str(manifest), out=str(out), clips_per_video=clips_per_video, **SETTINGS)
+    entries, _ = read_manifest(str(manifest))
+    units = plan_units(plan_clips(entries, cfg), cfg.rows_per_shard)
+    where = Location.of(str(out))
     t0 = time.perf_counter()
+    for unit in units:
+        write_unit(unit, where, cfg.timeout, threads)
+    return time.perf_counter() - t0
+
+
+def shard_bytes(out: Path) -> dict[str, bytes]:
+    return {Path(f).name: Path(f).read_bytes() for f in shard_files(str(out))}
+
+
+def profile(manifest: Path, work: Path, clips_per_video: int, rows: list[str]) -> None:
+    """CPU per clip of each stage, one process (process_time), and of the per-clip path it replaced."""
+    import decord
     import pyarrow as pa
 
-    from data_pipeline.shards import shard_schema
+    from data_pipeline.clips import center_crop, make_clip, resize_size, sample_indices
+    from data_pipeline.shards import ShardFile, clip_table, shard_schema
+    from inkwalk.video import _stream_info, probe, read_frames
 
-    names = shard_schema(False).names
-    for spec in plan_clips(entries, cfg):
-        try:
-            clip = make_clip(spec, timeout=cfg.timeout)
-        except ClipRejected:
-            continue
-        frames = clip.pop("frames")
-        row = {**clip, "indices": clip["indices"].tolist(), "frames": frames.tobytes(), "shape": list(frames.shape)}
-        writer.write_table(pa.Table.from_pylist([{k: row[k] for k in names}], schema=shard_schema(False)))
-    writer.close()
-    return time.perf_counter() - t0, writer.rows_written
+    cfg = Config(manifest=str(manifest), out="", clips_per_video=clips_per_video, **SETTINGS)
+    specs = plan_clips(read_manifest(str(manifest))[0], cfg)
+    cost: dict[str, float] = {}
+
+    def timed(stage, fn):
+        c = time.process_time()
+        value = fn()
+        cost[stage] = cost.get(stage, 0.0) + time.process_time() - c
+        return value
+
+    make_clip(specs[0])
+    shard = None
+    for i, spec in enumerate(specs):
+        _, w, h = timed("open: PyAV stream info (is it a video; width, height)", lambda: _stream_info(Path(spec.video)))
+        size = resize_size(w, h, spec.size)
+        idx = sample_indices(probe(spec.video).frames, spec).tolist()
+
+        # a decord reader keeps decoding ahead in a thread until it is closed: time whole lives of readers
+        def open_close() -> None:
+            decord.VideoReader(spec.video, ctx=decord.cpu(0), num_threads=1, width=size[0], height=size[1])
+
+        def decode(resize: bool):
+            kwargs = {"width": size[0], "height": size[1]} if resize else {}
+            return decord.VideoReader(spec.video, ctx=decord.cpu(0), num_threads=1, **kwargs).get_batch(idx).asnumpy()
+
+        timed("open + close: decord VideoReader (frame index, resize set-up)", open_close)
+        frames = timed("open + decode the 8 indices resized + close: decord", lambda: decode(True))
+        timed("  (the same without resize: decoding alone)", lambda: decode(False))
+        crop = timed("centre crop (one copy)", lambda: center_crop(frames, spec.size))
+        clip = {"clip_id": spec.clip_id, "video": spec.video, "caption": spec.caption, "indices": idx, "fps": 24.0,
+                "frames": crop}
+        table = timed("to Arrow: one-row table, frames not copied", lambda: clip_table(clip))
+        if i % cfg.rows_per_shard == 0:
+            if shard is not None:
+                timed("Parquet: open + close a shard of 16 clips (per clip)", shard.close)
+            shard = timed("Parquet: open + close a shard of 16 clips (per clip)",
+                          lambda: ShardFile(str(work / "profile"), f"part-{i:05d}", encoded=False))
+        timed("Parquet: zstd-1 row group into the shard file", lambda: shard.write(table))
+        timed("whole clip as the loop runs it (make_clip: the above, one thread for the timeout)",
+              lambda: make_clip(spec))
+        def before() -> None:
+            info = probe(spec.video)
+            read_frames(spec.video, idx, size=resize_size(info.width, info.height, spec.size))
+
+        timed("before: probe + read_frames (PyAV opens the file 3 times, decord twice)", before)
+        row = {**clip, "frames": crop.tobytes(), "shape": list(crop.shape)}
+        timed("before: to Arrow via bytes per row (tobytes + Table.from_pylist)",
+              lambda: pa.Table.from_pylist([row], schema=shard_schema(False)))
+    shard.close()
+    n = len(specs)
+    rows.append(f"| **stage (one process, {n} clips)** | **CPU ms per clip** |")
+    for stage, seconds in cost.items():
+        rows.append(f"| {stage} | {1000 * seconds / n:.1f} |")
 
 
-def real_manifest(folder: Path) -> Path | None:
-    videos = sorted(REAL_VIDEOS.glob("*.avi"))
-    if not videos:
-        return None
-    manifest = folder / "real.csv"
-    manifest.write_text("video,caption\n" + "".join(f"{v},{v.stem} footage\n" for v in videos))
-    return manifest
+def pipeline_overhead(manifest: Path, work: Path, clips_per_video: int, num_cpus: int, meter: CpuMeter,
+                      rows: list[str]) -> None:
+    """CPU the pipeline spends per clip, by process, against the loop's (both warm)."""
+    c0 = psutil.Process().cpu_times()
+    seconds = loop(manifest, work / "prof-loop", clips_per_video)
+    c1 = psutil.Process().cpu_times()
+    before = meter.read()
+    summary = run(Config(manifest=str(manifest), out=str(work / "prof-ray"), clips_per_video=clips_per_video,
+                         **SETTINGS))
+    after = meter.read()
+    n = summary["clips_total"]
+    loop_cpu = (c1.user + c1.system - c0.user - c0.system) / n
+    used = {k: (after[k] - before[k]) / n for k in after}
+    rows.append(f"| **the same {n} clips: loop vs pipeline (warm, defaults, {num_cpus} CPUs)** | |")
+    rows.append(f"| loop, all of it | {1000 * loop_cpu:.1f} ({n / seconds:.1f} clips/s) |")
+    rows.append(f"| pipeline workers (the same work + task/Arrow handling) | {1000 * used['workers']:.1f} |")
+    rows.append(f"| pipeline driver (planning, Ray Data's executor, results) | {1000 * used['driver']:.1f} |")
+    rows.append(f"| Ray's own processes (raylet, GCS, Ray Data's actors, agents) | {1000 * used['ray system']:.1f} |")
+    total = sum(used.values())
+    ideal = n / seconds * num_cpus * loop_cpu / total
+    rows.append(f"| pipeline total ({n / summary['seconds']:.1f} clips/s; {num_cpus} CPUs at this CPU cost would "
+                f"give {ideal:.1f}) | {1000 * total:.1f} |")
 
 
-def compare(name: str, manifest: Path, work: Path, cfg_kwargs: dict, rows: list[str], rounds: int) -> None:
-    """Pipeline cold once, then `rounds` alternations of loop and warm pipeline; best and median of each.
-
-    Alternating and taking the best run is what makes a ratio meaningful on cores that other
-    jobs share: both sides see the same background load over the same minutes.
-    """
-    import ray
-
-    # warm the loop too: decord/PyAV imports and the page cache, as the warm pipeline has them
-    make_clip(plan_clips(read_manifest(str(manifest))[0], Config(manifest="", out="", **cfg_kwargs))[0])
-    t0 = time.perf_counter()
-    ray.init(num_cpus=cfg_kwargs["num_cpus"], include_dashboard=False, log_to_driver=False)
-    ray_start = time.perf_counter() - t0
-    cold = run(Config(manifest=str(manifest), out=str(work / f"{name}-cold"), **cfg_kwargs))
-    loops, warms, loads = [], [], []
-    loop_cpu, ray_cpu = [], []
+def compare(manifest: Path, work: Path, clips_per_video: int, layouts: dict[str, dict], rounds: int,
+            meter: CpuMeter, rows: list[str]) -> None:
+    """Cold pipeline once, then `rounds` alternations of the loops and every pipeline layout."""
+    tag = f"c{clips_per_video}"
+    loop(manifest, work / f"{tag}-warm-loop", clips_per_video)  # decord/PyAV imports, page cache
+    cold = run(Config(manifest=str(manifest), out=str(work / f"{tag}-cold"), clips_per_video=clips_per_video,
+                      **SETTINGS))
+    reference = shard_bytes(work / f"{tag}-cold")
+    n = cold["clips_total"]
+    loops: dict[str, list[float]] = {"loop": [], "loop, decord threads = 2": []}
+    ray_s: dict[str, list[float]] = {name: [] for name in layouts}
+    cpu: dict[str, list[float]] = {name: [] for name in [*loops, *layouts]}
+    others: dict[str, list[float]] = {name: [] for name in [*loops, *layouts]}
     for r in range(rounds):
-        c0 = own_cpu_seconds()
-        seconds, n = single_process(Config(manifest=str(manifest), out=str(work / f"{name}-loop{r}"), **cfg_kwargs))
-        loop_cpu.append(own_cpu_seconds() - c0)
-        c1 = group_cpu_seconds()
-        warm = run(Config(manifest=str(manifest), out=str(work / f"{name}-warm{r}"), **cfg_kwargs))
-        c2 = group_cpu_seconds()
-        assert n == cold["clips_written"] == warm["clips_written"], "both sides must write the same clips"
-        loops.append(seconds)
-        warms.append(warm["seconds"])
-        ray_cpu.append(c2 - c1)
-        loads.append(os.getloadavg()[0])
-    ray.shutdown()
-    n = cold["clips_written"]
-    best_loop, best_ray = min(loops), min(warms)
-    med_loop, med_ray = statistics.median(loops), statistics.median(warms)
-    cpu_loop, cpu_ray = statistics.median(loop_cpu) / n, statistics.median(ray_cpu) / n
-    # what 2 free cores would give: the loop can use one, the pipeline both, each at its CPU cost per clip
-    projected = cfg_kwargs["num_cpus"] * cpu_loop / cpu_ray
-    rows.append(f"| {name} | {n} | {n / best_loop:.1f} / {n / med_loop:.1f} | {n / best_ray:.1f} / {n / med_ray:.1f} | "
-                f"{n / cold['seconds']:.1f} | **{best_loop / best_ray:.2f}x** / {med_loop / med_ray:.2f}x | "
-                f"{1000 * cpu_loop:.0f} / {1000 * cpu_ray:.0f} ms | {projected:.2f}x | "
-                f"{ray_start:.1f} s | {min(loads):.0f}-{max(loads):.0f} |")
+        for name, threads in (("loop", 1), ("loop, decord threads = 2", 2)):
+            out = work / f"{tag}-loop{r}"
+            with Timed(meter) as t:
+                loops[name].append(loop(manifest, out, clips_per_video, threads))
+            cpu[name].append(t.cpu)
+            others[name].append(t.others)
+            assert shard_bytes(out) == reference, "the loop wrote other shards"
+            shutil.rmtree(out)
+        for name, layout in layouts.items():
+            out = work / f"{tag}-ray{r}"
+            with Timed(meter) as t:
+                summary = run(Config(manifest=str(manifest), out=str(out), clips_per_video=clips_per_video,
+                                     **SETTINGS, **layout))
+            cpu[name].append(t.cpu)
+            others[name].append(t.others)
+            ray_s[name].append(summary["seconds"])
+            assert shard_bytes(out) == reference, f"{name} wrote other shards"
+            shutil.rmtree(out)
+    best_loop = min(loops["loop"])
+    med_loop = statistics.median(loops["loop"])
+    for name, times in {**loops, **ray_s}.items():
+        best, med = min(times), statistics.median(times)
+        speed = "1.00x (reference)" if name == "loop" else \
+            f"**{best_loop / best:.2f}x** / {med_loop / med:.2f}x"
+        cold_col = f"{n / cold['seconds']:.1f}" if name == "defaults (derived)" else ""
+        rows.append(f"| {n} | {name} | {n / best:.1f} / {n / med:.1f} | {speed} | {cold_col} | "
+                    f"{1000 * statistics.median(cpu[name]) / n:.0f} ms | "
+                    f"{statistics.median(others[name]):.2f} (max {max(others[name]):.2f}) |")
+    rows.append(f"| {n} | (layout at defaults: {cold['layout']}) | | | | | |")
 
 
-def memory(manifest: Path, work: Path, cfg_kwargs: dict, rows: list[str]) -> None:
-    import ray
-
-    ray.init(num_cpus=cfg_kwargs["num_cpus"], include_dashboard=False, log_to_driver=False)
-    run(Config(manifest=str(manifest), out=str(work / "mem-warmup"), **{**cfg_kwargs, "clips_per_video": 1}))
-    for per_video in (1, 10):
+def memory(manifest: Path, work: Path, sizes: dict[int, int], rows: list[str]) -> None:
+    for n, per_video in sizes.items():
         with PeakRSS() as peak:
-            summary = run(Config(manifest=str(manifest), out=str(work / f"mem-{per_video}"),
-                                 **{**cfg_kwargs, "clips_per_video": per_video}))
-        rows.append(f"| {summary['clips_written']} | {peak.peak / 2**20:,.0f} MiB | "
+            summary = run(Config(manifest=str(manifest), out=str(work / f"mem-{n}"), clips_per_video=per_video,
+                                 **SETTINGS))
+        rows.append(f"| {summary['clips_total']} | {peak.peak / 2**20:,.0f} MiB | "
                     f"{summary['bytes_written'] / 2**20:,.0f} MiB | {summary['seconds']:.1f} s |")
-    ray.shutdown()
+        shutil.rmtree(work / f"mem-{n}")
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--videos", type=int, default=50, help="synthetic videos")
-    p.add_argument("--clips-per-video", type=int, default=6, help="clips per synthetic video in the speed runs")
-    p.add_argument("--real-clips-per-video", type=int, default=24, help="clips cut from each shared video")
+    p.add_argument("--videos", type=int, default=50, help="synthetic videos (48-72 frames each)")
+    p.add_argument("--clips", default="100,1000", help="dataset sizes, in clips (a multiple of --videos)")
     p.add_argument("--rounds", type=int, default=3, help="alternations of loop and pipeline")
-    p.add_argument("--size", type=int, default=256)
     p.add_argument("--num-cpus", type=int, default=2)
-    p.add_argument("--cpus-per-task", type=float, default=0.5, help="Ray CPUs per decode task")
-    p.add_argument("--clips-per-task", type=int, default=4, help="clips decoded and written by one Ray task")
+    p.add_argument("--data", default=None, help="reuse (or create) the synthetic videos in this folder")
     p.add_argument("--skip-memory", action="store_true")
+    p.add_argument("--skip-profile", action="store_true")
+    p.add_argument("--skip-speed", action="store_true")
     args = p.parse_args(argv)
     os.environ.setdefault("INKWALK_NO_PROGRESS", "1")
+    meter = CpuMeter()
+    import ray
     import ray.data
 
     ray.data.DataContext.get_current().enable_progress_bars = False
     work = Path(tempfile.mkdtemp(prefix="inkwalk-bench-data-"))
+    data = Path(args.data) if args.data else work / "synthetic"
+    manifest = data / "manifest.csv"
+    if not manifest.is_file():
+        generate(data, clips=args.videos, seed=0, min_frames=48, max_frames=72)
+    sizes = {n: n // args.videos for n in (int(c) for c in args.clips.split(","))}
     try:
         t0 = time.perf_counter()
-        manifest = generate(work / "synthetic", clips=args.videos, seed=0, min_frames=48, max_frames=72)
-        gen_s = time.perf_counter() - t0
-        cfg = dict(frames=8, stride=4, size=args.size, clips_per_video=args.clips_per_video, num_cpus=args.num_cpus,
-                   cpus_per_task=args.cpus_per_task, clips_per_task=args.clips_per_task)
-        speed = ["| dataset | clips | loop clips/s best / median | Ray warm clips/s best / median | "
-                 "Ray cold clips/s | measured speed-up best / median | CPU per clip loop / Ray | "
-                 "projected on 2 free cores | Ray start | load avg |", "|---|---|---|---|---|---|---|---|---|---|"]
-        compare("synthetic", manifest, work, cfg, speed, args.rounds)
-        real = real_manifest(work)
-        if real is not None:
-            compare("shared/data/videos", real, work, {**cfg, "clips_per_video": args.real_clips_per_video},
-                    speed, args.rounds)
-        print(f"synthetic data: {args.videos} videos generated in {gen_s:.1f} s; clip = 8 frames, stride 4, "
-              f"{args.size}², {args.num_cpus} Ray CPUs, {args.cpus_per_task} CPU per decode task, {args.clips_per_task} clips per task, {args.rounds} rounds, "
-              f"os.cpu_count()={os.cpu_count()}\n")
-        print("\n".join(speed))
+        ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False,
+                 object_store_memory=1_500_000_000)
+        ray_start = time.perf_counter() - t0
+        print(f"{args.videos} synthetic videos (192x256 ... 320x180, 48-72 frames); clip = 8 frames, stride 4, 256²; "
+              f"local Ray with {args.num_cpus} CPUs (start {ray_start:.1f} s, excluded); os.cpu_count()="
+              f"{os.cpu_count()}; load average at start {os.getloadavg()[0]:.1f}\n")
+        if not args.skip_profile:
+            prof = ["| stage | CPU ms per clip |", "|---|---|"]
+            small = min(sizes.values())
+            profile(manifest, work, small, prof)
+            pipeline_overhead(manifest, work, max(sizes.values()), args.num_cpus, meter, prof)
+            print("\n".join(prof) + "\n")
+        if not args.skip_speed:
+            speed = ["| clips | run | clips/s best / median | speed-up vs loop best / median | cold clips/s | "
+                     "CPU per clip | cores used by others, median (max) |", "|---|---|---|---|---|---|---|"]
+            for n, per_video in sizes.items():
+                units = -(-n // Config(manifest="", out="").rows_per_shard)
+                layouts = {"defaults (derived)": {}, "--cpus-per-task 0.5": {"cpus_per_task": 0.5},
+                           f"--tasks {args.num_cpus} (one wave)": {"tasks": args.num_cpus},
+                           f"--tasks {units} (one unit per task)": {"tasks": units}}
+                if units <= args.num_cpus * WAVES:  # the derived layout already is one unit per task
+                    layouts.pop(f"--tasks {units} (one unit per task)")
+                compare(manifest, work, per_video, layouts, args.rounds, meter, speed)
+            print("\n".join(speed) + "\n")
         if not args.skip_memory:
             mem = ["| clips | peak RSS (driver + Ray) | shard bytes | time |", "|---|---|---|---|"]
-            memory(manifest, work, cfg, mem)
-            print()
+            memory(manifest, work, sizes, mem)
             print("\n".join(mem))
+        print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
     finally:
+        ray.shutdown()
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import urlparse
 
@@ -43,9 +43,6 @@ class ClipSpec:
     @property
     def clip_id(self) -> str:
         return clip_id(self)
-
-    def to_row(self) -> dict[str, Any]:
-        return {**asdict(self), "clip_id": self.clip_id}
 
 
 class ClipRejected(Exception):
@@ -154,34 +151,36 @@ def local_path(uri: str) -> str:
     return urlparse(uri).path if uri.startswith("file://") else uri
 
 
-def decode_clip(path: str, spec: ClipSpec) -> tuple[np.ndarray, np.ndarray, float]:
-    """Decode one clip of a local file: (frames ``T×size×size×3`` uint8, indices, fps)."""
-    from inkwalk.video import MediaError, probe, read_frames
+def decode_clip(path: str, spec: ClipSpec, threads: int = 1) -> tuple[np.ndarray, np.ndarray, float]:
+    """Decode one clip of a local file: (frames ``T×size×size×3`` uint8, indices, fps).
+
+    One open of the file (`inkwalk.video.read_clip`); `threads` is decord's decoder threads.
+    """
+    from inkwalk.video import MediaError, read_clip
 
     check_source(path)
     try:
-        info = probe(path)
-        indices = sample_indices(info.frames, spec)
-        frames = read_frames(path, indices.tolist(), size=resize_size(info.width, info.height, spec.size))
+        info, indices, frames = read_clip(path, lambda info: sample_indices(info.frames, spec),
+                                          size=lambda w, h: resize_size(w, h, spec.size), num_threads=threads)
     except MediaError as exc:
         raise ClipRejected(REASON_CORRUPT, exc.reason) from None
-    return center_crop(frames, spec.size), indices, info.fps
+    return center_crop(frames, spec.size), np.asarray(indices, np.int64), info.fps
 
 
-def make_clip(spec: ClipSpec, timeout: float | None = 60.0) -> dict[str, Any]:
+def make_clip(spec: ClipSpec, timeout: float | None = 60.0, threads: int = 1) -> dict[str, Any]:
     """One clip as a row: frames, indices and metadata; raises ClipRejected with a reason.
 
     Remote URIs are copied to a temporary local file first (decord reads local files only).
     """
     if not is_remote(spec.video):
-        frames, indices, fps = call_with_timeout(lambda: decode_clip(local_path(spec.video), spec), timeout)
+        frames, indices, fps = call_with_timeout(lambda: decode_clip(local_path(spec.video), spec, threads), timeout)
     else:
-        frames, indices, fps = call_with_timeout(lambda: _decode_remote(spec), timeout)
+        frames, indices, fps = call_with_timeout(lambda: _decode_remote(spec, threads), timeout)
     return {"clip_id": spec.clip_id, "video": spec.video, "caption": spec.caption,
             "indices": indices, "fps": fps, "frames": frames}
 
 
-def _decode_remote(spec: ClipSpec) -> tuple[np.ndarray, np.ndarray, float]:
+def _decode_remote(spec: ClipSpec, threads: int) -> tuple[np.ndarray, np.ndarray, float]:
     import tempfile
 
     import pyarrow.fs as pafs
@@ -199,4 +198,4 @@ def _decode_remote(spec: ClipSpec) -> tuple[np.ndarray, np.ndarray, float]:
             while chunk := src.read(1 << 22):
                 tmp.write(chunk)
         tmp.flush()
-        return decode_clip(tmp.name, spec)
+        return decode_clip(tmp.name, spec, threads)

@@ -2,60 +2,65 @@
 
     python -m data_pipeline.clvhd --manifest clips.csv --out /data/clvhd [--encode --models DIR]
 
-One Ray Data row is one *clip* (never one frame). Decoding runs in fractional-CPU tasks with a
-timeout around each clip; a bad file becomes a reject (path, reason) and the run goes on.
-With ``--encode`` an actor pool (one per GPU when the cluster has GPUs) adds VAE latents and
-CLIP text embeddings. Each task writes its own clips into its own Parquet shard (atomically:
-temporary name, then rename) and sends the driver only small rows (clip id, shard, bytes, or a
-reject's reason), so compression and writing run in parallel and memory stays bounded by Ray
-Data's backpressure whatever the dataset size. A rerun on the same ``--out``
-skips every clip already in a complete shard. Locally a Ray is started; under
-``ray job submit`` (``RAY_ADDRESS`` set) the existing cluster is used.
+The driver reads the manifest and resolves every path against the manifest's own location
+(before anything reaches a worker), plans the clips in manifest order and cuts them into fixed
+units of ``--rows-per-shard`` clips, one shard each (data_pipeline.units). Ray Data runs one task
+per block of whole units; a task decodes its clips one by one (a timeout around each; a bad file
+becomes a reject with a reason and the run goes on) and streams them into its units' shards,
+returning one small row per unit. With ``--encode`` an actor pool (one per GPU when the cluster
+has GPUs) adds VAE latents and CLIP text embeddings before the shards are written. How many
+tasks, CPUs and decoder threads is derived from the cluster's resources (data_pipeline.layout).
+A rerun on the same ``--out`` skips the units already written, and gives the same files as an
+uninterrupted run. Locally a Ray is started; under ``ray job submit`` (``RAY_ADDRESS`` set) the
+existing cluster is used.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import posixpath
 import re
 import sys
 import time
-import uuid
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
-from data_pipeline.clips import ClipRejected, ClipSpec, make_clip
+from data_pipeline.clips import ClipSpec
+from data_pipeline.layout import Layout, derive_layout, node_cpus, split_evenly
 from data_pipeline.manifest import read_manifest
-from data_pipeline.shards import (BASE_FIELDS, filesystem, remove_partial_shards, shard_files, write_shard,
-                                  written_clip_ids)
+from data_pipeline.shards import (SHARD_SUFFIX, Location, remove_partial_shards, shard_clip_ids, shard_files,
+                                  shard_footer)
+from data_pipeline.units import (Unit, decode_and_write, decode_units, plan_units, sampling_of, units_table,
+                                 write_encoded)
 from inkwalk.errors import InkwalkError
 
-DECODED_SCHEMA = pa.schema(BASE_FIELDS + [pa.field("reason", pa.string()), pa.field("detail", pa.string())])
-# what a writing task returns to the driver per clip: no tensors, only where the clip went
-RESULT_SCHEMA = pa.schema([pa.field("clip_id", pa.string()), pa.field("video", pa.string()),
-                           pa.field("caption", pa.string()), pa.field("reason", pa.string()),
-                           pa.field("detail", pa.string()), pa.field("shard", pa.string()),
-                           pa.field("shard_bytes", pa.int64())])
 REASON_DUPLICATE = "duplicate"
+# a unit whose shard records one of these rejects is done again by the next run (it may pass then)
+RETRIED_REASONS = {"timeout"}
 
 
 class PipelineError(InkwalkError):
     """A run that cannot start or finish because of its arguments, output folder or models."""
 
 
+class TooManyRejects(PipelineError):
+    """Every clip, or more than ``--max-rejected`` of them, was rejected; `summary` says which and why."""
+
+    def __init__(self, message: str, summary: dict):
+        super().__init__(message)
+        self.summary = summary
+
+
 SETTINGS_FILE = "settings.json"
 REJECTS_FILE = "rejects.jsonl"
 SUMMARY_FILE = "summary.json"
-# Settings that change what a clip is: a rerun must use the same ones to resume.
-CLIP_SETTINGS = ("frames", "stride", "size", "clips_per_video", "seed", "encode")
+# Settings that change what the shards hold: a rerun must use the same ones to resume.
+CLIP_SETTINGS = ("frames", "stride", "size", "clips_per_video", "seed", "encode", "rows_per_shard")
 
 
 @dataclass
@@ -71,15 +76,19 @@ class Config:
     models: str | None = None
     timeout: float = 60.0
     video_root: str | None = None
-    cpus_per_task: float = 0.5
-    clips_per_task: int = 4
+    rows_per_shard: int = 16
+    max_rejected: float = 0.5
+    # machine-dependent: None = derived from the cluster's resources (data_pipeline.layout)
+    cpus_per_task: float | None = None
+    decode_threads: int | None = None
+    tasks: int | None = None
     encoders: int | None = None
     gpus_per_encoder: float | None = None
     cpus_per_encoder: float = 1.0
-    encode_batch: int = 4
-    rows_per_shard: int = 128
     address: str | None = None
     num_cpus: int | None = None
+    # library use only: `out` is a path inside this pyarrow filesystem (e.g. a SubTreeFileSystem)
+    filesystem: pafs.FileSystem | None = None
 
     def validate(self) -> None:
         if self.frames < 1 or self.stride < 1 or self.clips_per_video < 1:
@@ -90,55 +99,24 @@ class Config:
             raise PipelineError(f"--size {self.size} must be a multiple of 8 with --encode (the VAE downsamples by 8)")
         if self.timeout is not None and self.timeout <= 0:
             raise PipelineError("--timeout must be positive (seconds per clip)")
-        if not 0 < self.cpus_per_task:
+        if self.cpus_per_task is not None and not 0 < self.cpus_per_task:
             raise PipelineError("--cpus-per-task must be positive (fractions like 0.5 are fine)")
+        if self.rows_per_shard < 1:
+            raise PipelineError("--rows-per-shard must be at least 1")
+        if not 0 <= self.max_rejected <= 1:
+            raise PipelineError(f"--max-rejected {self.max_rejected} must be a fraction between 0 and 1")
+        for name in ("decode_threads", "tasks"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise PipelineError(f"--{name.replace('_', '-')} must be at least 1")
 
 
-def decode_batch(table: pa.Table, timeout: float | None) -> pa.Table:
-    """Ray Data UDF: clip specs in, decoded clips (or rejects with a reason) out."""
-    rows = []
-    for spec_row in table.to_pylist():
-        spec = ClipSpec(**{k: spec_row[k] for k in ClipSpec.__dataclass_fields__})
-        try:
-            clip = make_clip(spec, timeout=timeout)
-        except ClipRejected as exc:
-            rows.append({"clip_id": spec.clip_id, "video": spec.video, "caption": spec.caption,
-                         "reason": exc.reason, "detail": exc.detail})
-            continue
-        frames = clip.pop("frames")
-        rows.append({**clip, "indices": clip["indices"].tolist(), "frames": frames.tobytes(),
-                     "shape": list(frames.shape), "reason": None, "detail": None})
-    return pa.Table.from_pylist(rows, schema=DECODED_SCHEMA)
-
-
-def write_batch(table: pa.Table, out: str, prefix: str, encoded: bool, rows_per_shard: int) -> pa.Table:
-    """Ray Data UDF: write this batch's good clips into shards of its own (at most `rows_per_shard`
-    clips each, named `prefix` + a random id so no two tasks or runs collide); return small result rows."""
-    good = table.filter(pc.is_null(table.column("reason")))
-    shard_of: list[str | None] = [None] * good.num_rows
-    size_of: list[int | None] = [None] * good.num_rows
-    for offset in range(0, good.num_rows, rows_per_shard):
-        part = good.slice(offset, rows_per_shard)
-        path, size = write_shard(part, out, f"{prefix}-{uuid.uuid4().hex[:16]}", encoded)
-        shard_of[offset:offset + part.num_rows] = [path] * part.num_rows
-        size_of[offset:offset + part.num_rows] = [size] * part.num_rows
-    columns = ["clip_id", "video", "caption", "reason", "detail"]
-    written = good.select(columns).append_column("shard", pa.array(shard_of, pa.string())) \
-        .append_column("shard_bytes", pa.array(size_of, pa.int64()))
-    bad = table.filter(pc.is_valid(table.column("reason"))).select(columns)
-    bad = bad.append_column("shard", pa.nulls(bad.num_rows, pa.string())) \
-        .append_column("shard_bytes", pa.nulls(bad.num_rows, pa.int64()))
-    return pa.concat_tables([written.cast(RESULT_SCHEMA), bad.cast(RESULT_SCHEMA)])
-
-
-def decode_and_write(table: pa.Table, timeout: float | None, out: str, prefix: str,
-                     rows_per_shard: int) -> pa.Table:
-    """Ray Data UDF: decode clip specs and write the good clips in the same task (no frames leave it)."""
-    return write_batch(decode_batch(table, timeout), out, prefix, False, rows_per_shard)
+def absolute(path: str) -> str:
+    """A local path made absolute here, on the driver; URIs unchanged. Workers never see a relative path."""
+    return path if "://" in path else os.path.abspath(os.path.expanduser(path))
 
 
 def plan_clips(entries, cfg: Config) -> list[ClipSpec]:
-    """Every clip the manifest asks for: `clips_per_video` per video."""
+    """Every clip the manifest asks for: `clips_per_video` per video, in manifest order."""
     return [ClipSpec(e.video, e.caption, k, cfg.clips_per_video, cfg.frames, cfg.stride, cfg.size, cfg.seed)
             for e in entries for k in range(cfg.clips_per_video)]
 
@@ -160,19 +138,18 @@ def connect(cfg: Config) -> bool:
     return True
 
 
-def _check_settings(cfg: Config) -> None:
-    fs, root = filesystem(cfg.out)
-    path = posixpath.join(root, SETTINGS_FILE)
+def _check_settings(cfg: Config, out: Location) -> None:
+    path = out.path(SETTINGS_FILE)
     wanted = {k: getattr(cfg, k) for k in CLIP_SETTINGS}
-    if fs.get_file_info(path).type == pafs.FileType.File:
-        with fs.open_input_stream(path) as f:
+    if out.fs.get_file_info(path).type == pafs.FileType.File:
+        with out.fs.open_input_stream(path) as f:
             found = json.loads(f.read())
-        if found != wanted and shard_files(cfg.out):
+        if found != wanted and shard_files(out):
             diff = ", ".join(f"{k} {found.get(k)} -> {wanted[k]}" for k in wanted if found.get(k) != wanted[k])
             raise PipelineError(f"{cfg.out} holds clips made with other settings ({diff}): rerun with the "
                                f"same settings to resume, or choose a new --out")
-    fs.create_dir(root, recursive=True)
-    _write_json(fs, path, wanted)
+    out.fs.create_dir(out.root, recursive=True)
+    _write_json(out.fs, path, wanted)
 
 
 def _write_json(fs, path: str, obj) -> None:
@@ -180,13 +157,35 @@ def _write_json(fs, path: str, obj) -> None:
         f.write(json.dumps(obj, indent=2).encode())
 
 
-def _next_prefix(out: str) -> str:
-    """A shard name prefix no earlier run used, so a resumed run never overwrites a shard."""
-    runs = {posixpath.basename(p).split("-")[1] for p in shard_files(out) if posixpath.basename(p).count("-") >= 2}
-    n = 0
-    while f"r{n:03d}" in runs:
-        n += 1
-    return f"part-r{n:03d}"
+def _shard_name(path: str) -> str:
+    return path.rsplit("/", 1)[-1][:-len(SHARD_SUFFIX)]
+
+
+def existing_units(out: Location, units: list[Unit],
+                   specs: list[ClipSpec]) -> tuple[dict[int, tuple[int, list]], list[str]]:
+    """Units already written ({index: (clips, rejects)}) and shards this plan supersedes.
+
+    A shard that is not one of this plan's units (the manifest grew, so its last unit changed)
+    is superseded when all its clips are planned again; one holding clips this manifest no longer
+    lists stops the run, so that a rerun never deletes clips the user may still want.
+    """
+    by_name = {u.name: u for u in units}
+    planned = {s.clip_id for s in specs}
+    done: dict[int, tuple[int, list]] = {}
+    superseded = []
+    for path in shard_files(out):
+        unit = by_name.get(_shard_name(path))
+        if unit is None:
+            extra = set(shard_clip_ids(out, path)) - planned
+            if extra:
+                raise PipelineError(f"{path} holds {len(extra)} clips this manifest does not list (another or an "
+                                    f"edited manifest): choose a new --out, or delete that shard to drop them")
+            superseded.append(path)
+            continue
+        clips, rejects = shard_footer(out, path)
+        if not any(r["reason"] in RETRIED_REASONS for r in rejects):
+            done[unit.index] = (clips, rejects)
+    return done, superseded
 
 
 def _user_error(exc: BaseException) -> InkwalkError | None:
@@ -206,46 +205,127 @@ def _user_error(exc: BaseException) -> InkwalkError | None:
     return PipelineError(found[-1]) if found else None
 
 
-def build_dataset(specs: list[ClipSpec], cfg: Config, prefix: str):
-    """The lazy Ray Data pipeline: specs -> decode tasks -> (encoder actor pool) -> shards written by tasks."""
+# Ray Data's default backpressure (its resource budgets) starts every execution with one task at
+# a time: the cluster's CPUs reach its budget only after a first refresh, up to a second later,
+# and later tasks start a scheduling step apart. Without --encode the tasks return a few bytes per
+# unit and write the frames themselves, so there is nothing to hold back: the budgets are turned
+# off for that dataset (on 2 idle cores, 8 tasks of 0.5 s: 3.1 s with them, 2.1 s without).
+BACKPRESSURE_POLICIES = "backpressure_policies.enabled"
+_UNSET = object()
+
+
+@contextmanager
+def _new_datasets_with(config: dict, **attributes):
+    """DataContext settings for the datasets created inside (each copies the current context)."""
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    saved_config = {k: ctx.get_config(k, _UNSET) for k in config}
+    saved_attributes = {k: getattr(ctx, k) for k in attributes}
+    for k, v in config.items():
+        ctx.set_config(k, v)
+    for k, v in attributes.items():
+        setattr(ctx, k, v)
+    try:
+        yield
+    finally:
+        for k, v in saved_config.items():
+            ctx.remove_config(k) if v is _UNSET else ctx.set_config(k, v)
+        for k, v in saved_attributes.items():
+            setattr(ctx, k, v)
+
+
+def build_dataset(units: list[Unit], layout: Layout, cfg: Config, out: Location):
+    """The lazy Ray Data pipeline: one block of whole units per task -> (encoder actors) -> shards.
+
+    Each block is an Arrow table of clip specs; each task streams its units' clips into their
+    shards and returns one small row per unit, so no frames reach the driver.
+    """
     import ray
     import ray.data
 
-    blocks = max(1, math.ceil(len(specs) / cfg.clips_per_task))
-    ds = ray.data.from_items([s.to_row() for s in specs], override_num_blocks=blocks)
+    sampling = sampling_of(units[0].specs[0])
+    blocks = [units_table([units[i] for i in part]) for part in split_evenly(len(units), layout.tasks)]
+    decode_args = {"sampling": sampling, "timeout": cfg.timeout, "threads": layout.threads}
     if not cfg.encode:
+        with _new_datasets_with({BACKPRESSURE_POLICIES: []}):
+            ds = ray.data.from_arrow(blocks)
         return ds.map_batches(decode_and_write, batch_format="pyarrow", batch_size=None,
-                              num_cpus=cfg.cpus_per_task,
-                              fn_kwargs={"timeout": cfg.timeout, "out": cfg.out, "prefix": prefix,
-                                         "rows_per_shard": cfg.rows_per_shard})
-    ds = ds.map_batches(decode_batch, batch_format="pyarrow", batch_size=None, num_cpus=cfg.cpus_per_task,
-                        fn_kwargs={"timeout": cfg.timeout})
-    if cfg.encode:
-        from data_pipeline.encode import ClipEncoder
+                              num_cpus=layout.cpus_per_task, fn_kwargs={**decode_args, "out": out})
+    from data_pipeline.encode import ClipEncoder
 
-        gpus = cfg.gpus_per_encoder
-        if gpus is None:
-            gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-        encoders = cfg.encoders or max(1, int(ray.cluster_resources().get("GPU", 0) // gpus) if gpus else 1)
-        ds = ds.map_batches(ClipEncoder, batch_format="pyarrow", batch_size=cfg.encode_batch,
-                            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=encoders),
-                            num_cpus=cfg.cpus_per_encoder, num_gpus=gpus,
-                            fn_constructor_kwargs={"models_dir": cfg.models})
+    gpus = cfg.gpus_per_encoder
+    if gpus is None:
+        gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+    encoders = cfg.encoders or max(1, int(ray.cluster_resources().get("GPU", 0) // gpus) if gpus else 1)
+    with _new_datasets_with({}, target_max_block_size=None):  # a block is one unit from decoding to writing
+        ds = ray.data.from_arrow(blocks)
+    ds = ds.map_batches(decode_units, batch_format="pyarrow", batch_size=None, num_cpus=layout.cpus_per_task,
+                        fn_kwargs=decode_args)
+    ds = ds.map_batches(ClipEncoder, batch_format="pyarrow", batch_size=None,
+                        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=encoders),
+                        num_cpus=cfg.cpus_per_encoder, num_gpus=gpus, fn_constructor_kwargs={"models_dir": cfg.models})
     # written after the encoder so the shards hold the latents; frames travel only task -> actor -> task
-    return ds.map_batches(write_batch, batch_format="pyarrow", batch_size=None, num_cpus=cfg.cpus_per_task,
-                          fn_kwargs={"out": cfg.out, "prefix": prefix, "encoded": True,
-                                     "rows_per_shard": cfg.rows_per_shard})
+    return ds.map_batches(write_encoded, batch_format="pyarrow", batch_size=None, num_cpus=layout.cpus_per_task,
+                          fn_kwargs={"out": out})
+
+
+def _execute(units: list[Unit], cfg: Config, out: Location) -> tuple[dict[int, tuple[int, int, list]], dict, float]:
+    """Run the units on Ray: ({index: (clips, bytes, rejects)}, the layout used, Ray start seconds)."""
+    from inkwalk.progress import progress
+
+    t0 = time.perf_counter()
+    we_started = connect(cfg)
+    ray_start_s = time.perf_counter() - t0
+    import ray
+    import ray.data
+
+    ray.data.DataContext.get_current().enable_progress_bars = os.environ.get("INKWALK_NO_PROGRESS") != "1"
+    results: dict[int, tuple[int, int, list]] = {}
+    size_of = {u.index: len(u.specs) for u in units}
+    bar = progress(total=sum(size_of.values()), desc="clips", unit="clip")
+    try:
+        layout = derive_layout(node_cpus(), len(units), cfg.encode, cfg.cpus_per_task, cfg.decode_threads, cfg.tasks)
+        for batch in build_dataset(units, layout, cfg, out).iter_batches(batch_format="pyarrow", batch_size=None):
+            for row in batch.to_pylist():
+                results[row["unit"]] = (row["clips"], row["bytes"], json.loads(row["rejects"]))
+                bar.update(size_of[row["unit"]])
+    except Exception as exc:
+        user_error = _user_error(exc)
+        if user_error is None:
+            raise
+        raise user_error from None
+    finally:
+        bar.close()
+        if we_started:
+            ray.shutdown()
+    return results, layout.as_dict(), ray_start_s
+
+
+def _check_rejects(cfg: Config, summary: dict, rejects: list[dict]) -> None:
+    bad, good = summary["rejected"], summary["clips_total"]
+    if bad == 0 or (good > 0 and bad / (bad + good) <= cfg.max_rejected):
+        return
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary["rejects_by_reason"].items(), key=lambda kv: -kv[1]))
+    first = rejects[0]
+    what = "every clip was rejected" if good == 0 else \
+        f"{bad} of {bad + good} clips and manifest rows rejected ({100 * bad / (bad + good):.0f} % > --max-rejected " \
+        f"{100 * cfg.max_rejected:g} %)"
+    raise TooManyRejects(f"{what}: {reasons}; first: {first['video'] or 'line ' + str(first['manifest_line'])}: "
+                         f"{first['detail']} (all in {summary['out'].rstrip('/')}/{REJECTS_FILE})", summary)
 
 
 def run(cfg: Config) -> dict:
-    """Process a manifest into shards under `cfg.out`; returns the summary (also written there)."""
-    from inkwalk.progress import progress
+    """Process a manifest into shards under `cfg.out`; returns the summary (also written there).
 
+    Raises `TooManyRejects` (after writing the summary) when every clip, or more than
+    `cfg.max_rejected` of them, was rejected.
+    """
     cfg.validate()
-    entries, manifest_rejects = read_manifest(cfg.manifest, cfg.video_root)
-    _check_settings(cfg)
-    remove_partial_shards(cfg.out)
-    done = written_clip_ids(cfg.out)
+    started = time.perf_counter()
+    manifest = absolute(cfg.manifest)
+    out = Location.of(cfg.out if cfg.filesystem else absolute(cfg.out), cfg.filesystem)
+    entries, manifest_rejects = read_manifest(manifest, absolute(cfg.video_root) if cfg.video_root else None)
     rejects = [dict(video=r.video, caption=r.caption, clip_id=None, reason=r.reason, detail=r.detail,
                     manifest_line=r.line) for r in manifest_rejects]
     line_of: dict[str, int] = {}
@@ -257,70 +337,52 @@ def run(cfg: Config) -> dict:
         else:
             line_of[e.video] = e.line
             unique.append(e)
+    rejects.sort(key=lambda r: r["manifest_line"])
     specs = plan_clips(unique, cfg)
-    todo = [s for s in specs if s.clip_id not in done]
-    n_planning_rejects = len(rejects)
+    units = plan_units(specs, cfg.rows_per_shard)
+    _check_settings(cfg, out)
+    remove_partial_shards(out)
+    done, superseded = existing_units(out, units, specs)
+    for path in superseded:
+        out.fs.delete_file(path)
+    todo = [u for u in units if u.index not in done]
 
-    started = time.perf_counter()
-    prefix = _next_prefix(cfg.out)
-    rows_written = 0
-    shard_bytes: dict[str, int] = {}
-    we_started, ray_start_s = False, 0.0
-    if todo:
-        we_started = connect(cfg)
-        ray_start_s = time.perf_counter() - started
-        import ray.data
-
-        ray.data.DataContext.get_current().enable_progress_bars = os.environ.get("INKWALK_NO_PROGRESS") != "1"
-        ds = build_dataset(todo, cfg, prefix)
-        bar = progress(total=len(todo), desc="clips", unit="clip")
-        try:
-            for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
-                for path, size in zip(batch.column("shard").to_pylist(), batch.column("shard_bytes").to_pylist()):
-                    if path is not None:
-                        rows_written += 1
-                        shard_bytes[path] = size
-                for row in batch.filter(pc.is_valid(batch.column("reason"))).select(
-                        ["video", "caption", "clip_id", "reason", "detail"]).to_pylist():
-                    rejects.append({**row, "manifest_line": line_of.get(row["video"])})
-                bar.update(batch.num_rows)
-        except Exception as exc:
-            user_error = _user_error(exc)
-            if user_error is None:
-                raise
-            raise user_error from None
-        finally:
-            bar.close()
-            if we_started:
-                ray.shutdown()
+    results, layout, ray_start_s = _execute(todo, cfg, out) if todo else ({}, None, 0.0)
     elapsed = time.perf_counter() - started
-    processing = elapsed - ray_start_s
-
-    fs, root = filesystem(cfg.out)
-    with fs.open_output_stream(posixpath.join(root, REJECTS_FILE)) as f:
+    written = {i: (clips, rej) for i, (clips, _, rej) in results.items()}
+    for unit in units:  # rejects in plan order, whichever run found them
+        for r in {**done, **written}.get(unit.index, (0, []))[1]:
+            rejects.append({**r, "manifest_line": line_of.get(r["video"])})
+    with out.fs.open_output_stream(out.path(REJECTS_FILE)) as f:
         f.write("".join(json.dumps(r) + "\n" for r in rejects).encode())
-    files = shard_files(cfg.out)
+    files = shard_files(out)
+    clips_this_run = sum(c for c, _, _ in results.values())
+    decoded = clips_this_run + sum(len(r) for _, _, r in results.values())
+    processing = elapsed - ray_start_s
     summary = {
-        "manifest": cfg.manifest,
-        "out": cfg.out,
+        "manifest": manifest,
+        "out": cfg.out if cfg.filesystem else absolute(cfg.out),
         "settings": {k: getattr(cfg, k) for k in CLIP_SETTINGS},
+        "layout": layout,
         "manifest_rows": len(entries) + len(manifest_rejects),
         "clips_planned": len(specs),
-        "clips_already_written": len(specs) - len(todo),
-        "clips_written": rows_written,
-        "clips_total": len(done) + rows_written,
+        "units": len(units),
+        "clips_already_written": sum(c for c, _ in done.values()),
+        "clips_written": clips_this_run,
+        "clips_total": sum(c for c, _ in done.values()) + clips_this_run,
         "rejected": len(rejects),
         "rejects_by_reason": dict(Counter(r["reason"] for r in rejects)),
+        "shards_superseded": len(superseded),
         "seconds": round(elapsed, 3),
         "ray_start_s": round(ray_start_s, 3),
         # throughput of the pipeline itself: clips decoded (written or rejected) per second, Ray start excluded
-        "clips_per_s": round((rows_written + len(rejects) - n_planning_rejects) / processing, 3)
-        if processing > 0 else None,
-        "bytes_written": sum(shard_bytes.values()),
-        "bytes_total": sum(fs.get_file_info(p).size for p in files),
+        "clips_per_s": round(decoded / processing, 3) if decoded and processing > 0 else None,
+        "bytes_written": sum(b for _, b, _ in results.values()),
+        "bytes_total": sum(out.fs.get_file_info(p).size for p in files),
         "shards": len(files),
     }
-    _write_json(fs, posixpath.join(root, SUMMARY_FILE), summary)
+    _write_json(out.fs, out.path(SUMMARY_FILE), summary)
+    _check_rejects(cfg, summary, rejects)
     return summary
 
 
@@ -337,33 +399,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", default=None, help="local models folder (else env INKWALK_MODELS / the hub)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds allowed to decode one clip")
     p.add_argument("--video-root", default=None, help="folder relative video paths start from (default: the manifest's)")
-    p.add_argument("--cpus-per-task", type=float, default=0.5, help="Ray CPUs per decode task (fractional is fine)")
-    p.add_argument("--clips-per-task", type=int, default=4, help="clips decoded by one Ray task")
-    p.add_argument("--encoders", type=int, default=None, help="max encoder actors (default: one per GPU, or 1)")
-    p.add_argument("--gpus-per-encoder", type=float, default=None, help="default: 1 if the cluster has GPUs, else 0")
-    p.add_argument("--cpus-per-encoder", type=float, default=1.0,
-                   help="Ray CPUs per encoder actor; differs from --cpus-per-task so decoding stays in parallel tasks")
-    p.add_argument("--encode-batch", type=int, default=4, help="clips per encoder call")
-    p.add_argument("--rows-per-shard", type=int, default=128, help="at most this many clips per Parquet shard (each task writes its own shards, "
-                        "so a shard holds at most --clips-per-task clips)")
+    p.add_argument("--rows-per-shard", type=int, default=16,
+                   help="clips per shard: the plan's fixed unit of work and of resume (default 16, about 11 MB)")
+    p.add_argument("--max-rejected", type=float, default=0.5,
+                   help="exit with an error when more than this fraction of clips is rejected (default 0.5; "
+                        "a run where every clip is rejected always fails)")
+    derived = p.add_argument_group("machine-dependent settings (default: derived from the cluster's resources)")
+    derived.add_argument("--cpus-per-task", type=float, default=None,
+                         help="Ray CPUs per decode task (default 1, more when there are fewer units than CPUs; "
+                              "0.5 with --encode)")
+    derived.add_argument("--decode-threads", type=int, default=None, help="decord threads per decode (default: "
+                         "the task's CPUs)")
+    derived.add_argument("--tasks", type=int, default=None, help="Ray Data blocks = decode tasks (default: 4 per "
+                         "decode slot, whole units each)")
+    derived.add_argument("--encoders", type=int, default=None, help="max encoder actors (default: one per GPU, or 1)")
+    derived.add_argument("--gpus-per-encoder", type=float, default=None,
+                         help="default: 1 if the cluster has GPUs, else 0")
+    derived.add_argument("--cpus-per-encoder", type=float, default=1.0,
+                         help="Ray CPUs per encoder actor; differs from --cpus-per-task so decoding stays in "
+                              "parallel tasks")
     p.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS, else a local Ray)")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
     return p
 
 
+SHOWN = ("clips_written", "clips_total", "rejected", "rejects_by_reason", "clips_per_s", "bytes_written")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    cfg = Config(**{k: v for k, v in vars(args).items()})
+    cfg = Config(**vars(args))
     try:
         summary = run(cfg)
+    except TooManyRejects as exc:
+        print(json.dumps({k: exc.summary[k] for k in SHOWN}))
+        print(f"clvhd: error: {exc}", file=sys.stderr)
+        return 1
     except InkwalkError as exc:
         print(f"clvhd: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"clvhd: interrupted; rerun the same command to resume into {cfg.out}", file=sys.stderr)
         return 130
-    print(json.dumps({k: summary[k] for k in ("clips_written", "clips_total", "rejected", "rejects_by_reason",
-                                              "clips_per_s", "bytes_written")}))
+    print(json.dumps({k: summary[k] for k in SHOWN}))
     return 0
 
 

@@ -1,7 +1,9 @@
-"""Parquet shards of clips: the schema, an atomic shard writer, and the readers training uses.
+"""Parquet shards of clips: where they live, the schema, an atomic shard writer, and the readers.
 
-One row per clip. Tensors are stored as raw little-endian bytes plus their shape, so a row
-reads back without pickling and any Parquet reader can see the metadata columns:
+One row per clip. Tensors are stored as raw little-endian bytes plus their shape: Parquet keeps
+a binary value as one contiguous blob, while a list-typed tensor (Arrow's fixed-shape tensor)
+is stored element by element with repetition levels, 13x slower to write (docs/data.md, profile).
+Readers turn a binary column back into one ``B×...`` array without copying (`tensor_column`).
 
 =============  ==============  =====================================================
 column         type            meaning
@@ -18,11 +20,16 @@ latents_shape  list<int64>     (``--encode``) ``[T, 4, H/8, W/8]``
 text_embeds    binary          (``--encode``) float16 ``77×C`` CLIP last hidden state
 text_embeds_shape list<int64>  (``--encode``) ``[77, C]``
 =============  ==============  =====================================================
+
+A shard's Parquet footer also records the clips of its unit that were rejected
+(key ``inkwalk.rejects``, JSON), so a resumed run rebuilds the full rejects list.
 """
 
 from __future__ import annotations
 
+import json
 import posixpath
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
@@ -31,6 +38,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from inkwalk.errors import InkwalkError
+
 
 class ShardsNotFoundError(InkwalkError):
     """A folder with no shards where training expected them."""
@@ -55,6 +63,7 @@ TENSORS = {"frames": ("shape", np.uint8), "latents": ("latents_shape", np.float1
            "text_embeds": ("text_embeds_shape", np.float16)}
 SHARD_DIR = "shards"
 SHARD_SUFFIX = ".parquet"
+REJECTS_KEY = "inkwalk.rejects"
 
 
 def shard_schema(encoded: bool) -> pa.Schema:
@@ -62,136 +71,202 @@ def shard_schema(encoded: bool) -> pa.Schema:
     return pa.schema(BASE_FIELDS + (ENCODE_FIELDS if encoded else []))
 
 
-def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    """(filesystem, path) for a local path or any URI pyarrow understands."""
-    if "://" in uri:
-        return pafs.FileSystem.from_uri(uri)
-    return pafs.LocalFileSystem(), posixpath.abspath(uri)
+@dataclass(frozen=True)
+class Location:
+    """A run folder: a pyarrow filesystem and a path in it.
+
+    Built once on the driver (a local path is made absolute *there*) and pickled into the tasks,
+    so every worker on every node writes and reads the same place, whatever its working folder.
+    """
+
+    fs: pafs.FileSystem
+    root: str
+
+    @classmethod
+    def of(cls, where: "str | Location", filesystem: pafs.FileSystem | None = None) -> "Location":
+        """A local path, a URI pyarrow knows (``file://``, ``s3://``, ``gs://``, ``hdfs://``), or a
+        path inside an explicit pyarrow `filesystem` (e.g. a ``SubTreeFileSystem``)."""
+        if isinstance(where, Location):
+            return where
+        where = str(where)
+        if filesystem is not None:
+            return cls(filesystem, where.rstrip("/") or "/")
+        if "://" in where:
+            fs, path = pafs.FileSystem.from_uri(where)
+            return cls(fs, path.rstrip("/") or "/")
+        return cls(pafs.LocalFileSystem(), posixpath.abspath(where))
+
+    def path(self, *parts: str) -> str:
+        return posixpath.join(self.root, *parts)
+
+    def is_dir(self, path: str) -> bool:
+        return self.fs.get_file_info(path).type == pafs.FileType.Directory
 
 
-def shard_files(out: str) -> list[str]:
-    """Complete shard files under a run folder (or a shards folder), sorted."""
-    fs, root = filesystem(out)
-    for base in (posixpath.join(root, SHARD_DIR), root):
-        info = fs.get_file_info(base)
-        if info.type == pafs.FileType.Directory:
-            found = fs.get_file_info(pafs.FileSelector(base, recursive=False))
+def shard_files(where: "str | Location") -> list[str]:
+    """Complete shard files under a run folder (or a shards folder), sorted by name (= plan order)."""
+    loc = Location.of(where)
+    for base in (loc.path(SHARD_DIR), loc.root):
+        if loc.is_dir(base):
+            found = loc.fs.get_file_info(pafs.FileSelector(base, recursive=False))
             files = sorted(f.path for f in found if f.type == pafs.FileType.File and f.path.endswith(SHARD_SUFFIX))
-            if files or base == root:
+            if files or base == loc.root:
                 return files
     return []
 
 
-def written_clip_ids(out: str) -> set[str]:
-    """Ids of every clip already in a complete shard (only the id column is read)."""
-    fs, _ = filesystem(out)
-    ids: set[str] = set()
-    for path in shard_files(out):
-        with fs.open_input_file(path) as f:
-            ids.update(pq.read_table(f, columns=["clip_id"]).column("clip_id").to_pylist())
-    return ids
+def shard_clip_ids(where: "str | Location", path: str) -> list[str]:
+    """The clip ids of one shard (only that column is read)."""
+    loc = Location.of(where)
+    with loc.fs.open_input_file(path) as f:
+        return pq.read_table(f, columns=["clip_id"]).column("clip_id").to_pylist()
+
+
+def shard_footer(where: "str | Location", path: str) -> tuple[int, list[dict]]:
+    """(clips in the shard, the unit's rejects recorded in its footer), without reading any data."""
+    loc = Location.of(where)
+    with loc.fs.open_input_file(path) as f:
+        meta = pq.read_metadata(f)
+    raw = (meta.metadata or {}).get(REJECTS_KEY.encode())
+    return meta.num_rows, json.loads(raw) if raw else []
+
+
+def tensor_array(values: np.ndarray) -> pa.Array:
+    """A ``B×...`` array as a binary column of B values, sharing the array's memory (no per-row bytes)."""
+    values = np.ascontiguousarray(values)
+    n = len(values)
+    per_row = values.nbytes // n if n else 0
+    offsets = pa.py_buffer(np.arange(n + 1, dtype=np.int32) * per_row)
+    return pa.Array.from_buffers(pa.binary(), n, [None, offsets, pa.py_buffer(values)])
+
+
+def tensor_column(table: pa.Table, name: str) -> np.ndarray:
+    """A tensor column (`frames`, `latents`, `text_embeds`) of a shard batch as one ``B×...`` array.
+
+    Reads the binary values' buffer directly (no copy when the batch is one chunk); every row
+    of a batch must have the same shape, as every clip of one run does.
+    """
+    shape_name, dtype = TENSORS[name]
+    column = table.column(name).combine_chunks()
+    if len(column) == 0:
+        return np.zeros((0,), dtype)
+    shapes = np.asarray(table.column(shape_name).combine_chunks().flatten()).reshape(len(column), -1)
+    if (shapes != shapes[0]).any():
+        raise InkwalkError(f"clips of different {shape_name} in one batch: write all shards with the same settings")
+    offsets = np.frombuffer(column.buffers()[1], np.int32)[column.offset:column.offset + len(column) + 1]
+    data = np.frombuffer(column.buffers()[2], np.uint8)[offsets[0]:offsets[-1]]
+    return data.view(dtype).reshape([len(column), *shapes[0]])
+
+
+class ShardFile:
+    """One shard, written row group by row group under a temporary name and renamed when closed.
+
+    A task killed midway leaves only a ``.tmp`` file, which `remove_partial_shards` deletes on the
+    next run; readers never see a half-written shard.
+    """
+
+    def __init__(self, where: "str | Location", name: str, encoded: bool):
+        self.loc = Location.of(where)
+        folder = self.loc.path(SHARD_DIR)
+        self.loc.fs.create_dir(folder, recursive=True)
+        self.schema = shard_schema(encoded)
+        self.path = posixpath.join(folder, name + SHARD_SUFFIX)
+        self._tmp = self.path + ".tmp"
+        self._sink = self.loc.fs.open_output_stream(self._tmp)
+        # zstd level 1: 0.48x the raw size of ink-wash frames for 6 ms per 8×256² clip (docs/data.md)
+        self._writer = pq.ParquetWriter(self._sink, self.schema, compression="zstd", compression_level=1)
+        self.rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        """Append rows (one row group per call)."""
+        if table.num_rows:
+            self._writer.write_table(table.select(self.schema.names).cast(self.schema))
+            self.rows += table.num_rows
+
+    def close(self, rejects: list[dict] | None = None) -> int:
+        """Record the unit's rejects in the footer, finish the file, rename it; returns its bytes."""
+        if rejects:
+            self._writer.add_key_value_metadata({REJECTS_KEY: json.dumps(rejects, sort_keys=True)})
+        self._writer.close()
+        self._sink.close()
+        self.loc.fs.move(self._tmp, self.path)
+        return self.loc.fs.get_file_info(self.path).size
+
+
+def clip_table(clip: Mapping[str, Any]) -> pa.Table:
+    """One decoded clip (`data_pipeline.clips.make_clip`) as a one-row shard table; the frames are not copied."""
+    frames = clip["frames"]
+    return pa.table({
+        "clip_id": pa.array([clip["clip_id"]], pa.string()),
+        "video": pa.array([clip["video"]], pa.string()),
+        "caption": pa.array([clip["caption"]], pa.string()),
+        "indices": pa.array([np.asarray(clip["indices"], np.int64)], pa.list_(pa.int64())),
+        "fps": pa.array([float(clip["fps"])], pa.float64()),
+        "frames": tensor_array(frames[None]),
+        "shape": pa.array([list(frames.shape)], pa.list_(pa.int64())),
+    })
 
 
 class ShardWriter:
-    """Writes rows into numbered Parquet shards of at most `rows_per_shard` clips.
+    """Writes rows into numbered shards ``part-NNNNN`` of at most `rows_per_shard` clips (ad-hoc use;
+    the pipeline writes one named shard per unit of its plan)."""
 
-    Each shard is written under a temporary name and renamed when closed, so a run killed
-    midway leaves only complete shards behind; the next run resumes from them.
-    """
-
-    def __init__(self, out: str, encoded: bool, rows_per_shard: int = 256, prefix: str = "part"):
-        self.fs, root = filesystem(out)
-        self.dir = posixpath.join(root, SHARD_DIR)
-        self.fs.create_dir(self.dir, recursive=True)
-        self.schema = shard_schema(encoded)
+    def __init__(self, out: "str | Location", encoded: bool, rows_per_shard: int = 256, prefix: str = "part"):
+        self.loc = Location.of(out)
+        self.encoded = encoded
         self.rows_per_shard = rows_per_shard
         self.prefix = prefix
         self.rows_written = 0
         self.bytes_written = 0
         self.files: list[str] = []
-        self._writer: pq.ParquetWriter | None = None
-        self._sink = None
-        self._rows_in_shard = 0
-        self._tmp = ""
-
-    def _open(self) -> None:
-        final = posixpath.join(self.dir, f"{self.prefix}-{len(self.files):05d}{SHARD_SUFFIX}")
-        self._tmp = final + ".tmp"
-        self._sink = self.fs.open_output_stream(self._tmp)
-        # zstd level 1: about 0.6x the raw size of ink-wash frames for the CPU cost of a memcpy or two
-        self._writer = pq.ParquetWriter(self._sink, self.schema, compression="zstd", compression_level=1)
-        self._rows_in_shard = 0
-        self.files.append(final)
+        self._shard: ShardFile | None = None
 
     def write_table(self, table: pa.Table) -> None:
         """Append clips, starting a new shard whenever the current one is full."""
-        table = table.select(self.schema.names).cast(self.schema)
         offset = 0
         while offset < table.num_rows:
-            if self._writer is None:
-                self._open()
-            take = min(self.rows_per_shard - self._rows_in_shard, table.num_rows - offset)
-            self._writer.write_table(table.slice(offset, take))
-            self._rows_in_shard += take
+            if self._shard is None:
+                self._shard = ShardFile(self.loc, f"{self.prefix}-{len(self.files):05d}", self.encoded)
+                self.files.append(self._shard.path)
+            take = min(self.rows_per_shard - self._shard.rows, table.num_rows - offset)
+            self._shard.write(table.slice(offset, take))
             self.rows_written += take
             offset += take
-            if self._rows_in_shard >= self.rows_per_shard:
-                self._finish()
-
-    def _finish(self) -> None:
-        self._writer.close()
-        self._sink.close()
-        self.fs.move(self._tmp, self.files[-1])
-        self.bytes_written += self.fs.get_file_info(self.files[-1]).size
-        self._writer = None
+            if self._shard.rows >= self.rows_per_shard:
+                self.close()
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._finish()
+        if self._shard is not None:
+            self.bytes_written += self._shard.close()
+            self._shard = None
 
 
-def write_shard(table: pa.Table, out: str, name: str, encoded: bool) -> tuple[str, int]:
-    """Write one complete shard atomically (temporary name, then rename); returns (path, bytes).
-
-    Decode tasks call this on their own clips, so shards are written in parallel by the workers
-    rather than funnelled through the driver; a task killed midway leaves only a ``.tmp`` file,
-    which `remove_partial_shards` deletes on the next run.
-    """
-    fs, root = filesystem(out)
-    folder = posixpath.join(root, SHARD_DIR)
-    fs.create_dir(folder, recursive=True)
-    schema = shard_schema(encoded)
-    final = posixpath.join(folder, name + SHARD_SUFFIX)
-    tmp = final + ".tmp"
-    with fs.open_output_stream(tmp) as sink:
-        # zstd level 1, as ShardWriter: about 0.6x the raw size of ink-wash frames for little CPU
-        pq.write_table(table.select(schema.names).cast(schema), sink, compression="zstd", compression_level=1)
-    fs.move(tmp, final)
-    return final, fs.get_file_info(final).size
-
-
-def remove_partial_shards(out: str) -> int:
+def remove_partial_shards(where: "str | Location") -> int:
     """Delete temporary files left by a killed run; returns how many."""
-    fs, root = filesystem(out)
-    base = posixpath.join(root, SHARD_DIR)
-    if fs.get_file_info(base).type != pafs.FileType.Directory:
+    loc = Location.of(where)
+    base = loc.path(SHARD_DIR)
+    if not loc.is_dir(base):
         return 0
-    stale = [f.path for f in fs.get_file_info(pafs.FileSelector(base)) if f.path.endswith(".tmp")]
+    stale = [f.path for f in loc.fs.get_file_info(pafs.FileSelector(base)) if f.path.endswith(".tmp")]
     for path in stale:
-        fs.delete_file(path)
+        loc.fs.delete_file(path)
     return len(stale)
 
 
-def read_shards(path: str, columns: list[str] | None = None):
-    """A Ray Dataset over the shards of a run folder (``<out>`` or ``<out>/shards``)."""
+def read_shards(path: str, columns: list[str] | None = None, filesystem: pafs.FileSystem | None = None):
+    """A Ray Dataset over the shards of a run folder (``<out>`` or ``<out>/shards``).
+
+    `path` is a local folder, a URI (``s3://``, ``file://``, ...) or a path inside `filesystem`;
+    the read tasks get the filesystem with the file list, so they read from any node.
+    """
     import ray.data
 
-    files = shard_files(path)
+    loc = Location.of(path, filesystem)
+    files = shard_files(loc)
     if not files:
         raise ShardsNotFoundError(f"no Parquet shards under {path}: run `python -m data_pipeline.clvhd "
-                           f"--manifest M --out {path}` first")
-    fs, _ = filesystem(path)
-    return ray.data.read_parquet(files, filesystem=fs, columns=columns)
+                                  f"--manifest M --out {path}` first")
+    return ray.data.read_parquet(files, filesystem=loc.fs, columns=columns)
 
 
 def row_to_arrays(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -61,16 +61,20 @@ def _check_file(path: PathLike) -> Path:
 
 def _reader(path: PathLike, size: tuple[int, int] | None = None):
     """Open a decord VideoReader, turning every decoder failure into a MediaError."""
+    p = _check_file(path)
+    _stream_info(p)  # PyAV fails cleanly on non-video files, before decord logs C++ errors
+    return _open_decord(p, size, num_threads=1)
+
+
+def _open_decord(p: Path, size: tuple[int, int] | None, num_threads: int):
     import decord
 
     decord.logging.set_level(decord.logging.QUIET)
-    p = _check_file(path)
-    _stream_info(p)  # PyAV fails cleanly on non-video files, before decord logs C++ errors
     kwargs = {}
     if size is not None:
         kwargs = {"width": int(size[0]), "height": int(size[1])}
     try:
-        vr = decord.VideoReader(str(p), ctx=decord.cpu(0), num_threads=1, **kwargs)
+        vr = decord.VideoReader(str(p), ctx=decord.cpu(0), num_threads=num_threads, **kwargs)
     except Exception as exc:  # decord raises DECORDError / RuntimeError with C++ traces
         raise MediaError(p, f"video is truncated or corrupt ({_first_line(exc)})") from None
     if len(vr) == 0:
@@ -167,6 +171,30 @@ def read_frames(path: PathLike, indices: Sequence[int] | None = None,
         width, height = size if size is not None else (width, height)
         return np.zeros((0, height, width, 3), dtype=np.uint8)
     return _decode(vr, path, idx, size)
+
+
+def read_clip(path: PathLike, choose: Callable[[VideoInfo], Sequence[int]],
+              size: Callable[[int, int], tuple[int, int]] | None = None,
+              num_threads: int = 1) -> tuple[VideoInfo, list[int], np.ndarray]:
+    """Probe a video and decode the frames `choose(info)` picks, opening the file once:
+    (info, the chosen indices, frames ``T×H×W×3``).
+
+    `size(width, height)` gives the ``(width, height)`` to resize to while decoding. Cheaper
+    than `probe` + `read_frames` (which open the file with PyAV three times and decord twice):
+    this is the per-clip path of the data pipeline. `num_threads` is decord's decoder threads.
+    """
+    p = _check_file(path)
+    codec, width, height = _stream_info(p)
+    wanted = size(width, height) if size is not None else None
+    vr = _open_decord(p, wanted, num_threads)
+    frames, fps = len(vr), float(vr.get_avg_fps() or 0.0)
+    info = VideoInfo(str(p), frames, fps, width, height, codec, frames / fps if fps > 0 else 0.0)
+    idx = [int(i) for i in choose(info)]
+    bad = [i for i in idx if i < 0 or i >= frames]
+    if bad or not idx:
+        raise MediaError(path, f"frame index {bad[0]} out of range: the video has {frames} frames" if bad
+                         else "no frame index chosen")
+    return info, idx, _decode(vr, path, idx, wanted)
 
 
 def iter_frames(path: PathLike, size: tuple[int, int] | None = None, chunk: int = 32) -> Iterator[np.ndarray]:

@@ -108,3 +108,36 @@ def test_synthetic_clips_move_and_captions_describe_them(tmp_path):
     clip = make_clip(spec)
     assert clip["frames"].shape == (4, 16, 16, 3)
     assert clip["indices"].tolist() == [clip["indices"][0] + 3 * k for k in range(4)]
+
+
+def test_units_are_fixed_by_the_plan_and_survive_the_trip_to_a_task():
+    from data_pipeline.units import plan_units, sampling_of, units_from_table, units_table
+
+    specs = [ClipSpec(f"/v/{i}.mp4", f"c{i}", clip=k, clips_per_video=2, frames=4, stride=2, size=32)
+             for i in range(5) for k in range(2)]
+    units = plan_units(specs, 4)
+    assert [len(u.specs) for u in units] == [4, 4, 2] and [u.index for u in units] == [0, 1, 2]
+    assert units[1].name.startswith("part-00001-") and units[1].name == plan_units(specs, 4)[1].name
+    # a unit's name changes with its clips (the manifest grew), so a superseded shard is recognised
+    assert plan_units(specs[:9], 4)[2].name != units[2].name and plan_units(specs[:9], 4)[1].name == units[1].name
+    back = units_from_table(units_table(units[1:]), sampling_of(specs[0]))
+    assert back == units[1:]
+
+
+def test_layout_is_derived_from_the_cluster():
+    from data_pipeline.layout import WAVES, derive_layout, split_evenly
+
+    two = derive_layout([2.0], units=63)  # this machine, 1,000 clips in units of 16
+    assert (two.cpus_per_task, two.threads, two.slots, two.tasks) == (1.0, 1, 2, 2 * WAVES)
+    big = derive_layout([2.0, 16.0, 16.0], units=500)  # more nodes, more slots, more tasks
+    assert (big.slots, big.tasks, big.cluster_cpus) == (34, 34 * WAVES, 34.0)
+    few = derive_layout([16.0], units=3)  # fewer units than cores: spare cores decode in threads
+    assert (few.cpus_per_task, few.threads, few.slots, few.tasks) == (5.0, 5, 3, 3)
+    assert derive_layout([2.0], units=63, encode=True).cpus_per_task == 0.5  # room for the encoder actor
+    assert derive_layout([2.0], units=63, encode=True).tasks == 63  # one unit per block with --encode
+    assert derive_layout([0.0], units=63).tasks == WAVES  # autoscaling, no CPU node up yet: still runs
+    mine = derive_layout([2.0], units=63, cpus_per_task=0.5, threads=2, tasks=5)
+    assert (mine.cpus_per_task, mine.threads, mine.slots, mine.tasks) == (0.5, 2, 4, 5)
+    parts = split_evenly(63, 8)
+    assert max(len(p) for p in parts) - min(len(p) for p in parts) <= 1 and len(parts) == 8
+    assert [i for p in parts for i in p] == list(range(63))

@@ -56,13 +56,20 @@ def synthetic_batch(cfg: dict, model: Any, rank: int, device: torch.device) -> d
         return {"latents": model.encode_frames(frames), "text_embeds": model.encode_text(captions)}
 
 
-def rows_to_batch(rows: list[dict[str, Any]], kind: str, device: torch.device) -> dict[str, Any]:
-    """Decoded shard rows (`row_to_arrays`) -> one training batch on `device`."""
+def table_to_batch(table: Any, kind: str, device: torch.device) -> dict[str, Any]:
+    """One Arrow batch of shard rows -> one training batch on `device`.
+
+    The tensor columns become ``B×...`` arrays straight from the Arrow buffers
+    (`data_pipeline.shards.tensor_column`): no Python object per clip.
+    """
+    from data_pipeline.shards import tensor_column
+
     if kind == "frames":
-        frames = np.stack([r["frames"] for r in rows])
-        return {"frames": torch.from_numpy(frames).to(device), "caption": [str(r["caption"]) for r in rows]}
-    latents = np.stack([r["latents"] for r in rows]).astype(np.float32)
-    embeds = np.stack([r["text_embeds"] for r in rows]).astype(np.float32)
+        frames = np.require(tensor_column(table, "frames"), requirements="W")  # torch wants writable memory
+        return {"frames": torch.from_numpy(frames).to(device),
+                "caption": [str(c) for c in table.column("caption").to_pylist()]}
+    latents = tensor_column(table, "latents").astype(np.float32)
+    embeds = tensor_column(table, "text_embeds").astype(np.float32)
     return {"latents": torch.from_numpy(latents).to(device), "text_embeds": torch.from_numpy(embeds).to(device)}
 
 
@@ -72,22 +79,18 @@ def shard_batches(shard: Any, kind: str, batch_size: int, device: torch.device, 
 
     Each pass over the shard is one epoch. `skip` batches of `start_epoch` are read and dropped
     (resume at the checkpointed position; Ray Data has no random access into a stream).
-    Batches are read as numpy (`iter_torch_batches` cannot carry the caption strings).
+    Batches are read as Arrow tables (`iter_torch_batches` cannot carry the caption strings).
     """
-    from data_pipeline.shards import row_to_arrays
-
     epoch = start_epoch
     while True:
         index = 0
         produced = False
-        for cols in shard.iter_batches(batch_size=batch_size, batch_format="numpy", drop_last=True):
+        for table in shard.iter_batches(batch_size=batch_size, batch_format="pyarrow", drop_last=True):
             produced = True
             if epoch == start_epoch and index < skip:
                 index += 1
                 continue
-            n = len(next(iter(cols.values())))
-            rows = [row_to_arrays({k: v[i] for k, v in cols.items()}) for i in range(n)]
-            yield epoch, index, rows_to_batch(rows, kind, device)
+            yield epoch, index, table_to_batch(table, kind, device)
             index += 1
         if not produced:
             from inkwalk.errors import InkwalkError
