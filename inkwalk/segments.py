@@ -91,7 +91,8 @@ def plan_pieces(paintings: int, settings: WalkSettings, max_frames: int | None =
     return pieces
 
 
-def _digest(meta: dict[str, Any]) -> str:
+def content_key(meta: dict[str, Any]) -> str:
+    """32 hex digits naming whatever `meta` (JSON-able) describes: chunks, walks, clips, renders."""
     return hashlib.sha256(json.dumps(meta, sort_keys=True, default=list).encode()).hexdigest()[:32]
 
 
@@ -99,13 +100,13 @@ def walk_key(a: str, b: str, settings: WalkSettings, models: dict[str, Any]) -> 
     """Names the nodes of a walk: both paintings' content hashes, pixel settings, models."""
     if not settings.keyframes:  # no keyframes: the keyframe model cannot change a pixel
         models = {k: v for k, v in models.items() if k != "keyframer"}
-    return _digest({"v": LAYOUT_VERSION, "a": a, "b": b, "settings": settings.cache_fields(), "models": models})
+    return content_key({"v": LAYOUT_VERSION, "a": a, "b": b, "settings": settings.cache_fields(), "models": models})
 
 
 def painting_key(painting: str, settings: WalkSettings, models: dict[str, Any]) -> str:
     """Names a painting fitted and upscaled on its own (the last painting's piece)."""
     fields = {k: v for k, v in settings.cache_fields().items() if k in ("size", "fit", "output_size", "upscaler")}
-    return _digest({"v": LAYOUT_VERSION, "p": painting, "settings": fields, "models": models.get("upscaler")})
+    return content_key({"v": LAYOUT_VERSION, "p": painting, "settings": fields, "models": models.get("upscaler")})
 
 
 def assign_keys(pieces: Sequence[Piece], paintings: Sequence[str], settings: WalkSettings,
@@ -122,7 +123,7 @@ def assign_keys(pieces: Sequence[Piece], paintings: Sequence[str], settings: Wal
         base = walks[p.walk] if p.walk is not None else last
         meta = {"base": base, "step": p.step, "start": p.start, "repeat": p.repeat, "times": p.times,
                 "fps": settings.fps, "codec": codec.fields()}
-        keyed.append(Piece(p.index, p.walk, p.step, p.start, p.repeat, p.times, key=_digest(meta)))
+        keyed.append(Piece(p.index, p.walk, p.step, p.start, p.repeat, p.times, key=content_key(meta)))
     return keyed, walks
 
 

@@ -19,7 +19,6 @@ Serve config entry points (``import_path``): `services.apps:build_artwalks` and
 
 
 import asyncio
-import hashlib
 import hmac
 import json
 import logging
@@ -40,6 +39,7 @@ from ray.serve.handle import DeploymentHandle
 from inkwalk import __version__
 from inkwalk.artwalks import WalkSettings
 from inkwalk.errors import InkwalkError
+from inkwalk.segments import content_key
 from services import limits as L
 from services.deployments import ConCLVDGenerator, Encoder, Interpolator, Keyframes, Upscaler
 from services.metrics import serve_metrics
@@ -527,9 +527,8 @@ class ConCLVDIngress(JobIngress):
         prompt = settings.pop("prompt")
         record.models = await self._describe()
         opts = self.render_options
-        key = hashlib.sha256(json.dumps({"prompt": prompt, "settings": settings, "models": record.models,
-                                         "fps": self.args.fps, "codec": opts.codec.fields()},
-                                        sort_keys=True).encode()).hexdigest()[:32]
+        key = content_key({"prompt": prompt, "settings": settings, "models": record.models, "fps": self.args.fps,
+                           "codec": opts.codec.fields()})
         preview = f"previews/{key[:2]}/{key}.png"
         record.outputs["keyframes"] = preview
         metadata = {"inkwalk": __version__, "app": "conclvd", "prompt": prompt, "settings": settings,

@@ -311,11 +311,11 @@ def _check_headers(store: Store, inputs: list[dict], settings: WalkSettings) -> 
 
 
 def _render_key(ids: list[str], settings: WalkSettings, models: dict, opts) -> str:
-    import hashlib
     from dataclasses import asdict
 
-    meta = {"ids": ids, "settings": asdict(settings), "models": models, "codec": opts.codec.fields()}
-    return hashlib.sha256(json.dumps(meta, sort_keys=True, default=list).encode()).hexdigest()[:32]
+    from inkwalk.segments import content_key
+
+    return content_key({"ids": ids, "settings": asdict(settings), "models": models, "codec": opts.codec.fields()})
 
 
 def _sheet_name(out: str | Path) -> str:

