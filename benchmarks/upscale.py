@@ -89,7 +89,9 @@ def speed(models: str | None) -> None:
 
 
 def preview_walk(models: str | None, work: Path) -> None:
-    from inkwalk.artwalks import WalkModels, WalkSettings, render_collection, walk_frame_count
+    from inkwalk.artwalks import WalkModels
+    from inkwalk.local_render import render_collection_in_process
+    from inkwalk.walk_settings import WalkSettings, walk_frame_count
     from inkwalk.interpolate import get_interpolator
     from inkwalk.paintings import collection
 
@@ -103,8 +105,8 @@ def preview_walk(models: str | None, work: Path) -> None:
         start, cpu = time.perf_counter(), time.process_time()
         models_ = WalkModels(None, get_interpolator("flow-warp", flow="dis"),
                              get_upscaler(backend, models_dir=models, device="cpu"))
-        result = render_collection(paintings, work / f"{backend}.mp4", settings, cache_dir=work / backend,
-                                   models=models_, sheet=False)
+        result = render_collection_in_process(paintings, work / f"{backend}.mp4", settings, cache_dir=work / backend,
+                                              models=models_, sheet=False)
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         print(f"| upscaled with {backend} | {wall:.1f} | {cpu:.1f} | {wall / result.frames:.3f} |", flush=True)
 

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from inkwalk.artwalks import WalkSettings
+from inkwalk.walk_settings import WalkSettings
 from inkwalk.chunks import Codec
 
 LAYOUT_VERSION = 1  # bump when the pieces' content for the same key would change

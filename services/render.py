@@ -23,7 +23,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Sequence
 
-from inkwalk.artwalks import WalkSettings, video_metadata
+from inkwalk.artwalks import video_metadata
+from inkwalk.walk_settings import WalkSettings
 from inkwalk.chunks import Codec
 from inkwalk.errors import InkwalkError
 from inkwalk.segments import Piece, assign_keys, chunk_path, plan_pieces, walk_row_path

@@ -7,7 +7,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from inkwalk.artwalks import WalkSettings, model_identities, walk_frame_count
+from inkwalk.artwalks import model_identities
+from inkwalk.walk_settings import WalkSettings, walk_frame_count
 from inkwalk.chunks import Codec
 from inkwalk.segments import assign_keys, piece_frame_limit, piece_frames, plan_pieces
 
