@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import os
+from contextlib import ExitStack
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
-from inkwalk.atomic import temporary_sibling
+from inkwalk.atomic import atomic_output
 from inkwalk.errors import InkwalkError
 from inkwalk.video import PathLike, check_frame, check_output
+
+
+class _Aborted(Exception):
+    """A write that is dropped: what VideoWriter hands atomic_output so it keeps `path` as it was."""
 
 
 class VideoWriter:
@@ -35,7 +39,7 @@ class VideoWriter:
         self.frames_written = 0
         self._container = None
         self._stream = None
-        self._tmp: Path | None = None
+        self._output: ExitStack | None = None  # holds the atomic_output of the file being written
         self._size: tuple[int, int] | None = None
 
     def __enter__(self) -> "VideoWriter":
@@ -50,11 +54,11 @@ class VideoWriter:
     def _open(self, width: int, height: int) -> None:
         import av
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._size = (width, height)
-        self._tmp = temporary_sibling(self.path)
+        self._output = ExitStack()
+        tmp = self._output.enter_context(atomic_output(self.path))
         # faststart puts the index first: the file plays while it downloads over HTTP.
-        self._container = av.open(str(self._tmp), mode="w", format="mp4", options={"movflags": "+faststart"})
+        self._container = av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"})
         rate = Fraction(self.fps).limit_denominator(1001)
         stream = self._container.add_stream("libx264", rate=rate)
         stream.width, stream.height = width + width % 2, height + height % 2
@@ -91,7 +95,8 @@ class VideoWriter:
                 self._container.mux(packet)
             self._container.close()
             self._container = None
-            os.replace(self._tmp, self.path)
+            output, self._output = self._output, None
+            output.close()  # atomic_output renames the finished file onto `path`
         finally:
             self.abort()
 
@@ -103,9 +108,10 @@ class VideoWriter:
             except Exception:  # the file is deleted anyway
                 pass
             self._container = None
-        if self._tmp is not None:
-            self._tmp.unlink(missing_ok=True)
-            self._tmp = None
+        if self._output is not None:
+            output, self._output = self._output, None
+            # leaving atomic_output by an exception deletes the temporary file instead of renaming it
+            output.__exit__(_Aborted, _Aborted(), None)
 
 
 def write_video(path: PathLike, frames: Iterable[np.ndarray], fps: float, crf: int = 18) -> Path:
