@@ -148,8 +148,8 @@ def paintings(k: int, seed: int = 0) -> list[bytes]:
 
 
 def piece_mib(settings: dict) -> float:
-    from inkwalk.walk_settings import WalkSettings
     from inkwalk.segments import piece_frame_limit
+    from inkwalk.walk_settings import WalkSettings
 
     ws = WalkSettings.from_dict(settings)
     w, h = ws.output_size

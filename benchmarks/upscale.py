@@ -90,10 +90,10 @@ def speed(models: str | None) -> None:
 
 def preview_walk(models: str | None, work: Path) -> None:
     from inkwalk.artwalks import WalkModels
-    from inkwalk.local_render import render_collection_in_process
-    from inkwalk.walk_settings import WalkSettings, walk_frame_count
     from inkwalk.interpolate import get_interpolator
+    from inkwalk.local_render import render_collection_in_process
     from inkwalk.paintings import collection
+    from inkwalk.walk_settings import WalkSettings, walk_frame_count
 
     settings = WalkSettings.with_preset("offline", size=(320, 200), upscale="x2", upscaler="lanczos", frames=46,
                                         hold=1.0)

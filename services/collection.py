@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from inkwalk.artwalks import default_cache_dir
-from inkwalk.walk_settings import WalkSettings
 from inkwalk.errors import InkwalkError
 from inkwalk.store import Store, StoreError, file_uri, is_uri, resolve, sha256_file
+from inkwalk.walk_settings import WalkSettings
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 RENDER_APP = "inkwalk-render"  # the app the driver deploys when none is running

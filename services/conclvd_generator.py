@@ -43,8 +43,8 @@ class ConCLVDGenerator:
         """
         import ray
 
-        from inkwalk.sheets import contact_sheet
         from inkwalk.conclvd import generate_video
+        from inkwalk.sheets import contact_sheet
 
         unknown = sorted(set(settings) - set(CONCLVD_SETTINGS))
         if unknown:

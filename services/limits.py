@@ -1,6 +1,7 @@
-"""Request limits of the HTTP job API: the names the ingress imports, from `inkwalk.limits`.
+"""Request limits of the HTTP job API: the names the ingress imports, from the inkwalk checks.
 
-The limits and their checks live in `inkwalk.limits`, shared with the `inkwalk` command; every
+The limits and their checks live in `inkwalk.limits`, `inkwalk.settings_schemas` and
+`inkwalk.image_admission`, shared with the `inkwalk` command; every
 check raises `RequestError(status, message)` whose one-line message says what is wrong and how
 to fix it, and the ingress answers ``{"detail": message}`` with that status. Limits come from
 the Serve config (`limits:` in an app's args), so an operator tunes them without touching code.

@@ -10,9 +10,9 @@ import pytest
 from inkwalk.artwalks import load_walk_models, prepare_painting
 from inkwalk.keyframes import render_keyframes
 from inkwalk.local_render import render_collection_in_process
-from inkwalk.walk_settings import WalkSettings, walk_frame_count
 from inkwalk.paintings import draw
 from inkwalk.video import probe, read_frames, read_image
+from inkwalk.walk_settings import WalkSettings, walk_frame_count
 
 
 @pytest.fixture(scope="module")

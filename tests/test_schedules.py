@@ -127,8 +127,8 @@ def test_release_preset_paces_walks_like_the_release():
 
 
 def test_walks_are_planned_at_the_named_easing():
-    from inkwalk.walk_settings import WalkSettings
     from inkwalk.segments import plan_pieces
+    from inkwalk.walk_settings import WalkSettings
 
     for easing in ("release", "s-curve"):
         settings = WalkSettings.with_preset("offline", frames=9, easing=easing)

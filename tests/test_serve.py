@@ -102,9 +102,9 @@ def _frames(data: bytes, tmp_path: Path) -> np.ndarray:
 
 def test_artwalks_job_end_to_end_matches_the_in_process_renderer(serve_apps, tmp_path, tiny_models):
     from inkwalk.artwalks import load_walk_models
+    from inkwalk.chunks import read_metadata
     from inkwalk.local_render import render_collection_in_process
     from inkwalk.walk_settings import WalkSettings
-    from inkwalk.chunks import read_metadata
 
     images = _paintings(3)
     r = _submit_walk(serve_apps, images, SMALL_WALK)
@@ -392,10 +392,10 @@ def test_a_restarted_ingress_resumes_running_jobs_and_keeps_finished_ones(serve_
 
 
 def test_batch_render_through_the_running_app_reuses_its_chunks(serve_apps, tmp_path):
-    from inkwalk.walk_settings import WalkSettings
     from inkwalk.local_render import render_collection_in_process as in_process
     from inkwalk.paintings import collection
     from inkwalk.video import probe, save_image
+    from inkwalk.walk_settings import WalkSettings
     from services.collection import render_collection_on_ray
 
     folder = tmp_path / "paintings"

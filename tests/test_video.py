@@ -140,8 +140,8 @@ def test_info_cli_tells_how_a_walk_was_made(tmp_path, capsys):
     import json
 
     from inkwalk.local_render import render_collection_in_process
-    from inkwalk.walk_settings import WalkSettings
     from inkwalk.paintings import collection
+    from inkwalk.walk_settings import WalkSettings
 
     paths = []
     for i, painting in enumerate(collection(2, size=(48, 32), seed=4)):

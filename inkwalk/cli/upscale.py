@@ -46,8 +46,8 @@ def handler(args: argparse.Namespace) -> int:
     from inkwalk.errors import InkwalkError
     from inkwalk.image_admission import admit_image, decode_painting
     from inkwalk.limits import Limits, check_number
-    from inkwalk.settings_schemas import parse_frame_size
     from inkwalk.progress import progress
+    from inkwalk.settings_schemas import parse_frame_size
     from inkwalk.upscale import DEFAULT_TILE, SR_MODELS, changes_aspect, get_upscaler, upscale_fit
     from inkwalk.video import check_output, iter_frames, probe, save_image
     from inkwalk.video_writer import VideoWriter

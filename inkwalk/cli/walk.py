@@ -6,8 +6,8 @@ import argparse
 import time
 
 from inkwalk.cli._options import labels, option_names
-from inkwalk.walk_settings import UPSCALERS
 from inkwalk.schedules import EASINGS, KEYFRAME_GRIDS, WEIGHTINGS
+from inkwalk.walk_settings import UPSCALERS
 
 # the options that are WalkSettings fields (None when not given: the preset's value applies)
 SETTINGS = ("preset", "keyframes", "frames", "weighting", "keyframe_grid", "scale", "easing", "strength", "hold", "fps",
@@ -78,11 +78,11 @@ def settings_from_args(args: argparse.Namespace, paintings: int = 2):
 
 def handler(args: argparse.Namespace) -> int:
     from inkwalk.artwalks import load_walk_models
-    from inkwalk.local_render import render_collection_in_process
     from inkwalk.availability import require_models, walk_models
     from inkwalk.errors import InkwalkError
     from inkwalk.image_admission import admit_image, decode_painting
     from inkwalk.limits import Limits
+    from inkwalk.local_render import render_collection_in_process
     from inkwalk.video import check_output
 
     start = time.perf_counter()

@@ -124,8 +124,8 @@ def interpolate_video(src: str | os.PathLike, dst: str | os.PathLike, method: st
     smoother; pass the source fps to get slow motion instead.
     """
     from inkwalk import video
-    from inkwalk.video_writer import VideoWriter
     from inkwalk.progress import progress
+    from inkwalk.video_writer import VideoWriter
 
     passes = _passes(method, factor)
     info = video.probe(src)

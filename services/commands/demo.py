@@ -39,9 +39,9 @@ def handler(args: argparse.Namespace) -> int:
     from inkwalk.cli._options import labels
     from inkwalk.errors import InkwalkError
     from inkwalk.limits import MAX_SEED, Limits, check_number
-    from inkwalk.settings_schemas import parse_frame_size, parse_walk_settings
     from inkwalk.paintings import draw
     from inkwalk.progress import progress
+    from inkwalk.settings_schemas import parse_frame_size, parse_walk_settings
     from inkwalk.video import check_output, save_image
     from services.collection import render_collection_on_ray
 

@@ -19,10 +19,10 @@ def main(work: Path) -> dict:
     import numpy as np
     from ray.cluster_utils import Cluster
 
-    from inkwalk.walk_settings import WalkSettings
     from inkwalk.local_render import render_collection_in_process as in_process
     from inkwalk.paintings import collection
     from inkwalk.video import read_frames, save_image
+    from inkwalk.walk_settings import WalkSettings
     from services.collection import DEFAULT_CONFIG, render_collection_on_ray
 
     folder = work / "paintings"
