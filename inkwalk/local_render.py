@@ -18,9 +18,10 @@ from inkwalk.atomic import atomic_output
 from inkwalk.chunks import Codec, encode_chunk_to_store, join_chunks
 from inkwalk.png import decode_png, encode_png
 from inkwalk.progress import progress
-from inkwalk.segments import assign_keys, chunk_path, piece_frames, plan_pieces, walk_row_path
+from inkwalk.segments import assign_keys, piece_frames, plan_pieces
 from inkwalk.sheets import contact_sheet, stack_rows
 from inkwalk.store import Store
+from inkwalk.store_layout import chunk_path, walk_row_path
 from inkwalk.video import read_image, save_image
 from inkwalk.walk_settings import WalkError, WalkSettings
 

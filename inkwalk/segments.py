@@ -136,13 +136,3 @@ def piece_frames(nodes: np.ndarray, piece: Piece, interpolator: Any) -> np.ndarr
         a, b = nodes[piece.step], nodes[piece.step + 1]
         parts.append(np.asarray(interpolator.between(a, b, list(piece.times)), np.uint8))
     return np.ascontiguousarray(np.concatenate(parts))
-
-
-def chunk_path(key: str) -> str:
-    """Store path of a piece's chunk."""
-    return f"chunks/{key[:2]}/{key}.mp4"
-
-
-def walk_row_path(key: str) -> str:
-    """Store path of a walk's node row (A, K_1..K_m, B as one PNG strip): previews, contact sheet."""
-    return f"walks/{key[:2]}/{key}.png"

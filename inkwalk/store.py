@@ -11,6 +11,7 @@ Large files are copied in blocks, never read whole into memory.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import time
 import uuid
@@ -93,8 +94,11 @@ class Store:
         """A (small) file's bytes, or None when it does not exist."""
         if not self.exists(rel):
             return None
-        with self.fs.open_input_stream(self.full(rel)) as src:
-            return src.read()
+        try:
+            with self.fs.open_input_stream(self.full(rel)) as src:
+                return src.read()
+        except FileNotFoundError:  # deleted between the check and the read
+            return None
 
     def open_input(self, rel: str) -> BinaryIO:
         """A seekable reader of a file (for decoders and ranged HTTP responses)."""
@@ -171,14 +175,48 @@ class Store:
                     yield block
         return self.put_stream(rel, blocks())
 
-    def delete(self, rel: str) -> None:
-        """Delete a file or a folder (recursively); missing is fine."""
+    def create_exclusive(self, rel: str, data: bytes, settle_s: float = 1.0) -> bool:
+        """Create a small file only if it does not exist yet; True when this call created it.
+
+        A local (or NFS) folder has an atomic exclusive create (``O_EXCL``). pyarrow offers no
+        conditional write for object stores, so there the file is written with a unique token
+        and read back after `settle_s`: of writers that overlap within that window, the one whose
+        write landed last wins and the others see its token. Not strict across a longer stall
+        between the check and the write: on object stores, run one ingress replica per app or
+        accept that rare double run (it renders the same chunks, so the output is the same).
+        """
         path = self.full(rel)
-        info = self.fs.get_file_info(path)
-        if info.type == pafs.FileType.Directory:
-            self.fs.delete_dir(path)
-        elif info.type == pafs.FileType.File:
-            self.fs.delete_file(path)
+        if isinstance(self.fs, pafs.LocalFileSystem):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            return True
+        if self.exists(rel):
+            return False
+        token = data + b"\n" + uuid.uuid4().hex.encode()
+        self.put_bytes(rel, token)
+        time.sleep(settle_s)
+        return self.get_bytes(rel) == token
+
+    def delete(self, rel: str) -> None:
+        """Delete a file or a folder (recursively); missing is fine, also when another caller
+        deletes it at the same time."""
+        path = self.full(rel)
+        for attempt in range(3):
+            info = self.fs.get_file_info(path)
+            try:
+                if info.type == pafs.FileType.Directory:
+                    self.fs.delete_dir(path)
+                elif info.type == pafs.FileType.File:
+                    self.fs.delete_file(path)
+                return
+            except FileNotFoundError:  # a file went under us: another delete is at work; look again
+                if attempt == 2:
+                    raise
 
     def _delete_quietly(self, path: str) -> None:
         try:

@@ -7,11 +7,10 @@ segment path (`services.render`) from this replica: every frame is computed, ups
 encoded on the model deployments and joined into the video by the Encoder, so the ingress holds
 no frame and its memory does not grow with the collection or the output size.
 
-Jobs survive their ingress: the record, the inputs and every finished chunk are in the store.
-The owning replica heart-beats its jobs; a replica that finds a job whose owner stopped
-heart-beating (restart, crash, scale-down) takes it over and resumes it from its chunks.
-`DELETE` cancels a running job (any replica: through a marker in the store) or deletes a
-finished one with its results.
+Jobs survive their ingress: the record, the inputs and every finished chunk are in the store,
+and `services.jobs` (heartbeats, cancel, an atomic take-over, retention) runs them. The routes
+both apps share (list, status, delete, video) come from `services.job_routes`; this module
+holds what differs: submission, rendering and each app's own outputs.
 
 Serve config entry points (``import_path``): `services.apps:build_artwalks` and
 `services.apps:build_conclvd`, each taking the app's ``args`` (see `AppArgs`).
@@ -21,37 +20,31 @@ Serve config entry points (``import_path``): `services.apps:build_artwalks` and
 import asyncio
 import hmac
 import json
-import logging
 import os
-import random
-import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi import Path as PathParam
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from inkwalk import __version__
-from inkwalk.walk_settings import WalkSettings
 from inkwalk.errors import InkwalkError
 from inkwalk.segments import content_key
+from inkwalk.store_layout import JOB_INPUTS, JOB_SHEET, JOB_VIDEO, preview_path, walk_row_path
+from inkwalk.walk_settings import WalkSettings
 from services import limits as L
 from services.conclvd_generator import ConCLVDGenerator
 from services.deployments import Encoder, Interpolator, Keyframes, Upscaler
-from services.metrics import serve_metrics
-from services.render import (Handles, RenderError, RenderOptions, WalkJob, one_line, render_text_video,
-                             render_walks)
-from services.store import JOB_ID, TERMINAL, JobRecord, JobStore, Retention, new_job_id
+from services.job_routes import JOB_ID_PATH, job_routes
+from services.render import Handles, WalkJob, render_text_video, render_walks
+from services.store import TERMINAL, JobRecord, new_job_id
 from services.uploads import UploadLimits, receive
 
-log = logging.getLogger("ray.serve")
 TOKEN_ENV = "INKWALK_API_TOKEN"
-JOB_ID_PATH = PathParam(..., pattern=JOB_ID.pattern, description="a job id returned by POST jobs (32 hex digits)")
 
 
 @dataclass
@@ -100,232 +93,6 @@ def _check_token(request: Request) -> None:
                             headers={"WWW-Authenticate": "Bearer"})
 
 
-def _range(header: str | None, size: int) -> tuple[int, int] | None:
-    """(start, end) of a single ``bytes=a-b`` range, None for the whole file; HTTPException 416 if bad."""
-    if not header:
-        return None
-    try:
-        unit, spec = header.split("=", 1)
-        start_text, end_text = spec.strip().split("-", 1)
-        if unit.strip() != "bytes" or "," in spec:
-            raise ValueError
-        if start_text == "":  # the last N bytes
-            start, end = max(0, size - int(end_text)), size
-        else:
-            start, end = int(start_text), min(size, int(end_text) + 1) if end_text else size
-    except ValueError:
-        raise HTTPException(416, f"unsupported Range {header!r}: use one 'bytes=START-END'",
-                            headers={"Content-Range": f"bytes */{size}"}) from None
-    if start >= size or start >= end:
-        raise HTTPException(416, f"Range {header!r} is outside the {size} bytes",
-                            headers={"Content-Range": f"bytes */{size}"})
-    return start, end
-
-
-class JobIngress:
-    """Job bookkeeping shared by both apps: records, heartbeats, take-over, cancel, files."""
-
-    app_name = ""
-
-    def _setup(self, args: AppArgs, api: FastAPI, handles: Handles) -> None:
-        self.args = args
-        self.handles = handles
-        self.store = JobStore(args.store)
-        self.limits = L.Limits.from_dict(args.limits)
-        self.render_options = RenderOptions.from_dict(args.render)
-        self.retention = Retention.from_dict(args.retention)
-        api.state.api_token = args.api_token
-        try:
-            self.replica = serve.get_replica_context().replica_id.unique_id
-        except Exception:  # constructed outside Serve
-            self.replica = new_job_id()
-        self.active: dict[str, asyncio.Task] = {}
-        self.records: dict[str, JobRecord] = {}
-        self.metrics = serve_metrics()
-        self._models: dict[str, Any] | None = None
-        self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
-
-    # ---------------------------------------------------------------- bookkeeping
-    def _gauges(self) -> None:
-        running = sum(r.state == "running" for r in self.records.values())
-        self.metrics.jobs.set(running, tags={"app": self.app_name, "state": "running"})
-        self.metrics.jobs.set(len(self.active) - running, tags={"app": self.app_name, "state": "queued"})
-        self.metrics.queue_depth.set(len(self.active), tags={"app": self.app_name})
-
-    def _refuse(self, code: int, message: str) -> JSONResponse:
-        self.metrics.refused.inc(tags={"app": self.app_name, "code": str(code)})
-        headers = {"Retry-After": "10"} if code == 503 else None
-        return JSONResponse({"detail": message}, status_code=code, headers=headers)
-
-    def _busy(self) -> JSONResponse | None:
-        if len(self.active) >= self.limits.max_active_jobs:
-            return self._refuse(503, f"overloaded: {len(self.active)} jobs are rendering on this replica "
-                                     f"(limit {self.limits.max_active_jobs}); retry later")
-        return None
-
-    async def _describe(self) -> dict[str, Any]:
-        """The deployments' model identities (they name the chunks), asked once."""
-        if self._models is None:
-            models: dict[str, Any] = {}
-            for handle in self._model_handles():
-                models.update(await handle.describe.remote())
-            self._models = models
-        return self._models
-
-    def _model_handles(self) -> list:
-        raise NotImplementedError
-
-    def _start(self, record: JobRecord) -> None:
-        self.records[record.job_id] = record
-        self.active[record.job_id] = asyncio.get_running_loop().create_task(self._run(record))
-        self._gauges()
-
-    async def _save(self, record: JobRecord) -> None:
-        record.heartbeat_at = time.time()
-        await asyncio.to_thread(self.store.save, record)
-
-    async def _run(self, record: JobRecord) -> None:
-        t0 = time.time()
-        record.state, record.owner, record.error = "running", self.replica, None
-        record.started_at = record.started_at or time.time()
-        await self._save(record)
-
-        def on_progress(stage: str, progress: float) -> None:
-            record.stage, record.progress = stage, round(max(record.progress, float(progress)), 4)
-
-        try:
-            await self._work(record, on_progress)
-            record.state, record.stage, record.progress = "done", "done", 1.0
-        except asyncio.CancelledError:
-            if not await asyncio.to_thread(self.store.cancel_requested, self.app_name, record.job_id):
-                # the replica is shutting down: leave the job running for another replica to take over
-                self.records.pop(record.job_id, None)
-                self.active.pop(record.job_id, None)
-                raise
-            record.state, record.stage, record.error = "cancelled", "cancelled", "cancelled by DELETE"
-        except Exception as exc:  # a failure inside a deployment fails the job, never the replica
-            record.state, record.error = "failed", one_line(exc)
-            record.resubmittable = isinstance(exc, RenderError) or not isinstance(exc, InkwalkError)
-            log.warning("job %s failed: %s", record.job_id, record.error)
-        record.finished_at = time.time()
-        await self._save(record)
-        self.records.pop(record.job_id, None)
-        self.active.pop(record.job_id, None)
-        self.metrics.finished.inc(tags={"app": self.app_name, "state": record.state})
-        self.metrics.job_seconds.observe(time.time() - t0, tags={"app": self.app_name, "state": record.state})
-        self._gauges()
-
-    async def _work(self, record: JobRecord, on_progress: Callable[[str, float], None]) -> None:
-        raise NotImplementedError
-
-    async def _supervise(self) -> None:
-        """Heartbeats, cancel markers, taking over orphaned jobs, retention: one loop per replica."""
-        tick = min(1.0, max(0.2, self.args.heartbeat_timeout_s / 4))
-        last_adopt = last_retention = 0.0
-        while True:
-            try:
-                for job_id, record in list(self.records.items()):
-                    if await asyncio.to_thread(self.store.cancel_requested, self.app_name, job_id):
-                        task = self.active.get(job_id)
-                        if task is not None and not task.done():
-                            task.cancel()
-                    elif record.state == "running":
-                        await self._save(record)
-                now = time.monotonic()
-                if now - last_adopt > self.args.heartbeat_timeout_s / 2:
-                    last_adopt = now
-                    await self._adopt_orphans()
-                if now - last_retention > self.retention.interval_s:
-                    last_retention = now
-                    gone = await asyncio.to_thread(self.store.apply_retention, self.app_name, self.retention)
-                    if any(gone.values()):
-                        log.info("retention removed %s", gone)
-            except Exception as exc:  # the store hiccuped: try again next tick, never die
-                log.warning("job supervisor: %s", one_line(exc))
-            await asyncio.sleep(tick)
-
-    async def _adopt_orphans(self) -> None:
-        """Resume jobs whose owner stopped heart-beating, while this replica has free slots."""
-        for record in await asyncio.to_thread(self.store.list_jobs, self.app_name):
-            if len(self.active) >= self.limits.max_active_jobs:
-                return
-            stale = time.time() - record.heartbeat_at > self.args.heartbeat_timeout_s
-            if record.state in TERMINAL or record.job_id in self.active or not stale:
-                continue
-            record.owner, record.resumed = self.replica, record.resumed + 1
-            await self._save(record)
-            await asyncio.sleep(0.2 + 0.3 * random.random())  # another replica may claim it too
-            again = await asyncio.to_thread(self.store.load, self.app_name, record.job_id)
-            if again is not None and again.owner == self.replica and again.state not in TERMINAL:
-                log.info("resuming job %s (owner stopped heart-beating)", record.job_id)
-                self._start(again)
-
-    def _record(self, job_id: str) -> JobRecord:
-        record = self.records.get(job_id) or self.store.load(self.app_name, job_id)
-        if record is None:
-            raise HTTPException(404, f"no {self.app_name} job {job_id!r}: check the id returned by POST jobs")
-        return record
-
-    def _list(self, limit: int, offset: int) -> dict:
-        records = self.store.list_jobs(self.app_name)
-        page = [self.records.get(r.job_id, r).public() for r in records[offset:offset + limit]]
-        return {"jobs": page, "total": len(records), "limit": limit, "offset": offset}
-
-    async def _delete(self, job_id: str) -> Response:
-        record = self._record(job_id)
-        if record.state not in TERMINAL:
-            await asyncio.to_thread(self.store.request_cancel, self.app_name, job_id)
-            task = self.active.get(job_id)
-            if task is not None:
-                task.cancel()
-            elif time.time() - record.heartbeat_at > self.args.heartbeat_timeout_s:  # nobody runs it
-                record.state = record.stage = "cancelled"
-                record.finished_at = time.time()
-                await asyncio.to_thread(self.store.save, record)
-            return JSONResponse({"job_id": job_id, "state": "cancelling"}, status_code=202)
-        await asyncio.to_thread(self.store.delete_job, self.app_name, job_id)
-        return Response(status_code=204)
-
-    def _output(self, job_id: str, name: str) -> str:
-        record = self._record(job_id)
-        if record.state != "done":
-            detail = (f"job {job_id} {record.state}: {record.error}" if record.state in ("failed", "cancelled")
-                      else f"job {job_id} is {record.state} ({record.stage}, {record.progress:.0%}); poll "
-                           f"GET jobs/{job_id} until state is 'done'")
-            raise HTTPException(409, detail)
-        rel = record.outputs.get(name)
-        if not rel or not self.store.exists(rel):
-            raise HTTPException(404, f"job {job_id} has no {name} in the results store")
-        return rel
-
-    def _stream(self, rel: str, media_type: str, request: Request, filename: str | None = None) -> Response:
-        """A store file as a streamed response with single-range support (video players seek)."""
-        size = self.store.size(rel)
-        if size is None:
-            raise HTTPException(404, "the file is no longer in the results store")
-        span = _range(request.headers.get("range"), size)
-        start, end = span or (0, size)
-        headers = {"Accept-Ranges": "bytes", "Content-Length": str(end - start)}
-        if filename:
-            headers["Content-Disposition"] = f'inline; filename="{filename}"'
-        if span:
-            headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-        return StreamingResponse(self.store.iter_bytes(rel, start, end), status_code=206 if span else 200,
-                                 media_type=media_type, headers=headers)
-
-    def check_health(self) -> None:
-        self.store.fs.get_file_info(self.store.root)  # the results store is reachable
-        if self._supervisor.done():
-            raise RuntimeError("the job supervisor stopped")
-
-
-def _png(rel: str, store: JobStore) -> Response:
-    data = store.get_bytes(rel)
-    if data is None:
-        raise HTTPException(404, "no such image yet")
-    return Response(data, media_type="image/png")
-
-
 # ---------------------------------------------------------------------- ArtWalks
 
 artwalks_api = FastAPI(title="inkwalk ArtWalks", version=__version__, dependencies=[Depends(_check_token)],
@@ -336,12 +103,11 @@ artwalks_api = FastAPI(title="inkwalk ArtWalks", version=__version__, dependenci
 @serve.deployment(name="ArtWalksIngress", ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=64,
                   max_queued_requests=128)
 @serve.ingress(artwalks_api)
-class ArtWalksIngress(JobIngress):
-    app_name = "artwalks"
+class ArtWalksIngress(job_routes(artwalks_api, "artwalks", "The rendered mp4 (H.264), streamed, with Range support")):
 
     def __init__(self, keyframes: DeploymentHandle, interpolator: DeploymentHandle,
                  upscaler: DeploymentHandle, encoder: DeploymentHandle, args: dict):
-        self._setup(AppArgs.parse(args), artwalks_api,
+        self._setup(AppArgs.parse(args),
                     Handles(keyframes=keyframes, interpolator=interpolator, upscaler=upscaler, encoder=encoder))
 
     def _model_handles(self) -> list:
@@ -360,7 +126,7 @@ class ArtWalksIngress(JobIngress):
         if busy is not None:
             return busy
         job_id = new_job_id()
-        folder = self.store.job_path(self.app_name, job_id, "inputs")
+        folder = self.store.job_path(self.app_name, job_id, JOB_INPUTS)
         limits = UploadLimits(max_total_bytes=self.limits.max_total_upload_bytes,
                               max_file_bytes=self.limits.max_upload_bytes, max_files=self.limits.max_paintings,
                               file_fields=("paintings",), text_fields=("settings",),
@@ -374,9 +140,9 @@ class ArtWalksIngress(JobIngress):
                 except json.JSONDecodeError as exc:
                     raise L.RequestError(422, f"settings is not valid JSON ({exc})") from None
                 ws = self._settings(user, len(paintings))
-                for f in paintings:  # headers only: nothing is decoded here
-                    await asyncio.to_thread(L.check_painting_file, f.filename or f.path, self.store, f.path,
-                                            self.limits, tuple(ws.size), ws.fit)
+                await asyncio.to_thread(L.check_collection_files, self.store,  # headers only: nothing decoded
+                                        [(f.filename or f.path, f.path) for f in paintings], self.limits,
+                                        tuple(ws.size), ws.fit)
             except BaseException:
                 await asyncio.to_thread(self.store.delete_job, self.app_name, job_id)
                 raise
@@ -392,12 +158,9 @@ class ArtWalksIngress(JobIngress):
                            settings=json.loads(json.dumps(asdict(ws))),
                            inputs=[{"name": f.filename, "path": f.path, "sha256": f.sha256, "size": f.size}
                                    for f in paintings],
-                           outputs={"video": self.store.job_path(self.app_name, job_id, "video.mp4"),
-                                    "keyframes": self.store.job_path(self.app_name, job_id, "keyframes.png")})
-        await asyncio.to_thread(self.store.save, record)
-        self._start(record)
-        return JSONResponse({"job_id": job_id, "state": record.state}, status_code=202,
-                            headers={"Location": f"jobs/{job_id}"})
+                           outputs={"video": self.store.job_path(self.app_name, job_id, JOB_VIDEO),
+                                    "keyframes": self.store.job_path(self.app_name, job_id, JOB_SHEET)})
+        return await self._accepted(record)
 
     def _settings(self, user: dict, paintings: int) -> WalkSettings:
         """WalkSettings of a request: the app's defaults, the user's values, the served backends.
@@ -436,37 +199,18 @@ class ArtWalksIngress(JobIngress):
         record.frames, record.walk_keys = result.frames, result.walk_keys
         record.chunks_rendered, record.chunks_reused = result.chunks_rendered, result.chunks_reused
 
-    @artwalks_api.get("/jobs", summary="Jobs of this app, newest first (paged)")
-    def list_jobs(self, limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0)) -> dict:
-        return self._list(limit, offset)
-
-    @artwalks_api.get("/jobs/{job_id}", summary="State, stage, progress (0..1) and error of a job")
-    def status(self, job_id: str = JOB_ID_PATH) -> dict:
-        return self._record(job_id).public()
-
-    @artwalks_api.delete("/jobs/{job_id}", summary="Cancel a running job (202), or delete a finished one (204)")
-    async def delete(self, job_id: str = JOB_ID_PATH) -> Response:
-        return await self._delete(job_id)
-
-    @artwalks_api.get("/jobs/{job_id}/video", summary="The rendered mp4 (H.264), streamed, with Range support",
-                      response_class=Response)
-    def video(self, request: Request, job_id: str = JOB_ID_PATH) -> Response:
-        return self._stream(self._output(job_id, "video"), "video/mp4", request, f"{job_id}.mp4")
-
     @artwalks_api.get("/jobs/{job_id}/keyframes", summary="Contact sheet (PNG) of the diffusion keyframes",
                       response_class=Response)
     def keyframes(self, job_id: str = JOB_ID_PATH) -> Response:
-        return _png(self._output(job_id, "keyframes"), self.store)
+        return self._png(self._output(job_id, "keyframes"))
 
     @artwalks_api.get("/jobs/{job_id}/previews/{walk}", summary="One walk's A, K_1..K_m, B (PNG) once it exists",
                       response_class=Response)
     def preview(self, walk: int, job_id: str = JOB_ID_PATH) -> Response:
-        from inkwalk.segments import walk_row_path
-
         record = self._record(job_id)
         if walk not in record.previews:
             raise HTTPException(404, f"walk {walk} of job {job_id} has no keyframes yet")
-        return _png(walk_row_path(record.walk_keys[walk]), self.store)
+        return self._png(walk_row_path(record.walk_keys[walk]))
 
     @artwalks_api.get("/jobs/{job_id}/paintings/{index}", summary="An uploaded painting, as sent",
                       response_class=Response)
@@ -493,12 +237,12 @@ class ConCLVDRequest(BaseModel):
 @serve.deployment(name="ConCLVDIngress", ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=64,
                   max_queued_requests=128)
 @serve.ingress(conclvd_api)
-class ConCLVDIngress(JobIngress):
-    app_name = "conclvd"
+class ConCLVDIngress(job_routes(conclvd_api, "conclvd",
+                                "The rendered mp4 (2N-1 frames after SOFP), with Range support")):
 
     def __init__(self, generator: DeploymentHandle, interpolator: DeploymentHandle, encoder: DeploymentHandle,
                  args: dict):
-        self._setup(AppArgs.parse(args), conclvd_api,
+        self._setup(AppArgs.parse(args),
                     Handles(generator=generator, interpolator=interpolator, encoder=encoder))
 
     def _model_handles(self) -> list:
@@ -517,11 +261,8 @@ class ConCLVDIngress(JobIngress):
         job_id = new_job_id()
         record = JobRecord(job_id=job_id, app=self.app_name, owner=self.replica, version=__version__,
                            settings={"prompt": body.prompt, **merged},
-                           outputs={"video": self.store.job_path(self.app_name, job_id, "video.mp4")})
-        await asyncio.to_thread(self.store.save, record)
-        self._start(record)
-        return JSONResponse({"job_id": job_id, "state": record.state}, status_code=202,
-                            headers={"Location": f"jobs/{job_id}"})
+                           outputs={"video": self.store.job_path(self.app_name, job_id, JOB_VIDEO)})
+        return await self._accepted(record)
 
     async def _work(self, record: JobRecord, on_progress) -> None:
         settings = dict(record.settings)
@@ -530,30 +271,13 @@ class ConCLVDIngress(JobIngress):
         opts = self.render_options
         key = content_key({"prompt": prompt, "settings": settings, "models": record.models, "fps": self.args.fps,
                            "codec": opts.codec.fields()})
-        preview = f"previews/{key[:2]}/{key}.png"
+        preview = preview_path(key)
         record.outputs["keyframes"] = preview
         metadata = {"inkwalk": __version__, "app": "conclvd", "prompt": prompt, "settings": settings,
                     "models": record.models, "job_id": record.job_id}
         record.frames = await render_text_video(self.handles, self.store, prompt, settings, key,
                                                 record.outputs["video"], preview, self.args.fps, metadata, opts,
                                                 on_progress)
-
-    @conclvd_api.get("/jobs", summary="Jobs of this app, newest first (paged)")
-    def list_jobs(self, limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0)) -> dict:
-        return self._list(limit, offset)
-
-    @conclvd_api.get("/jobs/{job_id}", summary="State, stage, progress (0..1) and error of a job")
-    def status(self, job_id: str = JOB_ID_PATH) -> dict:
-        return self._record(job_id).public()
-
-    @conclvd_api.delete("/jobs/{job_id}", summary="Cancel a running job (202), or delete a finished one (204)")
-    async def delete(self, job_id: str = JOB_ID_PATH) -> Response:
-        return await self._delete(job_id)
-
-    @conclvd_api.get("/jobs/{job_id}/video", summary="The rendered mp4 (2N-1 frames after SOFP), with Range support",
-                     response_class=Response)
-    def video(self, request: Request, job_id: str = JOB_ID_PATH) -> Response:
-        return self._stream(self._output(job_id, "video"), "video/mp4", request, f"{job_id}.mp4")
 
     @conclvd_api.get("/jobs/{job_id}/keyframes", summary="Contact sheet (PNG) of the N generated frames",
                      response_class=Response)
@@ -563,7 +287,7 @@ class ConCLVDIngress(JobIngress):
         if not rel or not self.store.exists(rel):
             raise HTTPException(404 if record.state in TERMINAL else 409,
                                 f"job {job_id} has no generated frames yet ({record.state})")
-        return _png(rel, self.store)
+        return self._png(rel)
 
 
 # ---------------------------------------------------------------------- builders

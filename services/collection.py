@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterator
 from inkwalk.artwalks import default_cache_dir
 from inkwalk.errors import InkwalkError
 from inkwalk.store import Store, StoreError, file_uri, is_uri, resolve, sha256_file
+from inkwalk.store_layout import input_path, render_sheet_path, render_video_path
 from inkwalk.walk_settings import WalkSettings
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
@@ -90,7 +91,7 @@ def copy_inputs(store: Store, sources: list[str]) -> list[dict[str, Any]]:
         except (StoreError, OSError) as exc:
             raise InkwalkError(f"{src}: cannot read the painting ({str(exc).splitlines()[0]})") from None
         suffix = Path(src).suffix.lower() or ".img"
-        rel = f"inputs/{sha[:2]}/{sha}{suffix}"
+        rel = input_path(sha, suffix)
         if not store.exists(rel):
             fs, path = resolve(src)
             with fs.open_input_stream(path) as data:
@@ -291,7 +292,7 @@ def render_collection_on_ray(source: str | Path, out: str | Path, settings: Walk
         ids = [i["sha256"] for i in inputs]
         key = _render_key(ids, settings, models, opts)
         job = WalkJob(paintings=[i["path"] for i in inputs], painting_ids=ids, settings=settings,
-                      video=f"renders/{key[:2]}/{key}.mp4", sheet=f"renders/{key[:2]}/{key}.sheet.png" if sheet else None,
+                      video=render_video_path(key), sheet=render_sheet_path(key) if sheet else None,
                       metadata={"paintings": [i["name"] for i in inputs]})
         result = asyncio.run(render_walks(h, job_store, job, models, opts, on_progress))
         _copy_out(job_store, job.video, out)
@@ -305,10 +306,10 @@ def render_collection_on_ray(source: str | Path, out: str | Path, settings: Walk
 
 def _check_headers(store: Store, inputs: list[dict], settings: WalkSettings) -> None:
     """Every painting checked from its header (type, pixels, aspect, enlargement) before any work."""
-    from services.limits import Limits, check_painting_file
+    from services.limits import Limits, check_collection_files
 
-    for i in inputs:
-        check_painting_file(i["name"], store, i["path"], Limits.cli(), tuple(settings.size), settings.fit)
+    check_collection_files(store, [(i["name"], i["path"]) for i in inputs], Limits.cli(), tuple(settings.size),
+                           settings.fit)
 
 
 def _render_key(ids: list[str], settings: WalkSettings, models: dict, opts) -> str:

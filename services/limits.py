@@ -17,7 +17,7 @@ from inkwalk.settings_schemas import (check_conclvd_settings, check_paintings_co
                                       parse_conclvd_settings, parse_walk_settings)
 
 __all__ = ["IMAGE_FORMATS", "ImageHeader", "Limits", "RequestError", "admit_image", "check_conclvd_settings",
-           "check_image", "check_painting_file", "check_paintings_count", "check_prompt", "check_prompt_length",
+           "check_collection_files", "check_image", "check_painting_file", "check_paintings_count", "check_prompt", "check_prompt_length",
            "check_total_upload", "check_upload_size", "check_walk_settings", "check_walk_sizes", "decode_painting",
            "image_header", "parse_conclvd_settings", "parse_walk_settings"]
 
@@ -30,3 +30,11 @@ def check_painting_file(name: str, store, rel: str, limits: Limits, size: tuple[
     check_upload_size(name, store.size(rel) or 0, limits)
     with store.open_input(rel) as handle:
         return admit_image(handle, limits, name, size, fit)
+
+
+def check_collection_files(store, paintings: list[tuple[str, str]], limits: Limits, size: tuple[int, int],
+                           fit: str) -> None:
+    """Every painting of a collection, as (name shown to the user, store path), checked from its
+    header: the one check the HTTP app and `inkwalk render` both run before any work."""
+    for name, rel in paintings:
+        check_painting_file(name, store, rel, limits, size, fit)

@@ -23,11 +23,14 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Sequence
 
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
+
 from inkwalk.artwalks import video_metadata
 from inkwalk.chunks import Codec
 from inkwalk.errors import InkwalkError
-from inkwalk.segments import Piece, assign_keys, chunk_path, plan_pieces, walk_row_path
+from inkwalk.segments import Piece, assign_keys, plan_pieces
 from inkwalk.store import Store
+from inkwalk.store_layout import chunk_path, walk_row_path
 from inkwalk.walk_settings import WalkSettings
 
 log = logging.getLogger("ray.serve")
@@ -86,28 +89,52 @@ def one_line(exc: BaseException) -> str:
 
 
 async def call_with_retries(what: str, attempt: Callable[[int], Awaitable[Any]], opts: RenderOptions) -> Any:
-    """Run `attempt(n)` until it succeeds; user errors fail at once, full queues are waited out."""
+    """Run `attempt(n)` (n: failures so far) until it succeeds, with tenacity.
+
+    User errors fail at once; a failure of any other kind is retried up to `opts.attempts` tries,
+    waiting `backoff_s` doubled per failure with 0.5-1.5x jitter; a full deployment queue
+    (`BackPressureError`) is waited out without counting as a failure.
+    """
     from ray.serve.exceptions import BackPressureError
 
     failures = 0
-    delay = opts.backoff_s
-    while True:
+
+    def backpressure(state: RetryCallState) -> bool:
+        return isinstance(state.outcome.exception(), BackPressureError)
+
+    def enough(state: RetryCallState) -> bool:
+        nonlocal failures
+        if backpressure(state):
+            return False
+        failures += 1
+        return failures >= opts.attempts
+
+    def pause(state: RetryCallState) -> float:
+        if backpressure(state):
+            return min(2.0, opts.backoff_s * 2 ** failures) * (0.5 + random.random())
+        return opts.backoff_s * 2 ** (failures - 1) * (0.5 + random.random())
+
+    def warn(state: RetryCallState) -> None:
+        if not backpressure(state):
+            log.warning("%s failed (attempt %d of %d), retrying: %s", what, failures, opts.attempts,
+                        one_line(state.outcome.exception()))
+
+    def give_up(state: RetryCallState) -> Any:
+        raise RenderError(f"{what} failed {failures} times; last: {one_line(state.outcome.exception())}")
+
+    async def once() -> Any:
         try:
             return await attempt(failures)
-        except asyncio.CancelledError:
-            raise
-        except BackPressureError:
-            await asyncio.sleep(min(2.0, delay) * (0.5 + random.random()))
-            continue
         except Exception as exc:
-            if user_error(exc) is not None:
-                raise user_error(exc) from None
-            failures += 1
-            if failures >= opts.attempts:
-                raise RenderError(f"{what} failed {failures} times; last: {one_line(exc)}") from None
-            log.warning("%s failed (attempt %d of %d), retrying: %s", what, failures, opts.attempts, one_line(exc))
-            await asyncio.sleep(delay * (0.5 + random.random()))
-            delay *= 2
+            cause = user_error(exc)
+            if cause is not None:
+                raise cause from None
+            raise
+
+    retryable = retry_if_exception(lambda e: isinstance(e, Exception) and not isinstance(e, InkwalkError))
+    retrying = AsyncRetrying(retry=retryable, stop=enough,
+                             wait=pause, before_sleep=warn, retry_error_callback=give_up)
+    return await retrying(once)
 
 
 class _Responses:

@@ -1,10 +1,11 @@
-"""Jobs in the shared store: records, inputs and outputs, cancel requests, and their retention.
+"""Jobs in the shared store: records, inputs and outputs, cancel requests, claims, retention.
 
-A job lives under ``jobs/<app>/<job_id>/``: ``job.json`` (the record, rewritten whole),
-``inputs/`` (the uploaded paintings), ``video.mp4``, ``keyframes.png``, and ``cancel`` (an empty
-marker any ingress replica may write; the job's owner sees it). Chunks, walk rows and previews
-are shared by all jobs and named by their content (`inkwalk.segments`). Everything a job needs
-to resume lives here, so a restarted ingress loses nothing.
+A job lives under ``jobs/<app>/<job_id>/`` (every name in `inkwalk.store_layout`): the record
+(rewritten whole), the uploaded paintings, the video and contact sheet, a cancel marker any
+ingress replica may write, and one claim file per take-over generation, created exclusively
+so that only one replica wins it. Chunks, walk rows and previews are shared by all jobs and
+named by their content. Everything a job needs to resume lives here, so a restarted ingress
+loses nothing.
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
+from inkwalk import store_layout as layout
 from inkwalk.errors import InkwalkError
-from inkwalk.store import Store
+from inkwalk.store import Store, StoreError
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 TERMINAL = ("done", "failed", "cancelled")
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
-SHARED = ("chunks", "walks", "previews", "inputs", "renders")  # content-addressed folders
 
 
 @dataclass
@@ -68,9 +69,26 @@ class JobRecord:
 
     @classmethod
     def from_json(cls, data: bytes) -> "JobRecord":
-        raw = json.loads(data)
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in known})
+        """A stored record; `BadRecord` when it cannot be decoded or could not be served as JSON."""
+        try:
+            raw = json.loads(data)
+            json.dumps(raw, ensure_ascii=False).encode()  # e.g. a lone surrogate: no UTF-8 for it
+            known = {f.name for f in fields(cls)}
+            return cls(**{k: v for k, v in raw.items() if k in known})
+        except (ValueError, TypeError, AttributeError) as exc:  # UnicodeError is a ValueError
+            raise BadRecord(f"unreadable job record ({type(exc).__name__}: {str(exc)[:120]})") from None
+
+
+class BadRecord(StoreError):
+    """A job record that cannot be decoded, or holds text that cannot be sent."""
+
+
+@dataclass
+class Listing:
+    """An app's job records, newest first, and the ids of those that could not be read."""
+
+    records: list[JobRecord]
+    skipped: list[str]
 
 
 def new_job_id() -> str:
@@ -104,39 +122,52 @@ class JobStore(Store):
     def job_dir(self, app: str, job_id: str) -> str:
         if not JOB_ID.match(job_id):  # never build a path from anything but our own ids
             raise InkwalkError(f"bad job id {job_id!r}")
-        return f"jobs/{app}/{job_id}"
+        return layout.job_dir(app, job_id)
 
     def job_path(self, app: str, job_id: str, name: str) -> str:
         return f"{self.job_dir(app, job_id)}/{name}"
 
     def save(self, record: JobRecord) -> None:
         record.updated_at = time.time()
-        self.put_bytes(self.job_path(record.app, record.job_id, "job.json"), json.dumps(asdict(record)).encode())
+        self.put_bytes(self.job_path(record.app, record.job_id, layout.JOB_RECORD),
+                       json.dumps(asdict(record)).encode())
 
     def load(self, app: str, job_id: str) -> JobRecord | None:
+        """A job's record; None when there is none, `BadRecord` when it cannot be read."""
         if not JOB_ID.match(job_id):
             return None
-        data = self.get_bytes(self.job_path(app, job_id, "job.json"))
+        data = self.get_bytes(self.job_path(app, job_id, layout.JOB_RECORD))
         return JobRecord.from_json(data) if data is not None else None
 
-    def list_jobs(self, app: str) -> list[JobRecord]:
-        """Every job record of an app, newest first."""
-        records = []
-        for info in self.list(f"jobs/{app}"):
+    def list_jobs(self, app: str) -> Listing:
+        """Every job record of an app, newest first; one that cannot be read is skipped, not fatal."""
+        records, skipped = [], []
+        for info in self.list(layout.app_jobs_dir(app)):
             if info.type == pafs.FileType.Directory and JOB_ID.match(info.base_name):
                 try:
                     record = self.load(app, info.base_name)
-                except (ValueError, TypeError):  # a record being replaced right now, or not ours
+                except BadRecord:
+                    skipped.append(info.base_name)
                     continue
                 if record is not None:
                     records.append(record)
-        return sorted(records, key=lambda r: r.created_at, reverse=True)
+        return Listing(sorted(records, key=lambda r: r.created_at, reverse=True), skipped)
 
     def request_cancel(self, app: str, job_id: str) -> None:
-        self.put_bytes(self.job_path(app, job_id, "cancel"), b"")
+        self.put_bytes(self.job_path(app, job_id, layout.JOB_CANCEL), b"")
 
     def cancel_requested(self, app: str, job_id: str) -> bool:
-        return self.exists(self.job_path(app, job_id, "cancel"))
+        return self.exists(self.job_path(app, job_id, layout.JOB_CANCEL))
+
+    def claim(self, app: str, job_id: str, generation: int, owner: str) -> bool:
+        """Win a job's take-over `generation` for `owner`; False when another replica won it."""
+        return self.create_exclusive(self._claim_path(app, job_id, generation), owner.encode())
+
+    def claimed(self, app: str, job_id: str, generation: int) -> bool:
+        return self.exists(self._claim_path(app, job_id, generation))
+
+    def _claim_path(self, app: str, job_id: str, generation: int) -> str:
+        return self.job_path(app, job_id, f"{layout.JOB_CLAIMS}/{int(generation)}")
 
     def delete_job(self, app: str, job_id: str) -> None:
         self.delete(self.job_dir(app, job_id))
@@ -146,14 +177,14 @@ class JobStore(Store):
         """Delete what the rules say is old or too much; returns counts of what went."""
         now = time.time() if now is None else now
         gone = {"jobs": 0, "shared": 0, "temporaries": 0}
-        finished = [r for r in self.list_jobs(app) if r.state in TERMINAL]
+        finished = [r for r in self.list_jobs(app).records if r.state in TERMINAL]
         for i, record in enumerate(finished):  # newest first
             age = now - (record.finished_at or record.updated_at)
             if age > rules.job_ttl_s or i >= rules.max_jobs:
                 self.delete_job(app, record.job_id)
                 gone["jobs"] += 1
         shared = []
-        for folder in SHARED:
+        for folder in layout.SHARED:
             for info in self.fs.get_file_info(pafs.FileSelector(self.full(folder), recursive=True,
                                                                  allow_not_found=True)):
                 if info.type == pafs.FileType.File and info.mtime is not None:
@@ -165,6 +196,6 @@ class JobStore(Store):
             if now - mtime > rules.chunk_ttl_s or used > rules.max_shared_bytes:
                 self._delete_quietly(path)
                 gone["shared"] += 1
-        for folder in ("jobs", *SHARED):
+        for folder in (layout.JOBS, *layout.SHARED):
             gone["temporaries"] += self.sweep_temporaries(folder, rules.temp_ttl_s)
         return gone

@@ -28,15 +28,15 @@ def test_job_store_round_trips_records_and_files(uri, tmp_path):
     store.put_file(video, tmp_path / "v.mp4")
     assert b"".join(store.iter_bytes(video, 5, 13)) == b"mp4\x00mp4\x00"
     assert store.size(video) == 1_200_000
-    assert [r.job_id for r in store.list_jobs("artwalks")] == [record.job_id]
-    assert store.list_jobs("conclvd") == []
+    assert [r.job_id for r in store.list_jobs("artwalks").records] == [record.job_id]
+    assert store.list_jobs("conclvd").records == []
     assert store.load("artwalks", "../etc") is None and store.load("artwalks", new_job_id()) is None
     with pytest.raises(InkwalkError, match="bad job id"):
         store.job_dir("artwalks", "../../etc")
     store.request_cancel("artwalks", record.job_id)
     assert store.cancel_requested("artwalks", record.job_id)
     store.delete_job("artwalks", record.job_id)
-    assert store.list_jobs("artwalks") == [] and not store.exists(video)
+    assert store.list_jobs("artwalks").records == [] and not store.exists(video)
 
 
 def test_a_failed_write_publishes_nothing(tmp_path):
@@ -66,10 +66,10 @@ def test_retention_removes_old_jobs_and_chunks_and_keeps_running_ones(tmp_path):
     store.put_bytes("jobs/artwalks/x.tmp-deadbeef", b"half")
     rules = Retention(job_ttl_s=50, chunk_ttl_s=3600, temp_ttl_s=3600)
     assert store.apply_retention("artwalks", rules, now=now) == {"jobs": 1, "shared": 0, "temporaries": 0}
-    assert {r.job_id for r in store.list_jobs("artwalks")} == {new.job_id, running.job_id}
+    assert {r.job_id for r in store.list_jobs("artwalks").records} == {new.job_id, running.job_id}
     gone = store.apply_retention("artwalks", Retention(max_jobs=0, chunk_ttl_s=0, temp_ttl_s=0), now=now + 10)
     assert gone == {"jobs": 1, "shared": 1, "temporaries": 1}
-    assert [r.job_id for r in store.list_jobs("artwalks")] == [running.job_id]
+    assert [r.job_id for r in store.list_jobs("artwalks").records] == [running.job_id]
 
 
 def _png(shape, fmt="PNG") -> bytes:
@@ -107,3 +107,36 @@ def test_settings_checks():
             check_conclvd_settings(bad, limits)
     with pytest.raises(Exception, match="unknown limit"):
         Limits.from_dict({"max_everything": 1})
+
+
+def test_retries_count_failures_not_full_queues_and_never_retry_user_errors():
+    import asyncio
+
+    from ray.serve.exceptions import BackPressureError
+
+    from services.render import RenderError, RenderOptions, call_with_retries
+
+    opts = RenderOptions(attempts=3, backoff_s=0.001)
+
+    def script(*outcomes):
+        seen = []
+
+        async def attempt(failures: int):
+            seen.append(failures)
+            outcome = outcomes[len(seen) - 1]
+            if isinstance(outcome, BaseException):
+                raise outcome
+            return outcome
+        return attempt, seen
+
+    attempt, seen = script(BackPressureError(num_queued_requests=1, max_queued_requests=1), RuntimeError("lost"),
+                           BackPressureError(num_queued_requests=1, max_queued_requests=1), "ok")
+    assert asyncio.run(call_with_retries("piece 1", attempt, opts)) == "ok" and seen == [0, 0, 1, 1]
+    attempt, seen = script(RuntimeError("a"), RuntimeError("b"), RuntimeError("c"), "never")
+    with pytest.raises(RenderError, match=r"piece 2 failed 3 times; last: RuntimeError: c"):
+        asyncio.run(call_with_retries("piece 2", attempt, opts))
+    assert seen == [0, 1, 2]
+    attempt, seen = script(InkwalkError("bad painting"), "never")
+    with pytest.raises(InkwalkError, match="bad painting"):
+        asyncio.run(call_with_retries("piece 3", attempt, opts))
+    assert seen == [0]
