@@ -92,6 +92,15 @@ def _submit_walk(client, images: list[bytes], settings: dict):
     return client.post("/artwalks/jobs", files=files, data={"settings": json.dumps(settings)})
 
 
+def _wait_running(app: str, timeout: float = 60.0) -> None:
+    from ray import serve
+
+    deadline = time.time() + timeout
+    while getattr(serve.status().applications[app].status, "value", None) != "RUNNING":
+        assert time.time() < deadline, serve.status().applications[app]
+        time.sleep(0.2)
+
+
 def _frames(data: bytes, tmp_path: Path) -> np.ndarray:
     from inkwalk.video import read_frames
 
@@ -372,6 +381,40 @@ def test_cancel_stops_a_job_within_seconds_and_delete_removes_a_finished_one(ser
     assert not (STATE["store"] / "jobs" / "conclvd" / quick).exists()
 
 
+def test_bad_records_concurrent_deletes_and_a_failing_store_get_4xx_or_503_never_500(serve_apps):
+    from services.store import JobRecord, JobStore, new_job_id
+
+    store = JobStore(STATE["store"])
+    garbage, surrogate = new_job_id(), JobRecord(job_id=new_job_id(), app="conclvd", state="done",
+                                                 settings={"prompt": "\ud800"})
+    store.put_bytes(store.job_path("conclvd", garbage, "job.json"), b"{not json")
+    store.save(surrogate)
+    listing = serve_apps.get("/conclvd/jobs")
+    assert listing.status_code == 200 and listing.json()["skipped"] == 2, listing.text
+    assert serve_apps.get(f"/conclvd/jobs/{garbage}").status_code == 422
+    for bad in (garbage, surrogate.job_id):
+        assert serve_apps.delete(f"/conclvd/jobs/{bad}").status_code == 204
+    assert serve_apps.get("/conclvd/jobs").json()["skipped"] == 0
+
+    job = serve_apps.post("/conclvd/jobs", json={"prompt": "two deletes", "settings": CONCLVD}).json()["job_id"]
+    assert _wait(serve_apps, "conclvd", job)["state"] == "done"
+    with ThreadPoolExecutor(4) as pool:
+        codes = sorted(pool.map(lambda _: serve_apps.delete(f"/conclvd/jobs/{job}").status_code, range(4)))
+    assert set(codes) <= {204, 404} and 204 in codes, codes
+
+    jobs_dir = STATE["store"] / "jobs" / "conclvd"  # a store that refuses writes there
+    moved = jobs_dir.rename(jobs_dir.with_name("conclvd.away"))
+    jobs_dir.write_bytes(b"")
+    try:
+        refused = serve_apps.post("/conclvd/jobs", json={"prompt": "no room", "settings": CONCLVD})
+        assert refused.status_code == 503 and "results store" in refused.json()["detail"], refused.text
+        assert "\n" not in refused.json()["detail"] and refused.headers["retry-after"]
+    finally:
+        jobs_dir.unlink()
+        moved.rename(jobs_dir)
+    assert serve_apps.get("/conclvd/jobs").status_code == 200
+
+
 def test_a_restarted_ingress_resumes_running_jobs_and_keeps_finished_ones(serve_apps, tmp_path):
     import ray
 
@@ -403,6 +446,7 @@ def test_batch_render_through_the_running_app_reuses_its_chunks(serve_apps, tmp_
         save_image(folder / f"{i:02d}.png", p)
     ws = WalkSettings.from_dict({"preset": "offline", **SMALL_WALK, "keyframes": 0, "frames": 3,
                                  "upscaler": "lanczos"})
+    _wait_running("artwalks")  # the ingress killed by the test before may still be being replaced
     first = render_collection_on_ray(folder, tmp_path / "a.mp4", ws)
     expected = 3 * 1 * 4 + 1 + 4 * 2
     assert first.frames == expected and probe(tmp_path / "a.mp4").frames == expected
