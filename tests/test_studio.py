@@ -24,6 +24,8 @@ from helpers import free_port
 httpx = pytest.importorskip("httpx")
 sync_api = pytest.importorskip("playwright.sync_api")
 
+pytestmark = [pytest.mark.ray, pytest.mark.browser]
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 TOKEN = "studio-test-token_42"
