@@ -33,10 +33,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError("\n".join(missing))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session", autouse=True)
 def one_torch_thread():
     """Tiny convolutions on a busy 2-core box: OpenMP threads spin against each other (30-100x
-    slower with 2 threads), so modules of small-model tests run torch on one thread."""
+    slower with 2 threads), so every in-process test runs torch on one thread."""
     import torch
 
     before = torch.get_num_threads()

@@ -26,7 +26,6 @@ from inkwalk.upscale import get_upscaler
 # A 96x64 crop of Van Gogh's "The Starry Night" (1889, public domain), from OpenCV's sample data.
 STARRY = Path(__file__).parent / "data" / "starry_night_96x64.png"
 NCNN_THREADS = 1  # on a busy 2-core box, spinning OpenMP threads cost more than they give (torch: the fixture)
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -32,9 +32,6 @@ from inkwalk.interpolate.film import (
 )
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
 @pytest.fixture(scope="module")
 def tiny_net(tmp_path_factory) -> FilmNet:
     path = write_tiny_checkpoint(tmp_path_factory.mktemp("film") / "film.safetensors")

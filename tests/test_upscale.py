@@ -7,8 +7,6 @@ import pytest
 
 from inkwalk.upscale import LanczosUpscaler, get_upscaler, tile_starts
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 @pytest.fixture(scope="module")
 def frames() -> np.ndarray:
