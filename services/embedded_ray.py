@@ -10,6 +10,7 @@ terminal only when asked for (``-v``).
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import shutil
@@ -87,3 +88,9 @@ def show_ray_info(verbose: bool) -> None:
     level = logging.INFO if verbose else logging.WARNING
     for name in ("ray", "ray.serve"):
         logging.getLogger(name).setLevel(level)
+
+
+def add_verbose_flag(parser: argparse.ArgumentParser) -> None:
+    """`-v`: the commands that run Ray show its and Serve's INFO lines and the workers' output."""
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show Ray's and Serve's INFO lines and the Ray workers' output")

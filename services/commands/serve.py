@@ -7,6 +7,8 @@ import signal
 import sys
 import time
 
+from services.embedded_ray import add_verbose_flag
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -21,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--models", metavar="DIR", default=None, help="models folder of every app (else $INKWALK_MODELS)")
     p.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
+    add_verbose_flag(p)
     p.set_defaults(func=handler)
 
 
@@ -52,7 +55,7 @@ def handler(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
-        with ray_session(args.address, args.num_cpus):
+        with ray_session(args.address, args.num_cpus, args.verbose):
             serve.start(proxy_location=config.get("proxy_location", "HeadOnly"), http_options=http)
             built = apps_from_config(config_path, overrides)
             names = []
