@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -56,17 +57,24 @@ def tiny_models(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def ray_session():
-    """One local 2-CPU Ray for the whole test session (starting Ray costs seconds)."""
+def ray_session(request):
+    """One local 2-CPU Ray for the whole test session (starting Ray costs seconds). Its session
+    folder is removed when every test passed, else kept for Ray's logs and named."""
     import ray
 
+    temp = None
     if not ray.is_initialized():
         # a private temp dir: never join another Ray on a shared machine (its `ray start`
         # address file lives in the default temp dir); a bounded object store for the same reason
-        ray.init(address="local", _temp_dir=tempfile.mkdtemp(prefix="rt", dir="/tmp"),
+        temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")
+        ray.init(address="local", _temp_dir=temp,
                  object_store_memory=1_500_000_000,
                  num_cpus=2, include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "INKWALK_NO_PROGRESS": "1"}},
                  _system_config={"metrics_report_interval_ms": 1000})
     yield ray
-    ray.shutdown()
+    ray.shutdown(wait_for_processes=True)
+    if temp and request.session.testsfailed:
+        print(f"\nRay's session folder, with its logs, is kept in {temp}")
+    elif temp:
+        shutil.rmtree(temp, ignore_errors=True)
