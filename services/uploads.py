@@ -63,7 +63,7 @@ async def receive(request, store: Store, folder: str, limits: UploadLimits) -> U
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
-            raise RequestError(400, f"bad Content-Length header {declared!r}")
+            raise RequestError(400, f"bad Content-Length header {declared[:20]!r}")
         if int(declared) > limits.max_total_bytes:
             raise RequestError(413, f"the upload is {int(declared)} bytes; the limit is {limits.max_total_bytes} "
                                     "bytes per job")
@@ -140,8 +140,8 @@ async def _event(kind: str, value, part: _Part | None, upload: Upload, store: St
         part.headers[name] = text
     elif kind == "headers":
         _, params = parse_options_header(part.headers.get("content-disposition", ""))
-        part.name = params.get(b"name", b"").decode("utf-8", "replace")
-        part.filename = params.get(b"filename", b"").decode("utf-8", "replace")
+        part.name = _text(params.get(b"name", b""), "a form field's name")
+        part.filename = _text(params.get(b"filename", b""), "a file name")
         if b"filename" in params:
             if part.name not in limits.file_fields:
                 raise RequestError(422, f"unexpected file field {part.name!r}; send files as "
@@ -172,6 +172,17 @@ async def _event(kind: str, value, part: _Part | None, upload: Upload, store: St
             writers.remove(part.writer)
             upload.files.append(UploadedFile(part.name, part.filename, part.writer.rel, part.writer.size, sha))
         else:
-            upload.fields[part.name] = part.buffer.decode("utf-8", "replace")
+            upload.fields[part.name] = _text(bytes(part.buffer), f"form field {part.name!r}")
         return None
     return part
+
+
+def _text(raw: bytes | str, what: str) -> str:
+    """Form text as sent, or RequestError(422): text that is not UTF-8 could not be stored and served back."""
+    try:
+        text = raw if isinstance(raw, str) else raw.decode("utf-8")
+        text.encode("utf-8")
+    except UnicodeError as exc:
+        raise RequestError(422, f"{what} is not UTF-8 text ({exc.reason} at position {exc.start}): "
+                                "send plain UTF-8") from None
+    return text
