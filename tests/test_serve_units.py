@@ -107,3 +107,20 @@ def test_settings_checks():
             check_conclvd_settings(bad, limits)
     with pytest.raises(Exception, match="unknown limit"):
         Limits.from_dict({"max_everything": 1})
+
+
+def test_serve_refuses_a_non_loopback_bind_while_a_job_app_has_no_token(monkeypatch):
+    from services.commands.serve import refuse_open_exposure
+
+    monkeypatch.delenv("INKWALK_API_TOKEN", raising=False)
+    config = {"applications": [{"name": "artwalks", "import_path": "services.apps:build_artwalks", "args": {}},
+                               {"name": "conclvd", "import_path": "services.apps:build_conclvd",
+                                "args": {"api_token": "t"}},
+                               {"name": "studio", "import_path": "services.studio:build_studio"}]}
+    for host in ("127.0.0.1", "localhost", "::1", "127.0.0.2"):
+        refuse_open_exposure(host, config)
+    for host in ("0.0.0.0", "::", "192.168.1.4", "myhost.example"):
+        with pytest.raises(InkwalkError, match="artwalks has no API token.*INKWALK_API_TOKEN.*--insecure-no-token"):
+            refuse_open_exposure(host, config)
+    monkeypatch.setenv("INKWALK_API_TOKEN", "t")
+    refuse_open_exposure("0.0.0.0", config)
