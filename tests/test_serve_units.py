@@ -124,3 +124,21 @@ def test_serve_refuses_a_non_loopback_bind_while_a_job_app_has_no_token(monkeypa
             refuse_open_exposure(host, config)
     monkeypatch.setenv("INKWALK_API_TOKEN", "t")
     refuse_open_exposure("0.0.0.0", config)
+
+
+def test_retention_removes_job_folders_that_never_got_a_record(tmp_path):
+    import os
+
+    store = JobStore(tmp_path)
+    now = time.time()
+    kept = JobRecord(job_id=new_job_id(), app="artwalks", state="running")
+    store.save(kept)
+    litter, uploading = new_job_id(), new_job_id()
+    (tmp_path / "jobs" / "artwalks" / litter / "inputs").mkdir(parents=True)  # what a refused upload left
+    for folder in (tmp_path / "jobs" / "artwalks" / litter / "inputs", tmp_path / "jobs" / "artwalks" / litter):
+        os.utime(folder, (now - 7200, now - 7200))
+    store.put_bytes(f"jobs/artwalks/{uploading}/inputs/000", b"arriving")  # an upload in progress
+    gone = store.apply_retention("artwalks", Retention(temp_ttl_s=3600), now=now)
+    assert gone["temporaries"] == 1 and gone["jobs"] == 0
+    left = sorted(p.name for p in (tmp_path / "jobs" / "artwalks").iterdir())
+    assert left == sorted([kept.job_id, uploading])
