@@ -257,8 +257,9 @@ def test_validation_errors_are_one_short_line_without_the_input_echoed():
 
 
 def test_huge_headers_are_not_echoed():
-    status, body, _, _ = call(_app(), "POST", "/jobs", {**AUTH, "content-length": "1" + "x" * 10_000}, [b"{}"])
-    assert status == 400 and len(body["detail"]) < 100
+    for length in ("1" + "x" * 10_000, "9" * 10_000):
+        status, body, _, _ = call(_app(), "POST", "/jobs", {**AUTH, "content-length": length}, [b"{}"])
+        assert status == 400 and len(body["detail"]) < 100
 
 
 def test_an_app_that_is_never_configured_serves_gets_and_refuses_bodies():
