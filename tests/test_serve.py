@@ -305,6 +305,7 @@ def test_failure_inside_a_deployment_fails_the_job_not_the_replica(serve_apps):
     assert r.status_code == 202, r.text
     status = _wait(serve_apps, "artwalks", r.json()["job_id"])
     assert status["state"] == "failed" and "truncated or corrupt" in status["error"], status
+    assert "p1.png" in status["error"] and "inputs/" not in status["error"], status  # the user's name
 
 
 def test_concurrent_submissions_complete_or_get_503(serve_apps):
