@@ -274,3 +274,23 @@ def test_an_app_that_is_never_configured_serves_gets_and_refuses_bodies():
     for headers in ({"content-length": "5000000"}, {"transfer-encoding": "chunked"}):
         status, _, _, pulled = call(api, "POST", "/index.html", headers, BIG)
         assert status == 413 and pulled == []
+
+
+def test_upload_messages_quote_long_field_names_cut(tmp_path):
+    from inkwalk.store import Store
+    from services.uploads import UploadLimits, receive
+
+    class Upload:
+        def __init__(self, body: bytes):
+            self.body = body
+            self.headers = {"content-type": "multipart/form-data; boundary=b", "content-length": str(len(body))}
+
+        async def stream(self):
+            yield self.body
+
+    name = "x" * 3000
+    body = f'--b\r\nContent-Disposition: form-data; name="{name}"; filename="a.png"\r\n\r\nxx\r\n--b--\r\n'.encode()
+    limits = UploadLimits(10**6, 10**6, 4, ("paintings",), ("settings",))
+    with pytest.raises(RequestError, match=r"unexpected file field 'x+'… \(3000 characters\)") as refused:
+        asyncio.run(receive(Upload(body), Store(tmp_path), "inputs", limits))
+    assert len(str(refused.value)) < 200
