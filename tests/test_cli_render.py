@@ -37,6 +37,7 @@ def _env(tmp_path: Path, ray_tmpdir: Path) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "INKWALK_NO_PROGRESS": "1", "PYTHONPATH": str(ROOT),
            "INKWALK_CACHE": str(tmp_path / "cache"), "RAY_TMPDIR": str(ray_tmpdir)}
     env.pop("RAY_ADDRESS", None)  # the embedded path, whatever the caller's shell says
+    env.pop("INKWALK_API_TOKEN", None)  # `serve --host 0.0.0.0` must find no token
     return env
 
 
@@ -127,7 +128,8 @@ def test_render_errors_are_one_line_and_start_nothing(tmp_path, ray_tmpdir):
     for args, phrase in [(["render", str(tmp_path / "missing"), "-o", "x.mp4"], "no such folder"),
                          (["render", str(tmp_path), "-o", "x.mp4"], "at least 2 paintings"),
                          (["serve", "--address", "127.0.0.1:9"], "cannot connect to the Ray cluster"),
-                         (["serve", str(tmp_path / "none.yaml")], "not a Serve config")]:
+                         (["serve", str(tmp_path / "none.yaml")], "not a Serve config"),
+                         (["serve", "--host", "0.0.0.0"], "--insecure-no-token")]:
         proc = subprocess.run(_inkwalk(*args), env=env, capture_output=True, text=True, timeout=120)
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 1 and len(lines) == 1 and phrase in lines[0], proc.stderr

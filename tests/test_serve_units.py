@@ -109,3 +109,38 @@ def test_the_ingress_refuses_settings_past_its_configured_limits():
             parse_conclvd_settings(bad, {}, limits)
     with pytest.raises(InkwalkError, match="unknown limit"):
         Limits.from_dict({"max_everything": 1})
+
+
+def test_serve_refuses_a_non_loopback_bind_while_a_job_app_has_no_token(monkeypatch):
+    from services.commands.serve import refuse_open_exposure
+
+    monkeypatch.delenv("INKWALK_API_TOKEN", raising=False)
+    config = {"applications": [{"name": "artwalks", "import_path": "services.apps:build_artwalks", "args": {}},
+                               {"name": "conclvd", "import_path": "services.apps:build_conclvd",
+                                "args": {"api_token": "t"}},
+                               {"name": "studio", "import_path": "services.studio:build_studio"}]}
+    for host in ("127.0.0.1", "localhost", "::1", "127.0.0.2"):
+        refuse_open_exposure(host, config)
+    for host in ("0.0.0.0", "::", "192.168.1.4", "myhost.example"):
+        with pytest.raises(InkwalkError, match="artwalks has no API token.*INKWALK_API_TOKEN.*--insecure-no-token"):
+            refuse_open_exposure(host, config)
+    monkeypatch.setenv("INKWALK_API_TOKEN", "t")
+    refuse_open_exposure("0.0.0.0", config)
+
+
+def test_retention_removes_job_folders_that_never_got_a_record(tmp_path):
+    import os
+
+    store = JobStore(tmp_path)
+    now = time.time()
+    kept = JobRecord(job_id=new_job_id(), app="artwalks", state="running")
+    store.save(kept)
+    litter, uploading = new_job_id(), new_job_id()
+    (tmp_path / "jobs" / "artwalks" / litter / "inputs").mkdir(parents=True)  # what a refused upload left
+    for folder in (tmp_path / "jobs" / "artwalks" / litter / "inputs", tmp_path / "jobs" / "artwalks" / litter):
+        os.utime(folder, (now - 7200, now - 7200))
+    store.put_bytes(f"jobs/artwalks/{uploading}/inputs/000", b"arriving")  # an upload in progress
+    gone = store.apply_retention("artwalks", Retention(temp_ttl_s=3600), now=now)
+    assert gone["temporaries"] == 1 and gone["jobs"] == 0
+    left = sorted(p.name for p in (tmp_path / "jobs" / "artwalks").iterdir())
+    assert left == sorted([kept.job_id, uploading])
