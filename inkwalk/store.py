@@ -206,7 +206,7 @@ class Store:
         """Delete a file or a folder (recursively); missing is fine, also when another caller
         deletes it at the same time."""
         path = self.full(rel)
-        for attempt in range(3):
+        for attempt in range(50):  # every failed try means another caller removed something: progress
             info = self.fs.get_file_info(path)
             try:
                 if info.type == pafs.FileType.Directory:
@@ -214,8 +214,8 @@ class Store:
                 elif info.type == pafs.FileType.File:
                     self.fs.delete_file(path)
                 return
-            except FileNotFoundError:  # a file went under us: another delete is at work; look again
-                if attempt == 2:
+            except OSError as exc:  # a file went, or came, under us: another writer or delete is at work
+                if attempt == 49 or not isinstance(exc, FileNotFoundError) and "not empty" not in str(exc).lower():
                     raise
 
     def _delete_quietly(self, path: str) -> None:

@@ -18,14 +18,13 @@ Serve config entry points (``import_path``): `services.apps:build_artwalks` and
 
 
 import asyncio
-import hmac
 import json
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from ray import serve
@@ -36,7 +35,9 @@ from inkwalk.errors import InkwalkError
 from inkwalk.segments import content_key
 from inkwalk.store_layout import JOB_INPUTS, JOB_SHEET, JOB_VIDEO, preview_path, walk_row_path
 from inkwalk.walk_settings import WalkSettings
+from services import http_guard, safe_json
 from services import limits as L
+from services.api_docs import add_docs
 from services.conclvd_generator import ConCLVDGenerator
 from services.deployments import Encoder, Interpolator, Keyframes, Upscaler
 from services.job_routes import JOB_ID_PATH, job_routes
@@ -66,6 +67,7 @@ class AppArgs:
     retention: dict[str, Any] = field(default_factory=dict)
     upload_timeout_s: float = 30.0
     api_token: str | None = None  # else INKWALK_API_TOKEN; when set, every route needs it
+    guard: dict[str, Any] = field(default_factory=dict)  # body caps and deadlines (services.http_guard)
     deployment_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
@@ -81,23 +83,13 @@ class AppArgs:
         return parsed
 
 
-def _check_token(request: Request) -> None:
-    """Every route of an app whose ingress has a token: ``Authorization: Bearer`` or the Studio's cookie."""
-    token = getattr(request.app.state, "api_token", None)
-    if not token:
-        return
-    given = request.headers.get("authorization", "")
-    given = given[7:] if given.lower().startswith("bearer ") else request.cookies.get("inkwalk_token", "")
-    if not hmac.compare_digest(given.encode(), token.encode()):
-        raise HTTPException(401, "missing or wrong API token: send 'Authorization: Bearer <token>'",
-                            headers={"WWW-Authenticate": "Bearer"})
-
-
 # ---------------------------------------------------------------------- ArtWalks
 
-artwalks_api = FastAPI(title="inkwalk ArtWalks", version=__version__, dependencies=[Depends(_check_token)],
+artwalks_api = FastAPI(title="inkwalk ArtWalks", version=__version__, docs_url=None, redoc_url=None,
                        description="Walks between paintings (ArtWalks): submit paintings, poll the job, "
                                    "download the mp4.")
+http_guard.install(artwalks_api)
+add_docs(artwalks_api)
 
 
 @serve.deployment(name="ArtWalksIngress", ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=64,
@@ -132,17 +124,14 @@ class ArtWalksIngress(job_routes(artwalks_api, "artwalks", "The rendered mp4 (H.
                               file_fields=("paintings",), text_fields=("settings",),
                               read_timeout_s=self.args.upload_timeout_s)
         try:
-            upload = await receive(request, self.store, folder, limits)
-            try:
+            try:  # a refused or aborted upload leaves nothing behind, not even its folder
+                upload = await receive(request, self.store, folder, limits)
                 paintings = upload.files
-                try:
-                    user = json.loads(upload.fields.get("settings") or "{}")
-                except json.JSONDecodeError as exc:
-                    raise L.RequestError(422, f"settings is not valid JSON ({exc})") from None
+                user = safe_json.loads(upload.fields.get("settings") or "{}", "settings")
                 ws = self._settings(user, len(paintings))
                 await asyncio.to_thread(L.check_collection_files, self.store,  # headers only: nothing decoded
-                                        [(f.filename or f.path, f.path) for f in paintings], self.limits,
-                                        tuple(ws.size), ws.fit)
+                                        [(f.filename or f"painting {i + 1}", f.path) for i, f in enumerate(paintings)],
+                                        self.limits, tuple(ws.size), ws.fit)
             except BaseException:
                 await asyncio.to_thread(self.store.delete_job, self.app_name, job_id)
                 raise
@@ -192,7 +181,8 @@ class ArtWalksIngress(job_routes(artwalks_api, "artwalks", "The rendered mp4 (H.
 
         job = WalkJob(paintings=[i["path"] for i in record.inputs], painting_ids=[i["sha256"] for i in record.inputs],
                       settings=ws, video=record.outputs["video"], sheet=record.outputs["keyframes"],
-                      metadata={"job_id": record.job_id})
+                      metadata={"job_id": record.job_id},
+                      painting_names=[i["name"] or f"painting {n + 1}" for n, i in enumerate(record.inputs)])
         record.models = await self._describe()
         result = await render_walks(self.handles, self.store, job, record.models, self.render_options,
                                     on_progress, walk_ready)
@@ -223,9 +213,11 @@ class ArtWalksIngress(job_routes(artwalks_api, "artwalks", "The rendered mp4 (H.
 
 # ---------------------------------------------------------------------- ConCLVD
 
-conclvd_api = FastAPI(title="inkwalk ConCLVD", version=__version__, dependencies=[Depends(_check_token)],
+conclvd_api = FastAPI(title="inkwalk ConCLVD", version=__version__, docs_url=None, redoc_url=None,
                       description="Text to Chinese-landscape-painting video (ConCLVD): submit a prompt, "
                                   "poll the job, download the mp4.")
+http_guard.install(conclvd_api)
+add_docs(conclvd_api)
 
 
 class ConCLVDRequest(BaseModel):

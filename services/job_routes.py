@@ -15,6 +15,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ray import serve
 
+from services import http_guard
 from services import limits as L
 from services.jobs import JobLifecycle
 from services.metrics import serve_metrics
@@ -39,7 +40,8 @@ def job_routes(api: FastAPI, app_name: str, video_summary: str) -> type:
             self.store = JobStore(args.store)
             self.limits = L.Limits.from_dict(args.limits)
             self.render_options = RenderOptions.from_dict(args.render)
-            api.state.api_token = args.api_token
+            http_guard.configure(api, http_guard.Guard(args.api_token, self.limits.max_total_upload_bytes,
+                                                       http_guard.GuardSettings.from_dict(args.guard)))
             try:
                 replica = serve.get_replica_context().replica_id.unique_id
             except Exception:  # constructed outside Serve
@@ -160,10 +162,10 @@ def _range(header: str | None, size: int) -> tuple[int, int] | None:
         else:
             start, end = int(start_text), min(size, int(end_text) + 1) if end_text else size
     except ValueError:
-        raise HTTPException(416, f"unsupported Range {header[:64]!r}: use one 'bytes=START-END'",
+        raise HTTPException(416, f"unsupported Range {http_guard.clip(header)}: use one 'bytes=START-END'",
                             headers={"Content-Range": f"bytes */{size}"}) from None
     if start >= size or start >= end:
-        raise HTTPException(416, f"Range {header[:64]!r} is outside the {size} bytes",
+        raise HTTPException(416, f"Range {http_guard.clip(header)} is outside the {size} bytes",
                             headers={"Content-Range": f"bytes */{size}"})
     return start, end
 

@@ -137,7 +137,7 @@ class JobLifecycle:
             return "deleted"
         if record is None:
             return None
-        if record.state in TERMINAL:
+        if record.state in TERMINAL and job_id not in self.tasks:  # a task here may still be saving it
             await asyncio.to_thread(self.store.delete_job, self.app, job_id)
             return "deleted"
         await asyncio.to_thread(self.store.request_cancel, self.app, job_id)
