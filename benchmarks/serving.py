@@ -125,20 +125,28 @@ class App:
         return int(alive[0]["Pid"])
 
     def job(self, images: list[bytes], settings: dict) -> float:
-        """Submit, poll every 0.1 s, download; returns seconds."""
-        t0 = time.perf_counter()
+        """Submit, poll every 0.1 s, download; returns seconds. `self.parts` says where they went:
+        the POST (upload, checks, record), the render (the record's started_at to finished_at),
+        what the poll saw after that, and the download."""
+        t0, wall0 = time.perf_counter(), time.time()
         files = [("paintings", (f"p{i}.png", d, "image/png")) for i, d in enumerate(images)]
         r = self.client.post("/artwalks/jobs", files=files, data={"settings": json.dumps(settings)})
         r.raise_for_status()
+        posted = time.perf_counter() - t0
         job = r.json()["job_id"]
         while (status := self.client.get(f"/artwalks/jobs/{job}").json())["state"] not in ("done", "failed"):
             time.sleep(0.1)
+        seen = time.perf_counter() - t0
         if status["state"] != "done":
             raise RuntimeError(status["error"])
         with self.client.stream("GET", f"/artwalks/jobs/{job}/video") as video:
             if sum(len(b) for b in video.iter_bytes()) == 0:
                 raise RuntimeError(f"job {job}: empty video")
-        return time.perf_counter() - t0
+        total = time.perf_counter() - t0
+        self.parts = {"post_s": posted, "queued_s": status["started_at"] - status["created_at"],
+                      "render_s": status["finished_at"] - status["started_at"],
+                      "poll_lag_s": wall0 + seen - status["finished_at"], "download_s": total - seen}
+        return total
 
 
 def paintings(k: int, seed: int = 0) -> list[bytes]:
@@ -217,7 +225,7 @@ def timing(app: App, work: Path, repeats: int) -> list[dict]:
                     "interpolator": "flow-warp"}
         ws = WalkSettings.from_dict(settings)
         models = load_walk_models(ws)
-        serve_s, local_s = [], []
+        serve_s, local_s, parts = [], [], []
         for r in range(repeats):
             images = paintings(k, seed=700 + 10 * k + r)  # new paintings each time: nothing is reused
             files = []
@@ -229,9 +237,11 @@ def timing(app: App, work: Path, repeats: int) -> list[dict]:
                                          models=models, sheet=False)
             local_s.append(time.perf_counter() - t0)
             serve_s.append(app.job(images, settings))
+            parts.append(app.parts)
         rows.append({"paintings": k, "output": 2 * size, "in_process_s": round(statistics.median(local_s), 2),
                      "serve_s": round(statistics.median(serve_s), 2),
-                     "ratio": round(statistics.median(serve_s) / statistics.median(local_s), 3)})
+                     "ratio": round(statistics.median(serve_s) / statistics.median(local_s), 3),
+                     **{k: round(statistics.median(p[k] for p in parts), 3) for k in parts[0]}})
         print(rows[-1], flush=True)
     return rows
 
