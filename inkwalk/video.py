@@ -207,14 +207,12 @@ def iter_frames(path: PathLike, size: tuple[int, int] | None = None, chunk: int 
 def image_to_rgb(im: Image.Image) -> np.ndarray:
     """Decode an opened image as ``H×W×3`` uint8 RGB, EXIF orientation applied.
 
-    Transparent pixels are composited over white (paintings scanned with alpha look right).
+    Deep pixel formats are scaled, not clipped, and transparency is composited over white
+    (`inkwalk.pixel_formats`).
     """
-    im = ImageOps.exif_transpose(im)
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        rgba = im.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        im = Image.alpha_composite(background, rgba)
-    return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+    from inkwalk.pixel_formats import to_rgb8
+
+    return to_rgb8(ImageOps.exif_transpose(im))
 
 
 def read_image(path: PathLike) -> np.ndarray:
