@@ -168,6 +168,10 @@ class WalkJob:
     video: str  # store path of the joined video
     sheet: str | None = None  # store path of the contact sheet
     metadata: dict[str, Any] = field(default_factory=dict)
+    painting_names: Sequence[str] = ()  # as uploaded, for messages; default: the store paths
+
+    def name_of(self, index: int) -> str:
+        return self.painting_names[index] if self.painting_names else self.paintings[index]
 
 
 @dataclass
@@ -209,11 +213,10 @@ async def render_walks(h: Handles, store: Store, job: WalkJob, models: dict[str,
         uses[owner_of(p)] = uses.get(owner_of(p), 0) + 1
 
     def request_nodes(owner):
-        if owner == "last":
-            sources, row = [job.paintings[-1]], None
-        else:
-            sources, row = [job.paintings[owner], job.paintings[owner + 1]], walk_row_path(walk_keys[owner])
-        return responses.track(h.keyframes.nodes.remote(sources, ws, row))
+        indices = [len(job.paintings) - 1] if owner == "last" else [owner, owner + 1]
+        row = None if owner == "last" else walk_row_path(walk_keys[owner])
+        sources, names = [job.paintings[i] for i in indices], [job.name_of(i) for i in indices]
+        return responses.track(h.keyframes.nodes.remote(sources, ws, row, names))
 
     nodes = _NodeSets(request_nodes, uses, responses.done)
     gate = asyncio.Semaphore(opts.inflight)

@@ -107,3 +107,16 @@ def test_settings_checks():
             check_conclvd_settings(bad, limits)
     with pytest.raises(Exception, match="unknown limit"):
         Limits.from_dict({"max_everything": 1})
+
+
+def test_a_painting_refused_on_a_replica_is_named_as_uploaded(tmp_path):
+    """The job's message names the user's file, never the store path it was saved under."""
+    from inkwalk.walk_settings import WalkSettings
+    from services.deployments import Keyframes
+
+    keyframes = Keyframes.func_or_class(str(tmp_path), keyframer="none")
+    keyframes.store.put_bytes("inputs/job/000", _png((50, 50, 3))[:60])
+    settings = WalkSettings.with_preset("offline", size=(32, 32), keyframes=0)
+    with pytest.raises(RequestError, match="painting 'my scan.png' is truncated") as info:
+        keyframes.nodes(["inputs/job/000"], settings, None, ["my scan.png"])
+    assert "inputs/job" not in str(info.value)
