@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 from inkwalk.cli._options import labels, option_names
@@ -35,11 +36,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def add_settings_arguments(p: argparse.ArgumentParser) -> None:
     """The walk settings options, shared by `inkwalk walk` and `inkwalk render`."""
-    p.add_argument("--preset", choices=("paper", "offline", "release"), default="paper",
-                   help="paper: Kandinsky 2.2 keyframes + FILM + Real-ESRGAN (needs weights; default); "
+    p.add_argument("--preset", choices=("paper", "offline", "release"), default=None,
+                   help="paper: Kandinsky 2.2 keyframes + FILM + Real-ESRGAN (needs weights); "
                         "offline: no keyframes, flow-warp with DIS, no upscaling (no weights); "
                         "release: the paper's models at the authors' released pacing (30 fps, 10 s segments "
-                        "and holds, their weighting, keyframe grid and easing)")
+                        "and holds, their weighting, keyframe grid and easing). Default: `walk` takes paper when "
+                        "its weights are on this machine, else offline, and says which ran; `render`: paper")
     p.add_argument("-m", "--keyframes", type=int, help="diffusion keyframes between two paintings (paper: 5)")
     p.add_argument("-n", "--frames", type=int, help="interpolated frames between neighbouring frames (24)")
     p.add_argument("--weighting", choices=WEIGHTINGS, help="embedding weighting (logit)")
@@ -63,6 +65,25 @@ def add_settings_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--guidance", type=float, help="decoder guidance scale (4)")
     p.add_argument("--fit", choices=("crop", "letterbox"), help="fit paintings to the size (crop)")
     p.set_defaults(option_names=option_names(p))
+
+
+def default_preset(args: argparse.Namespace) -> tuple[str, str]:
+    """The preset `walk` runs without --preset: paper when every model it would load is on this
+    machine (local or cached, no network asked), else offline; and a line that says so."""
+    from inkwalk.availability import absent_models, walk_models
+    from inkwalk.limits import Limits, RequestError
+    from inkwalk.settings_schemas import parse_walk_settings
+
+    given = {k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None}
+    try:
+        paper = parse_walk_settings({**given, "preset": "paper"}, {}, Limits.cli(), len(args.paintings))
+    except RequestError:  # a bad option: `settings_from_args` refuses it in one line, naming it
+        return "paper", ""
+    absent = absent_models(walk_models(paper), args.models)
+    if not absent:
+        return "paper", "preset: paper (its weights are on this machine)"
+    return "offline", (f"preset: offline (no weights needed); paper needs {', '.join(absent)}: "
+                       f"`inkwalk models list` says how to get them, then pass --preset paper")
 
 
 def settings_from_args(args: argparse.Namespace, paintings: int = 2):
@@ -89,13 +110,18 @@ def handler(args: argparse.Namespace) -> int:
     # everything a user can get wrong is refused here, in milliseconds, before any decode or model
     check_output(args.output, "video")
     limits = Limits.cli()
+    chosen = args.preset is None
+    if chosen:
+        args.preset, note = default_preset(args)
     settings = settings_from_args(args, len(args.paintings))
     for path in args.paintings:  # headers only: a bad last painting fails before the first decodes
         admit_image(path, limits, size=settings.size, fit=settings.fit)
-    hint = " -- or render without any weights: --preset offline" if args.preset == "paper" else ""
+    hint = " -- or render without any weights: --preset offline" if settings.preset != "offline" else ""
     require_models(walk_models(settings), args.models, hint)
     for path in args.paintings:  # truncated pixel data fails here, one painting in memory at a time
         decode_painting(path, path, limits, settings.size, settings.fit)
+    if chosen and note:
+        print(note, file=sys.stderr)
 
     from diffusers.utils import logging as diffusers_logging
 
