@@ -85,7 +85,7 @@ def join_chunks(store: Store, chunks: Sequence[str], out: str | Path,
     frames = 0
     with av.open(str(out), "w", format="mp4", options={"movflags": "+faststart"}) as dst:
         if metadata:
-            dst.metadata[METADATA_KEY] = json.dumps(metadata, sort_keys=True, default=str)
+            dst.metadata[METADATA_KEY] = encode_metadata(metadata)
         ostream = template = None
         duration = None
         pts_offset = 0
@@ -132,6 +132,23 @@ def join_chunks_to_store(store: Store, chunks: Sequence[str], rel: str,
         count = join_chunks(store, chunks, local, metadata)
         store.put_file(rel, local)
     return count
+
+
+def command_metadata(app: str, settings: dict[str, Any], source: str | Path | None = None) -> dict[str, Any]:
+    """What a command that transforms a file (`interpolate`, `upscale`, `t2v`) records in its mp4:
+    its settings and, for a source file, its name and content hash (sha256)."""
+    from inkwalk import __version__
+    from inkwalk.store import sha256_file
+
+    made = {"inkwalk": __version__, "app": app, "settings": settings}
+    if source is not None:
+        made["source"] = {"name": Path(source).name, "sha256": sha256_file(source)}
+    return made
+
+
+def encode_metadata(metadata: dict[str, Any]) -> str:
+    """inkwalk's metadata as the JSON text of the mp4's comment tag."""
+    return json.dumps(metadata, sort_keys=True, default=str)
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:

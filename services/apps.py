@@ -429,7 +429,8 @@ class ArtWalksIngress(JobIngress):
 
         job = WalkJob(paintings=[i["path"] for i in record.inputs], painting_ids=[i["sha256"] for i in record.inputs],
                       settings=ws, video=record.outputs["video"], sheet=record.outputs["keyframes"],
-                      metadata={"job_id": record.job_id}, painting_names=[i["name"] for i in record.inputs])
+                      metadata={"job_id": record.job_id, "painting_names": [i["name"] for i in record.inputs]},
+                      painting_names=[i["name"] for i in record.inputs])
         record.models = await self._describe()
         result = await render_walks(self.handles, self.store, job, record.models, self.render_options,
                                     on_progress, walk_ready)

@@ -47,12 +47,18 @@ def describe(metadata: dict[str, Any]) -> list[str]:
     lines = [made + (f", job {metadata['job_id']}" if metadata.get("job_id") else "")]
     if "prompt" in metadata:
         lines.append(f"prompt: {metadata['prompt']}")
-    lines.append(f"seed: {settings.pop('seed', 'default')}")
+    if "seed" in settings:  # a walk without keyframes has none: nothing random happened
+        lines.append(f"seed: {settings.pop('seed')}")
     if settings:
         lines.append("settings: " + " ".join(f"{k}={_value(v)}" for k, v in sorted(settings.items())))
-    paintings = metadata.get("paintings") or []
+    paintings, names = metadata.get("paintings") or [], metadata.get("painting_names") or []
     if paintings:
-        lines.append(f"paintings: {len(paintings)} (sha256 " + ", ".join(p[:12] for p in paintings) + ")")
+        named = [f"{name} ({digest[:12]})" for name, digest in zip(names, paintings)] if len(names) == len(paintings) \
+            else [digest[:12] for digest in paintings]
+        lines.append(f"paintings: {len(paintings)} (name and sha256): " + ", ".join(named))
+    source = metadata.get("source") or {}
+    if source:
+        lines.append(f"source: {source.get('name', '?')} (sha256 {str(source.get('sha256', '?'))[:12]})")
     models = metadata.get("models") or {}
     if models:
         lines.append("models:")

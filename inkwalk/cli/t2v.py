@@ -44,6 +44,7 @@ def handler(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from inkwalk.availability import interpolator_models, require_models
+    from inkwalk.chunks import command_metadata
     from inkwalk.errors import InkwalkError
     from inkwalk.limits import Limits, check_number
     from inkwalk.settings_schemas import check_prompt, parse_conclvd_settings
@@ -75,6 +76,8 @@ def handler(args: argparse.Namespace) -> int:
                          config=structure)
     frames = generate_video(model, args.prompt, sofp=not args.no_sofp, flow=args.flow, models_dir=args.models,
                             show_progress=True, **settings.model_dump())
-    path = write_video(args.output, frames, fps=args.fps)
+    recorded = {**settings.model_dump(), "fps": args.fps, "sofp": not args.no_sofp, "flow": args.flow, **structure}
+    metadata = {**command_metadata("conclvd", recorded), "prompt": args.prompt}
+    path = write_video(args.output, frames, fps=args.fps, metadata=metadata)
     print(f"{path}: {len(frames)} frames {frames.shape[2]}x{frames.shape[1]} at {args.fps:g} fps")
     return 0

@@ -43,6 +43,7 @@ def handler(args: argparse.Namespace) -> int:
     import numpy as np
 
     from inkwalk.availability import require_models
+    from inkwalk.chunks import command_metadata
     from inkwalk.errors import InkwalkError
     from inkwalk.image_admission import admit_image, decode_painting
     from inkwalk.limits import Limits, check_number
@@ -85,8 +86,9 @@ def handler(args: argparse.Namespace) -> int:
         save_image(args.output, upscale_fit(upscaler, image, size, fit))
         print(f"{args.output}: {size[0]}x{size[1]}")
         return 0
+    recorded = {"backend": args.backend, "size": list(size), "fit": fit, "tile": tile, "overlap": args.overlap}
     frames = iter_frames(src)
-    with VideoWriter(args.output, fps) as writer:
+    with VideoWriter(args.output, fps, metadata=command_metadata("upscale", recorded, src)) as writer:
         bar = progress(total=info.frames, desc="upscale", unit="frame")
         while batch := list(itertools.islice(frames, args.batch)):
             writer.write_many(upscale_fit(upscaler, np.stack(batch), size, fit))
