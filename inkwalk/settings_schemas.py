@@ -171,6 +171,27 @@ def parse_frame_size(text: Any, limits: Limits, name: str = "size", label: Label
     return w, h
 
 
+def parse_output_size(text: str, source: tuple[int, int], limits: Limits, name: str = "size",
+                      label: Labeler = setting_label) -> tuple[int, int]:
+    """An output size written like `walk --upscale`: ``xF`` (a factor of the `source` size,
+    0 < F <= MAX_UPSCALE_FACTOR) or ``WIDTHxHEIGHT``; the resulting size is what is bounded."""
+    factor_text = text.strip().lower() if isinstance(text, str) else ""
+    if not factor_text.startswith("x"):
+        return parse_frame_size(text, limits, name, label)
+    try:
+        factor = float(factor_text[1:])
+    except ValueError:
+        factor = float("nan")
+    if not 0 < factor <= MAX_UPSCALE_FACTOR:
+        raise RequestError(422, f"{label(name, text)}: must be xF (a factor, 0 < F <= {MAX_UPSCALE_FACTOR:g}) "
+                                f"or WIDTHxHEIGHT")
+    w, h = round(source[0] * factor), round(source[1] * factor)
+    if not (MIN_SIDE <= w <= MAX_SIDE and MIN_SIDE <= h <= MAX_SIDE):
+        raise RequestError(422, f"{label(name, text)}: the output size {w}x{h}: each side must be "
+                                f"{MIN_SIDE}..{MAX_SIDE} pixels")
+    return parse_frame_size(f"{w}x{h}", limits, name, lambda _name, _value: label(name, text))
+
+
 def check_paintings_count(count: int, limits: Limits) -> None:
     if count < limits.min_paintings:
         raise RequestError(422, f"a walk needs at least {limits.min_paintings} paintings, got {count}: "

@@ -233,6 +233,16 @@ def read_image(path: PathLike) -> np.ndarray:
         raise MediaError(p, f"image is truncated or corrupt ({_first_line(exc)})") from None
 
 
+def format_fps(fps: float) -> str:
+    """A frame rate as people write it: the nearest ratio with a denominator up to 1001, so a
+    container's 29.9999 prints as 30 and NTSC's 30000/1001 as 29.97 (23.976, 59.94)."""
+    from fractions import Fraction
+
+    if not fps or not np.isfinite(fps):
+        return "unknown"
+    return f"{round(float(Fraction(fps).limit_denominator(1001)), 3):g}"
+
+
 VIDEO_SUFFIXES = (".mp4",)  # what VideoWriter writes: H.264 in an MP4 container
 IMAGE_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP",
                   ".tif": "TIFF", ".tiff": "TIFF"}

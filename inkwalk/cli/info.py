@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(metadata, indent=2, sort_keys=True))
         return 0
-    print(f"{info.path}: {info.width}×{info.height}, {info.frames} frames, {info.fps:g} fps, "
+    print(f"{info.path}: {info.width}×{info.height}, {info.frames} frames, {video.format_fps(info.fps)} fps, "
           f"{info.duration_s:.2f} s, codec {info.codec}")
     for line in describe(metadata):
         print(line)

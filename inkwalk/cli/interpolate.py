@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from inkwalk.errors import InkwalkError
     from inkwalk.interpolate import interpolate_video, output_frame_count
     from inkwalk.limits import Limits, RequestError, check_number
-    from inkwalk.video import check_output, probe
+    from inkwalk.video import check_output, format_fps, probe
 
     check_output(args.output, "video")
     limits, label = Limits.cli(), labels(args)
@@ -70,6 +70,6 @@ def run(args: argparse.Namespace) -> int:
                             factor=args.factor, fps=fps, models_dir=args.models, device=args.device,
                             crf=args.crf, metadata=command_metadata("interpolate", recorded, args.input))
     out_fps = fps if fps else info.fps * args.factor
-    print(f"{out}: {output_frame_count(info.frames, args.factor)} frames at {out_fps:g} fps "
-          f"(from {info.frames} at {info.fps:g} fps, {args.method})")
+    print(f"{out}: {output_frame_count(info.frames, args.factor)} frames at {format_fps(out_fps)} fps "
+          f"(from {info.frames} at {format_fps(info.fps)} fps, {args.method})")
     return 0

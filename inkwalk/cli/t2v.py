@@ -48,7 +48,7 @@ def handler(args: argparse.Namespace) -> int:
     from inkwalk.errors import InkwalkError
     from inkwalk.limits import Limits, check_number
     from inkwalk.settings_schemas import check_prompt, parse_conclvd_settings
-    from inkwalk.video import check_output
+    from inkwalk.video import check_output, format_fps
 
     # every user mistake is refused here, in milliseconds, before torch or any model loads
     check_output(args.output, "video")
@@ -79,5 +79,5 @@ def handler(args: argparse.Namespace) -> int:
     recorded = {**settings.model_dump(), "fps": args.fps, "sofp": not args.no_sofp, "flow": args.flow, **structure}
     metadata = {**command_metadata("conclvd", recorded), "prompt": args.prompt}
     path = write_video(args.output, frames, fps=args.fps, metadata=metadata)
-    print(f"{path}: {len(frames)} frames {frames.shape[2]}x{frames.shape[1]} at {args.fps:g} fps")
+    print(f"{path}: {len(frames)} frames {frames.shape[2]}x{frames.shape[1]} at {format_fps(args.fps)} fps")
     return 0

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from inkwalk.cli._options import labels, option_names
+from inkwalk.cli._options import DeprecatedAlias, labels, option_names
 from inkwalk.schedules import EASINGS, KEYFRAME_GRIDS, WEIGHTINGS
 from inkwalk.walk_settings import UPSCALERS
 
@@ -27,8 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT.mp4", help="output video (.mp4)")
     add_settings_arguments(p)
     p.add_argument("--models", metavar="DIR", default=None, help="local models folder (else $INKWALK_MODELS, then the hub)")
-    p.add_argument("--cache", metavar="DIR", default=None, help="store of rendered chunks, a folder or URI "
-                                                                "(else $INKWALK_CACHE, then ~/.cache/inkwalk/store)")
+    p.add_argument("--store", metavar="DIR|URI", default=None, help="store of rendered chunks, a folder or URI, "
+                   "shared with `inkwalk render` (else $INKWALK_CACHE, then ~/.cache/inkwalk/store)")
+    p.add_argument("--cache", dest="store", metavar="DIR|URI", action=DeprecatedAlias, new="--store")
     p.add_argument("--device", default=None, help="torch device (default cuda if available, else cpu)")
     p.add_argument("--no-sheet", action="store_true", help="do not write the contact sheet PNG")
     p.set_defaults(func=handler)
@@ -104,7 +105,7 @@ def handler(args: argparse.Namespace) -> int:
     from inkwalk.image_admission import admit_image, decode_painting
     from inkwalk.limits import Limits
     from inkwalk.local_render import render_collection_in_process
-    from inkwalk.video import check_output
+    from inkwalk.video import check_output, format_fps
 
     start = time.perf_counter()
     # everything a user can get wrong is refused here, in milliseconds, before any decode or model
@@ -130,11 +131,12 @@ def handler(args: argparse.Namespace) -> int:
         models = load_walk_models(settings, models_dir=args.models, device=args.device)
     except InkwalkError as exc:  # weights present but unloadable: fail before any rendering
         raise InkwalkError(" ".join(str(exc).split()) + hint) from None
-    result = render_collection_in_process(args.paintings, args.output, settings, cache_dir=args.cache,
+    result = render_collection_in_process(args.paintings, args.output, settings, cache_dir=args.store,
                                           models_dir=args.models,
                                           models=models, sheet=not args.no_sheet)
     w, h = result.size
-    print(f"{result.path}: {result.frames} frames, {result.duration_s:.2f} s at {result.fps:g} fps, {w}x{h}; "
+    print(f"{result.path}: {result.frames} frames, {result.duration_s:.2f} s at {format_fps(result.fps)} fps, "
+          f"{w}x{h}; "
           f"chunks rendered {result.chunks_rendered}, reused {result.chunks_reused}; "
           f"{time.perf_counter() - start:.1f} s")
     if result.sheet:
