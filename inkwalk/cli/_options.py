@@ -33,3 +33,33 @@ class DeprecatedAlias(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         print(f"{parser.prog}: warning: {option_string} is deprecated, use {self.new}", file=sys.stderr)
         setattr(namespace, self.dest, values)
+
+
+def recorded_settings(path: str, app: str) -> dict:
+    """What an inkwalk mp4 records about how it was made (`settings`, and `prompt` for ConCLVD),
+    for `--from`; a video of another app, or without inkwalk's metadata, is one clear error."""
+    from inkwalk.chunks import read_metadata
+    from inkwalk.errors import InkwalkError
+    from inkwalk.video import probe
+
+    probe(path)  # a missing or broken file: the usual one-line error
+    made = read_metadata(path)
+    if not isinstance(made.get("settings"), dict):
+        raise InkwalkError(f"--from {path}: the video has no inkwalk settings (not made by inkwalk, or re-encoded)")
+    if made.get("app") != app:
+        command = {"artwalks": "walk", "conclvd": "t2v"}.get(str(made.get("app")))
+        raise InkwalkError(f"--from {path}: made by inkwalk {made.get('app')!r}, not {app!r}"
+                           + (f": use `inkwalk {command} --from`" if command else ""))
+    return made
+
+
+def fill_from(args: argparse.Namespace, recorded: dict, names) -> list[str]:
+    """Set each option in `names` the user left out (None) from `recorded`; explicit flags win.
+    Returns the options taken from the video."""
+    taken = []
+    for name in names:
+        if getattr(args, name, None) is None and recorded.get(name) is not None:
+            value = recorded[name]
+            setattr(args, name, "x".join(map(str, value)) if isinstance(value, list) else value)
+            taken.append(name)
+    return taken

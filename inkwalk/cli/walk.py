@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from inkwalk.cli._options import DeprecatedAlias, labels, option_names
+from inkwalk.cli._options import DeprecatedAlias, fill_from, labels, option_names, recorded_settings
 from inkwalk.schedules import EASINGS, KEYFRAME_GRIDS, WEIGHTINGS
 from inkwalk.walk_settings import UPSCALERS
 
@@ -26,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("paintings", nargs="+", metavar="PAINTING", help="two or more image files, in order")
     p.add_argument("-o", "--output", required=True, metavar="OUT.mp4", help="output video (.mp4)")
     add_settings_arguments(p)
+    p.add_argument("--from", dest="from_video", metavar="VIDEO.mp4", default=None,
+                   help="reuse the settings recorded in an inkwalk walk video; options given here override them")
     p.add_argument("--models", metavar="DIR", default=None, help="local models folder (else $INKWALK_MODELS, then the hub)")
     p.add_argument("--store", metavar="DIR|URI", default=None, help="store of rendered chunks, a folder or URI, "
                    "shared with `inkwalk render` (else $INKWALK_CACHE, then ~/.cache/inkwalk/store)")
@@ -111,6 +113,8 @@ def handler(args: argparse.Namespace) -> int:
     # everything a user can get wrong is refused here, in milliseconds, before any decode or model
     check_output(args.output, "video")
     limits = Limits.cli()
+    if args.from_video:
+        fill_from(args, recorded_settings(args.from_video, "artwalks")["settings"], SETTINGS)
     chosen = args.preset is None
     if chosen:
         args.preset, note = default_preset(args)
