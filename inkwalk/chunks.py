@@ -156,7 +156,8 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     import av
 
     with av.open(str(path)) as container:
-        text = container.metadata.get(METADATA_KEY, "")
+        # Matroska (WebM) stores tag names in capitals
+        text = container.metadata.get(METADATA_KEY) or container.metadata.get(METADATA_KEY.upper(), "")
     try:
         data = json.loads(text) if text else {}
     except json.JSONDecodeError:
