@@ -168,10 +168,7 @@ class WalkJob:
     video: str  # store path of the joined video
     sheet: str | None = None  # store path of the contact sheet
     metadata: dict[str, Any] = field(default_factory=dict)
-    painting_names: Sequence[str] = ()  # as uploaded, for messages; default: the store paths
-
-    def name_of(self, index: int) -> str:
-        return self.painting_names[index] if self.painting_names else self.paintings[index]
+    painting_names: Sequence[str] = ()  # as the user named them, for messages (default: store file names)
 
 
 @dataclass
@@ -213,10 +210,10 @@ async def render_walks(h: Handles, store: Store, job: WalkJob, models: dict[str,
         uses[owner_of(p)] = uses.get(owner_of(p), 0) + 1
 
     def request_nodes(owner):
-        indices = [len(job.paintings) - 1] if owner == "last" else [owner, owner + 1]
+        picked = [len(job.paintings) - 1] if owner == "last" else [owner, owner + 1]
         row = None if owner == "last" else walk_row_path(walk_keys[owner])
-        sources, names = [job.paintings[i] for i in indices], [job.name_of(i) for i in indices]
-        return responses.track(h.keyframes.nodes.remote(sources, ws, row, names))
+        names = [job.painting_names[i] for i in picked] if job.painting_names else None
+        return responses.track(h.keyframes.nodes.remote([job.paintings[i] for i in picked], ws, row, names))
 
     nodes = _NodeSets(request_nodes, uses, responses.done)
     gate = asyncio.Semaphore(opts.inflight)
