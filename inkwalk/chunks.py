@@ -15,7 +15,6 @@ keeps decode times increasing and never after presentation (checked per packet).
 
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +23,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from inkwalk.errors import InkwalkError
+from inkwalk.provenance import METADATA_KEY, encode_metadata
 from inkwalk.store import Store
 
 REORDER = 4  # frames of decode-time delay in the joined video (x264 needs at most 2)
-METADATA_KEY = "comment"  # the mp4 tag that carries inkwalk's JSON metadata
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ def join_chunks(store: Store, chunks: Sequence[str], out: str | Path,
                 metadata: dict[str, Any] | None = None) -> int:
     """Join chunk files (store paths, in order) into the local mp4 `out` by stream copy.
 
-    `metadata` is written as JSON into the mp4's comment tag (`read_metadata` reads it back).
+    `metadata` is written as JSON into the mp4's comment tag (`inkwalk.provenance.read_metadata` reads it back).
     Returns the number of frames.
     """
     import av
@@ -132,34 +131,3 @@ def join_chunks_to_store(store: Store, chunks: Sequence[str], rel: str,
         count = join_chunks(store, chunks, local, metadata)
         store.put_file(rel, local)
     return count
-
-
-def command_metadata(app: str, settings: dict[str, Any], source: str | Path | None = None) -> dict[str, Any]:
-    """What a command that transforms a file (`interpolate`, `upscale`, `t2v`) records in its mp4:
-    its settings and, for a source file, its name and content hash (sha256)."""
-    from inkwalk import __version__
-    from inkwalk.store import sha256_file
-
-    made = {"inkwalk": __version__, "app": app, "settings": settings}
-    if source is not None:
-        made["source"] = {"name": Path(source).name, "sha256": sha256_file(source)}
-    return made
-
-
-def encode_metadata(metadata: dict[str, Any]) -> str:
-    """inkwalk's metadata as the JSON text of the mp4's comment tag."""
-    return json.dumps(metadata, sort_keys=True, default=str)
-
-
-def read_metadata(path: str | Path) -> dict[str, Any]:
-    """inkwalk's metadata of a video (settings, seed, models, version), {} when it has none."""
-    import av
-
-    with av.open(str(path)) as container:
-        # Matroska (WebM) stores tag names in capitals
-        text = container.metadata.get(METADATA_KEY) or container.metadata.get(METADATA_KEY.upper(), "")
-    try:
-        data = json.loads(text) if text else {}
-    except json.JSONDecodeError:
-        return {}
-    return data if isinstance(data, dict) else {}

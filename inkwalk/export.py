@@ -84,7 +84,7 @@ def _write_webm(frames: Iterable[np.ndarray], path: Path, fps: float, metadata: 
     import av
 
     from inkwalk.atomic import atomic_output
-    from inkwalk.chunks import METADATA_KEY, encode_metadata
+    from inkwalk.provenance import METADATA_KEY, encode_metadata
 
     count = 0
     with atomic_output(path) as tmp, av.open(str(tmp), mode="w", format="webm") as out:
@@ -139,7 +139,7 @@ def _write_gif(frames: Iterable[np.ndarray], path: Path, fps: float, width: int 
 def export_video(src: str | os.PathLike, dst: str | os.PathLike, fmt: str, gif_width: int | None = GIF_WIDTH) -> int:
     """Write the video `src` as `fmt` ("png": a folder of frames, "webm", "gif") to `dst`;
     returns the frame count. WebM keeps inkwalk's metadata; GIF delays are whole milliseconds."""
-    from inkwalk.chunks import read_metadata
+    from inkwalk.provenance import read_metadata
     from inkwalk.video import iter_frames, probe
 
     if fmt not in EXPORT_FORMATS:

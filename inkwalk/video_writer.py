@@ -62,7 +62,7 @@ class VideoWriter:
         # faststart puts the index first: the file plays while it downloads over HTTP.
         self._container = av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"})
         if self.metadata:
-            from inkwalk.chunks import METADATA_KEY, encode_metadata
+            from inkwalk.provenance import METADATA_KEY, encode_metadata
 
             self._container.metadata[METADATA_KEY] = encode_metadata(self.metadata)
         rate = Fraction(self.fps).limit_denominator(1001)

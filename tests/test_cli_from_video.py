@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from inkwalk.artwalks import video_metadata
-from inkwalk.chunks import command_metadata
+from inkwalk.provenance import command_metadata
 from inkwalk.cli import main
 from inkwalk.errors import InkwalkError
 from inkwalk.video_writer import write_video

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
-from inkwalk.chunks import read_metadata
+from inkwalk.provenance import read_metadata
 from inkwalk.cli import main
 from inkwalk.video import read_frames
 from inkwalk.video_writer import write_video

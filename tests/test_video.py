@@ -169,7 +169,7 @@ def test_info_cli_tells_how_a_walk_was_made(tmp_path, capsys):
 def test_interpolate_and_upscale_record_how_they_were_made(tmp_path, capsys):
     import hashlib
 
-    from inkwalk.chunks import read_metadata
+    from inkwalk.provenance import read_metadata
 
     src = video_writer.write_video(tmp_path / "c.mp4", moving_clip(3, 32, 48), fps=6)
     digest = hashlib.sha256(src.read_bytes()).hexdigest()

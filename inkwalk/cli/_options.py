@@ -38,7 +38,7 @@ class DeprecatedAlias(argparse.Action):
 def recorded_settings(path: str, app: str) -> dict:
     """What an inkwalk mp4 records about how it was made (`settings`, and `prompt` for ConCLVD),
     for `--from`; a video of another app, or without inkwalk's metadata, is one clear error."""
-    from inkwalk.chunks import read_metadata
+    from inkwalk.provenance import read_metadata
     from inkwalk.errors import InkwalkError
     from inkwalk.video import probe
 

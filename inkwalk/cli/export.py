@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from inkwalk.chunks import read_metadata
+    from inkwalk.provenance import read_metadata
     from inkwalk.errors import InkwalkError
     from inkwalk.export import check_export_output, export_video, output_name
     from inkwalk.video import probe

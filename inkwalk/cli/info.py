@@ -17,7 +17,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from inkwalk import video
-    from inkwalk.chunks import read_metadata
+    from inkwalk.provenance import read_metadata
 
     try:
         info = video.probe(args.file)

@@ -38,7 +38,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from inkwalk.availability import interpolator_models, require_models
-    from inkwalk.chunks import command_metadata
+    from inkwalk.provenance import command_metadata
     from inkwalk.errors import InkwalkError
     from inkwalk.interpolate import interpolate_video, output_frame_count
     from inkwalk.limits import Limits, RequestError, check_number

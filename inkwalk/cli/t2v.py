@@ -50,7 +50,7 @@ def handler(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from inkwalk.availability import interpolator_models, require_models
-    from inkwalk.chunks import command_metadata
+    from inkwalk.provenance import command_metadata
     from inkwalk.errors import InkwalkError
     from inkwalk.limits import Limits, check_number
     from inkwalk.settings_schemas import check_prompt, parse_conclvd_settings

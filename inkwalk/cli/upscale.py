@@ -44,7 +44,7 @@ def handler(args: argparse.Namespace) -> int:
     import numpy as np
 
     from inkwalk.availability import require_models
-    from inkwalk.chunks import command_metadata
+    from inkwalk.provenance import command_metadata
     from inkwalk.errors import InkwalkError
     from inkwalk.image_admission import admit_image, decode_painting
     from inkwalk.limits import Limits, check_number
