@@ -31,12 +31,18 @@ def encode_metadata(metadata: dict[str, Any]) -> str:
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
-    """inkwalk's metadata of a video (settings, seed, models, version), {} when it has none."""
+    """inkwalk's metadata of a video or a PNG (settings, seed, models, version), {} when it has none."""
     import av
 
-    with av.open(str(path)) as container:
-        # Matroska (WebM) stores tag names in capitals
-        text = container.metadata.get(METADATA_KEY) or container.metadata.get(METADATA_KEY.upper(), "")
+    if Path(path).suffix.lower() == ".png":
+        from PIL import Image
+
+        with Image.open(path) as image:
+            text = image.info.get(METADATA_KEY, "")
+    else:
+        with av.open(str(path)) as container:
+            # Matroska (WebM) stores tag names in capitals
+            text = container.metadata.get(METADATA_KEY) or container.metadata.get(METADATA_KEY.upper(), "")
     try:
         data = json.loads(text) if text else {}
     except json.JSONDecodeError:

@@ -276,14 +276,24 @@ def check_output(path: PathLike, kind: str) -> Path:
     return p
 
 
-def save_image(path: PathLike, frame: np.ndarray) -> Path:
-    """Write one frame, atomically (PNG/JPEG/WebP/BMP/TIFF by extension)."""
+def save_image(path: PathLike, frame: np.ndarray, metadata: dict | None = None) -> Path:
+    """Write one frame, atomically (PNG/JPEG/WebP/BMP/TIFF by extension); a PNG keeps inkwalk's
+    `metadata` in a text chunk (`inkwalk.provenance`), the other formats have no such place."""
     from inkwalk.atomic import atomic_output
 
     p = check_output(path, "image")
     image = Image.fromarray(check_frame(frame))
+    fmt = IMAGE_SUFFIXES[p.suffix.lower()]
+    extra = {}
+    if metadata and fmt == "PNG":
+        from PIL.PngImagePlugin import PngInfo
+
+        from inkwalk.provenance import METADATA_KEY, encode_metadata
+
+        extra["pnginfo"] = PngInfo()
+        extra["pnginfo"].add_text(METADATA_KEY, encode_metadata(metadata))
     with atomic_output(p) as tmp:
-        image.save(tmp, format=IMAGE_SUFFIXES[p.suffix.lower()])
+        image.save(tmp, format=fmt, **extra)
     return p
 
 

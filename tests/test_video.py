@@ -184,6 +184,14 @@ def test_interpolate_and_upscale_record_how_they_were_made(tmp_path, capsys):
     capsys.readouterr()
     assert main(["info", str(tmp_path / "u.mp4")]) == 0
     assert f"source: c.mp4 (sha256 {digest[:12]})" in capsys.readouterr().out
+    still = tmp_path / "still.png"
+    video.save_image(still, moving_clip(1, 32, 48)[0])
+    assert main(["upscale", str(still), "-o", str(tmp_path / "big.png"), "--backend", "lanczos", "--size", "x2"]) == 0
+    made = read_metadata(tmp_path / "big.png")
+    assert made["app"] == "upscale" and made["source"]["name"] == "still.png" and made["settings"]["size"] == [96, 64]
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "big.png")]) == 0
+    assert "source: still.png" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("width", [16, 48, 72])

@@ -26,6 +26,8 @@ def run(args: argparse.Namespace) -> int:
             raise
         frame = video.read_image(args.file)
         print(f"{args.file}: image {frame.shape[1]}×{frame.shape[0]}")
+        for line in describe(read_metadata(args.file)):
+            print(line)
         return 0
     metadata = read_metadata(args.file)
     if args.json:

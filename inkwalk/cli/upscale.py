@@ -82,12 +82,12 @@ def handler(args: argparse.Namespace) -> int:
     except InkwalkError as exc:
         raise InkwalkError(" ".join(str(exc).split()) + hint) from None
     fit = args.fit or "stretch"  # the aspect ratio is kept to within 1%
+    recorded = {"backend": args.backend, "size": list(size), "fit": fit, "tile": tile, "overlap": args.overlap}
     if not is_video:
         image = decode_painting(str(src), src, limits)
-        save_image(args.output, upscale_fit(upscaler, image, size, fit))
+        save_image(args.output, upscale_fit(upscaler, image, size, fit), command_metadata("upscale", recorded, src))
         print(f"{args.output}: {size[0]}x{size[1]}")
         return 0
-    recorded = {"backend": args.backend, "size": list(size), "fit": fit, "tile": tile, "overlap": args.overlap}
     frames = iter_frames(src)
     with VideoWriter(args.output, fps, metadata=command_metadata("upscale", recorded, src)) as writer:
         bar = progress(total=info.frames, desc="upscale", unit="frame")
