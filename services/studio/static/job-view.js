@@ -1,0 +1,131 @@
+/* One job in its tab: state, progress, previews, the player and the download. */
+import { getJson, api, jobUrl } from "./api.js";
+import { $, clearError, el, percent, showError } from "./dom.js";
+
+export const TERMINAL = ["done", "failed", "cancelled"];
+export const POLL_MS = 400;
+const STAGES = {
+  queued: "waiting for a slot", render: "rendering", join: "joining the video", sheet: "keyframe sheet",
+  generate: "generating frames", interpolate: "interpolating (SOFP)", encode: "encoding", done: "done",
+  cancelled: "cancelled", failed: "failed",
+};
+
+export function jobTitle(record) {
+  return record.app === "artwalks" ? (record.paintings || []).join(" → ") : `“${record.settings?.prompt ?? ""}”`;
+}
+
+export class JobView {
+  constructor(slot, app) {
+    this.slot = slot;
+    this.app = app;
+    this.id = null;
+    this.timer = null;
+  }
+
+  url(suffix = "") {
+    return jobUrl(this.app, this.id, suffix);
+  }
+
+  show(id) {
+    if (id === this.id && this.root?.isConnected) {
+      this.poll(); // shown already: follow it again (polling stops while the token is asked for)
+      return;
+    }
+    this.stop();
+    this.id = id;
+    this.root = $("#job-view").content.firstElementChild.cloneNode(true);
+    this.root.dataset.job = id;
+    this.previews = new Set();
+    this.sheetShown = false;
+    this.videoShown = false;
+    $(".job-title", this.root).textContent = `Job ${id.slice(0, 8)}`;
+    $(".cancel", this.root).addEventListener("click", () => this.cancel());
+    this.slot.replaceChildren(this.root);
+    this.poll();
+  }
+
+  stop() {
+    clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  async poll() {
+    const id = this.id;
+    this.stop();
+    let record;
+    try {
+      record = await getJson(this.url());
+    } catch (exc) {
+      if (id !== this.id || exc.status === 401) return;
+      showError(exc, `Job ${id.slice(0, 8)}`);
+      if (exc.status !== 404) this.timer = setTimeout(() => this.poll(), 4 * POLL_MS);
+      return;
+    }
+    if (id !== this.id) return; // another job is shown now
+    this.render(record);
+    if (!TERMINAL.includes(record.state)) this.timer = setTimeout(() => this.poll(), POLL_MS);
+  }
+
+  render(r) {
+    const root = this.root;
+    $(".job-title", root).textContent = jobTitle(r) || `Job ${r.job_id.slice(0, 8)}`;
+    const state = $(".state", root);
+    state.textContent = r.state;
+    state.className = `state ${r.state}`;
+    $("progress", root).value = r.progress;
+    $(".progress-text", root).textContent = `${STAGES[r.stage] || r.stage} · ${percent(r.progress)}`;
+    $(".cancel", root).hidden = TERMINAL.includes(r.state);
+    const error = $(".job-error", root);
+    error.hidden = !r.error;
+    error.textContent = r.error || "";
+    $(".settings", root).textContent = JSON.stringify(r.settings, null, 1);
+    this.showPreviews(r);
+    if (r.state === "done" && !this.videoShown) {
+      this.videoShown = true;
+      const video = $("video", root);
+      video.src = this.url("/video");
+      video.hidden = false;
+      const download = $(".download", root);
+      download.href = this.url("/video");
+      download.download = `${this.app === "artwalks" ? "walk" : "landscape"}-${r.job_id.slice(0, 8)}.mp4`;
+      const sheet = $(".sheet", root);
+      sheet.href = this.url("/keyframes");
+      sheet.textContent = this.app === "artwalks" ? "Keyframes sheet" : "Generated frames";
+      $(".links", root).hidden = false;
+    }
+  }
+
+  showPreviews(r) {
+    const box = $(".previews", this.root);
+    if (this.app === "artwalks") {
+      for (const walk of r.previews || []) {
+        if (this.previews.has(walk)) continue;
+        this.previews.add(walk);
+        const names = r.paintings || [];
+        box.append(el("img", {
+          src: this.url(`/previews/${walk}`), className: "preview",
+          alt: `keyframes of walk ${walk + 1}: ${names[walk] ?? ""} → ${names[walk + 1] ?? ""}`,
+          title: `walk ${walk + 1}: ${names[walk] ?? ""} → ${names[walk + 1] ?? ""}`,
+        }));
+      }
+    } else if (!this.sheetShown && (r.state === "done" || r.progress >= 0.8)) {
+      this.sheetShown = true; // the generated frames exist once sampling has ended
+      const img = el("img", { src: this.url("/keyframes"), className: "preview", alt: "the generated frames" });
+      img.addEventListener("error", () => {
+        img.remove();
+        this.sheetShown = false;
+      });
+      box.append(img);
+    }
+  }
+
+  async cancel() {
+    clearError();
+    try {
+      await api(this.url(), { method: "DELETE" });
+    } catch (exc) {
+      showError(exc, "Cancel");
+    }
+    this.poll();
+  }
+}
