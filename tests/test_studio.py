@@ -188,6 +188,49 @@ def test_inkwalk_serve_builds_every_app_of_the_packaged_config_with_its_options(
     assert set(overrides) == {"artwalks", "conclvd"}
 
 
+def _focused(page) -> str:
+    """What the keyboard is on: the focused element's aria-label, else its text, else its tag."""
+    return page.evaluate("() => { const e = document.activeElement; "
+                         "return e.getAttribute('aria-label') || e.textContent.trim() || e.tagName; }")
+
+
+def test_a_keyboard_user_adds_orders_and_removes_paintings(page, tmp_path):
+    a, b, c = _paintings(tmp_path, 3)
+    page.get_by_role("tab", name="Walk").focus()
+    for _ in range(10):  # Tab from the tabs reaches "choose files"
+        page.keyboard.press("Tab")
+        if _focused(page) == "choose files":
+            break
+    assert _focused(page) == "choose files"
+    outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
+    assert outline not in ("", "none"), outline  # the focus is visible
+    # Playwright intercepts file choosers only once a listener exists: set it up before the first key
+    page.on("filechooser", lambda _: None)
+    page.evaluate("0")
+    for key in ("Enter", "Space"):  # a button: Enter and Space both open the file chooser
+        with page.expect_file_chooser() as chooser:
+            page.keyboard.press(key)
+        chooser.value.set_files([str(a), str(b)] if key == "Enter" else [str(c)])
+    assert _order(page) == ["a.png", "b.png", "c.png"]
+
+    page.get_by_role("button", name="Move a.png later").focus()
+    page.keyboard.press("Enter")
+    assert _order(page) == ["b.png", "a.png", "c.png"]
+    assert _focused(page) == "Move a.png later"  # the keyboard stays on the moved painting
+    page.keyboard.press("Enter")
+    assert _order(page) == ["b.png", "c.png", "a.png"]
+    assert _focused(page) == "Move a.png earlier"  # last now: its other arrow
+    page.keyboard.press("Space")
+    assert _order(page) == ["b.png", "a.png", "c.png"] and _focused(page) == "Move a.png earlier"
+
+    page.get_by_role("button", name="Remove a.png").focus()
+    page.keyboard.press("Enter")
+    assert _order(page) == ["b.png", "c.png"] and _focused(page) == "Remove c.png"
+    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")
+    assert _order(page) == [] and _focused(page) == "choose files"
+
+
 def test_a_walk_from_two_uploaded_paintings_renders_and_plays(page, api, tmp_path):
     a, b, c = _paintings(tmp_path, 3)
     page.locator("#walk-files").set_input_files([str(a), str(c)])

@@ -17,16 +17,28 @@ export function addFiles(files) {
   drawPaintings();
 }
 
-function movePainting(from, to) {
+/** Move a painting; `arrow` ("earlier" or "later") keeps the keyboard on that painting's arrow. */
+function movePainting(from, to, arrow = null) {
   if (to < 0 || to >= paintings.length || from === to) return;
   paintings.splice(to, 0, ...paintings.splice(from, 1));
   drawPaintings();
+  if (arrow) {
+    const tools = $("#paintings").children[to].querySelectorAll(".tools button");
+    const [earlier, , later] = tools;
+    const wanted = arrow === "earlier" ? earlier : later;
+    (wanted.disabled ? (wanted === earlier ? later : earlier) : wanted).focus(); // at an end: the other arrow
+  }
 }
 
-function removePainting(index) {
+/** Remove a painting; focus goes to the next one's remove button (or "choose files" when none is left). */
+function removePainting(index, keepFocus = false) {
   URL.revokeObjectURL(paintings[index].url);
   paintings.splice(index, 1);
   drawPaintings();
+  if (keepFocus) {
+    const next = $("#paintings").children[Math.min(index, paintings.length - 1)];
+    (next ? next.querySelectorAll(".tools button")[1] : $("#choose-files")).focus();
+  }
 }
 
 export function clearPaintings() {
@@ -42,9 +54,9 @@ function drawPaintings() {
       el("img", { src: url, alt: name }),
       el("div", { className: "name", textContent: name }),
       el("div", { className: "tools" },
-        iconButton("←", `Move ${name} earlier`, () => movePainting(i, i - 1), i === 0),
-        iconButton("×", `Remove ${name}`, () => removePainting(i)),
-        iconButton("→", `Move ${name} later`, () => movePainting(i, i + 1), i === paintings.length - 1)));
+        iconButton("←", `Move ${name} earlier`, () => movePainting(i, i - 1, "earlier"), i === 0),
+        iconButton("×", `Remove ${name}`, () => removePainting(i, true)),
+        iconButton("→", `Move ${name} later`, () => movePainting(i, i + 1, "later"), i === paintings.length - 1)));
     item.dataset.name = name;
     item.addEventListener("dragstart", (e) => {
       e.dataTransfer.setData(DRAG_TYPE, String(i));
@@ -84,6 +96,7 @@ export function setUpDropzone() {
   // a file dropped beside the zone must not make the browser leave the Studio to show it
   window.addEventListener("dragover", (e) => hasFiles(e) && e.preventDefault());
   window.addEventListener("drop", (e) => hasFiles(e) && e.preventDefault());
+  $("#choose-files").addEventListener("click", () => $("#walk-files").click()); // a button: Tab, Enter, Space
   $("#walk-files").addEventListener("change", (e) => {
     addFiles(e.target.files);
     e.target.value = "";
