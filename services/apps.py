@@ -43,6 +43,7 @@ from inkwalk.segments import content_key
 from services import limits as L
 from services.deployments import ConCLVDGenerator, Encoder, Interpolator, Keyframes, Upscaler
 from services.metrics import serve_metrics
+from services.settings_form import conclvd_form, walk_form
 from services.render import (Handles, RenderError, RenderOptions, WalkJob, one_line, render_text_video,
                              render_walks)
 from services.store import JOB_ID, TERMINAL, JobRecord, JobStore, Retention, new_job_id
@@ -407,15 +408,22 @@ class ArtWalksIngress(JobIngress):
         """
         if not isinstance(user, dict):
             raise L.RequestError(422, 'settings must be a JSON object, e.g. {"frames": 16, "hold": 1}')
-        served = {"keyframer": self.args.keyframer,
-                  "interpolator": self.args.interpolator.get("method", "flow-warp"),
-                  "flow": self.args.interpolator.get("flow", "dis"),
-                  "upscaler": self.args.upscaler.get("backend", "lanczos")}
+        served = self._served()
         for key, value in served.items():
             if key in user and user[key] != value:
                 raise L.RequestError(422, f"this app serves {key} {value!r}, not {user[key]!r}: leave "
                                           f"{key!r} out or deploy an app with that backend")
         return L.parse_walk_settings({**user, **served}, self.args.defaults, self.limits, paintings)
+
+    def _served(self) -> dict[str, str]:
+        """The backends this app's deployments run (chosen in the Serve config, not per request)."""
+        return {"keyframer": self.args.keyframer, "interpolator": self.args.interpolator.get("method", "flow-warp"),
+                "flow": self.args.interpolator.get("flow", "dis"),
+                "upscaler": self.args.upscaler.get("backend", "lanczos")}
+
+    @artwalks_api.get("/settings", summary="Defaults per preset, choices and limits of this app's settings")
+    def settings_form(self) -> dict:
+        return walk_form(self.args.defaults, self.limits, self._served())
 
     async def _work(self, record: JobRecord, on_progress) -> None:
         ws = WalkSettings.from_dict(record.settings)
@@ -536,6 +544,10 @@ class ConCLVDIngress(JobIngress):
         record.frames = await render_text_video(self.handles, self.store, prompt, settings, key,
                                                 record.outputs["video"], preview, self.args.fps, metadata, opts,
                                                 on_progress)
+
+    @conclvd_api.get("/settings", summary="Defaults, choices and limits of this app's settings")
+    def settings_form(self) -> dict:
+        return conclvd_form(self.args.defaults, self.limits)
 
     @conclvd_api.get("/jobs", summary="Jobs of this app, newest first (paged)")
     def list_jobs(self, limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0)) -> dict:

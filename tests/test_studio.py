@@ -231,6 +231,35 @@ def test_a_keyboard_user_adds_orders_and_removes_paintings(page, tmp_path):
     assert _order(page) == [] and _focused(page) == "choose files"
 
 
+def test_the_forms_show_the_servers_real_defaults_and_backends(page, api):
+    from inkwalk.artwalks import PRESETS
+
+    form = page.locator("#walk-form")
+    frames = form.locator("[name=frames]")
+    page.wait_for_function("() => document.querySelector('#walk-form [name=frames]').placeholder !== 'default'")
+    # the app's defaults (preset offline, steps 2) over the preset's own values, as a job would get them
+    assert frames.get_attribute("placeholder") == str(PRESETS["offline"]["frames"])
+    assert form.locator("[name=preset] option[value='']").inner_text() == "offline (default)"
+    assert form.locator("[name=width]").get_attribute("placeholder") == "720"
+    assert form.locator("[name=weighting] option[value='']").inner_text() == "logit (default)"
+    assert frames.get_attribute("max") == "16"  # the app's limit max_frames_per_segment
+    # this server's offline defaults break its own frame limit: the page says so before a refusal does
+    note = page.locator("#walk-defaults-note")
+    assert note.is_visible() and "'frames' = 24" in note.inner_text()
+    # backends: the one this app runs is shown, not choosable; fit offers both
+    interpolator = form.locator("[name=interpolator]")
+    assert interpolator.is_disabled() and interpolator.inner_text().strip() == "flow-warp (default)"
+    assert form.locator("[name=upscaler]").inner_text().strip() == "lanczos (default)"
+    assert form.locator("[name=fit] option").all_inner_texts() == ["crop (default)", "crop", "letterbox"]
+    form.locator("[name=preset]").select_option("paper")  # another preset, its own defaults
+    assert form.locator("[name=upscale]").get_attribute("placeholder") == PRESETS["paper"]["upscale"]
+    form.locator("[name=preset]").select_option("")
+    text = page.locator("#text-form")
+    assert text.locator("[name=steps]").get_attribute("placeholder") == "4"  # serve_config.cpu.yaml's default
+    assert text.locator("[name=frames]").get_attribute("max") == "8"
+    assert api.get("/conclvd/settings").json()["settings"]["steps"] == 4
+
+
 def test_a_walk_from_two_uploaded_paintings_renders_and_plays(page, api, tmp_path):
     a, b, c = _paintings(tmp_path, 3)
     page.locator("#walk-files").set_input_files([str(a), str(c)])

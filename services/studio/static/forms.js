@@ -8,7 +8,7 @@ export const labelOf = (input) => oneLine(input.closest("label")?.firstChild?.te
 export function formSettings(form) {
   const out = {};
   for (const input of form.querySelectorAll(FIELDS)) {
-    if (input.closest("[data-not-settings]")) continue;
+    if (input.disabled || input.closest("[data-not-settings]")) continue;
     const raw = input.type === "checkbox" ? (input.checked ? "true" : "") : input.value.trim();
     if (raw === "") {
       if (input.validity.badInput) throw new Error(`${labelOf(input)} is not a number`);
@@ -36,6 +36,7 @@ export function fillForm(form, settings) {
     if (input.type === "checkbox") input.checked = value === true;
     else input.value = value ?? "";
   }
+  form.dispatchEvent(new Event("change")); // what follows the form (its defaults) catches up
 }
 
 export function randomSeed(event) {

@@ -6,6 +6,7 @@
  * server wants one, is sent as a Bearer header by fetch and as a cookie by <img> and <video>.
  */
 import { api, APPS, hasToken, setCookie } from "./api.js";
+import { loadDefaults } from "./defaults.js";
 import { $, clearError, showError } from "./dom.js";
 import { randomSeed } from "./forms.js";
 import { gallery } from "./gallery.js";
@@ -61,6 +62,7 @@ async function start() {
   $("#tabs").hidden = false;
   $("#forget-token").hidden = !hasToken();
   route();
+  loadDefaults();
 }
 
 function main() {
