@@ -43,6 +43,7 @@ from inkwalk.segments import content_key
 from services import limits as L
 from services.deployments import ConCLVDGenerator, Encoder, Interpolator, Keyframes, Upscaler
 from services.metrics import serve_metrics
+from services.output_names import content_disposition, output_stem
 from services.settings_form import conclvd_form, walk_form
 from services.render import (Handles, RenderError, RenderOptions, WalkJob, one_line, render_text_video,
                              render_walks)
@@ -307,7 +308,7 @@ class JobIngress:
         start, end = span or (0, size)
         headers = {"Accept-Ranges": "bytes", "Content-Length": str(end - start)}
         if filename:
-            headers["Content-Disposition"] = f'inline; filename="{filename}"'
+            headers["Content-Disposition"] = content_disposition(filename)
         if span:
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
         return StreamingResponse(self.store.iter_bytes(rel, start, end), status_code=206 if span else 200,
@@ -458,7 +459,8 @@ class ArtWalksIngress(JobIngress):
     @artwalks_api.get("/jobs/{job_id}/video", summary="The rendered mp4 (H.264), streamed, with Range support",
                       response_class=Response)
     def video(self, request: Request, job_id: str = JOB_ID_PATH) -> Response:
-        return self._stream(self._output(job_id, "video"), "video/mp4", request, f"{job_id}.mp4")
+        return self._stream(self._output(job_id, "video"), "video/mp4", request,
+                            f"{output_stem(self._record(job_id))}.mp4")
 
     @artwalks_api.get("/jobs/{job_id}/keyframes", summary="Contact sheet (PNG) of the diffusion keyframes",
                       response_class=Response)
@@ -564,7 +566,8 @@ class ConCLVDIngress(JobIngress):
     @conclvd_api.get("/jobs/{job_id}/video", summary="The rendered mp4 (2N-1 frames after SOFP), with Range support",
                      response_class=Response)
     def video(self, request: Request, job_id: str = JOB_ID_PATH) -> Response:
-        return self._stream(self._output(job_id, "video"), "video/mp4", request, f"{job_id}.mp4")
+        return self._stream(self._output(job_id, "video"), "video/mp4", request,
+                            f"{output_stem(self._record(job_id))}.mp4")
 
     @conclvd_api.get("/jobs/{job_id}/keyframes", summary="Contact sheet (PNG) of the N generated frames",
                      response_class=Response)

@@ -134,7 +134,10 @@ def _drop(page, path: Path) -> None:
     }""", [path.name, base64.b64encode(path.read_bytes()).decode()])
 
 
-def _order(page) -> list[str]:
+def _order(page, count: int | None = None) -> list[str]:
+    """The paintings' names in walk order (once there are `count` of them: files are read before they show)."""
+    if count is not None:
+        page.wait_for_function("(n) => document.querySelectorAll('#paintings li').length === n", arg=count)
     return page.locator("#paintings li").evaluate_all("items => items.map(li => li.dataset.name)")
 
 
@@ -211,6 +214,7 @@ def test_a_keyboard_user_adds_orders_and_removes_paintings(page, tmp_path):
         with page.expect_file_chooser() as chooser:
             page.keyboard.press(key)
         chooser.value.set_files([str(a), str(b)] if key == "Enter" else [str(c)])
+        _order(page, 2 if key == "Enter" else 3)
     assert _order(page) == ["a.png", "b.png", "c.png"]
 
     page.get_by_role("button", name="Move a.png later").focus()
@@ -263,8 +267,17 @@ def test_the_forms_show_the_servers_real_defaults_and_backends(page, api):
 def test_a_walk_from_two_uploaded_paintings_renders_and_plays(page, api, tmp_path):
     a, b, c = _paintings(tmp_path, 3)
     page.locator("#walk-files").set_input_files([str(a), str(c)])
+    _order(page, 2)
     _drop(page, b)  # drag and drop from the desktop
+    assert _order(page, 3) == ["a.png", "c.png", "b.png"]
+    # a text file named .png is refused by the page, by name, and the walk is unchanged
+    notes = tmp_path / "notes.png"
+    notes.write_text("not a painting")
+    page.locator("#walk-files").set_input_files([str(notes)])
+    page.locator("#error-text").wait_for()
+    assert page.locator("#error-text").inner_text().startswith("notes.png: not an image")
     assert _order(page) == ["a.png", "c.png", "b.png"]
+    page.get_by_role("button", name="Dismiss").click()
     page.get_by_role("button", name="Remove c.png").click()
     page.get_by_role("button", name="Move b.png earlier").click()
     assert _order(page) == ["b.png", "a.png"]
@@ -296,7 +309,8 @@ def test_a_walk_from_two_uploaded_paintings_renders_and_plays(page, api, tmp_pat
     assert _plays(page, "#walk-job") > 0
     download = page.locator("#walk-job a.download")
     assert download.get_attribute("href").endswith(f"/artwalks/jobs/{job}/video")
-    assert download.get_attribute("download").endswith(".mp4")
+    assert download.get_attribute("download") == "walk-b_a-seed7.mp4"  # what made it, not the job id
+    assert "walk-b_a-seed7.mp4" in api.get(f"/artwalks/jobs/{job}/video").headers["content-disposition"]
     _screenshot(page, "walk")
 
     record = api.get(f"/artwalks/jobs/{job}").json()
@@ -339,23 +353,40 @@ def test_the_gallery_shows_the_job_after_a_reload_and_reruns_it_with_edits(page,
     page.locator("#walk").wait_for()
     form = page.locator("#walk-form")
     assert form.locator("[name=seed]").input_value() == "7" and form.locator("[name=frames]").input_value() == "8"
-    page.wait_for_function("() => document.querySelectorAll('#paintings li').length === 2")
-    assert _order(page) == ["b.png", "a.png"]  # fetched back from the job
+    assert _order(page, 2) == ["b.png", "a.png"]  # fetched back from the job
     _loaded(page, "#paintings img")
     form.locator("[name=seed]").fill("8")
     form.locator("[name=frames]").fill("4")
+    page.set_viewport_size({"width": 390, "height": 800})  # a phone: the job shows below the form
     page.get_by_role("button", name="Render", exact=True).click()
     page.wait_for_function(f"() => location.hash.startsWith('#artwalks/') && !location.hash.endsWith('{job}')")
     rerun = page.evaluate("location.hash.split('/')[1]")
+    page.locator(f"#walk-job .job[data-job='{rerun}']").wait_for()
+    assert page.evaluate("() => { const r = document.querySelector('#walk-job').getBoundingClientRect(); "
+                         "return r.top >= 0 && r.top < innerHeight; }")  # scrolled to the job
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+    page.reload()  # mid-render: the form, the paintings and the job all come back
+    page.locator(f"#walk-job .job[data-job='{rerun}']").wait_for()
+    assert form.locator("[name=seed]").input_value() == "8" and form.locator("[name=frames]").input_value() == "4"
+    assert form.locator("[name=weighting]").input_value() == "linear"
+    assert _order(page, 2) == ["b.png", "a.png"]
     assert _watch_until_done(page, "#walk-job")[-1] == ("done", 100)
     record = api.get(f"/artwalks/jobs/{rerun}").json()
     s = record["settings"]
     assert (s["seed"], s["frames"], s["weighting"]) == (8, 4, "linear")  # edited, and kept
     assert [api.get(f"/artwalks/jobs/{rerun}/paintings/{i}").content for i in range(2)] == STATE["paintings"]
 
-    # delete removes the job and its results
+    # the re-run's card says what changed; each job shows once
     page.get_by_role("tab", name="Gallery").click()
     card = page.locator(f"#jobs li[data-job='{rerun}']")
+    card.locator(".differs").wait_for()
+    differs = card.locator(".differs").inner_text()
+    assert "frames 8 → 4" in differs and "seed 7 → 8" in differs, differs
+    ids = page.locator("#jobs li").evaluate_all("cards => cards.map(c => c.dataset.job)")
+    assert len(ids) == len(set(ids)) == 2
+
+    # delete removes the job and its results
     page.once("dialog", lambda dialog: dialog.accept())
     card.get_by_role("button", name="Delete").click()
     card.wait_for(state="detached")

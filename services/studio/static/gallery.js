@@ -3,11 +3,9 @@ import { api, APPS, getJson, jobUrl } from "./api.js";
 import { $, clearError, el, openJob, percent, showError, when } from "./dom.js";
 import { fillForm } from "./forms.js";
 import { jobTitle, POLL_MS, TERMINAL } from "./job-view.js";
-import { addFiles, clearPaintings } from "./paintings.js";
+import { loadPaintingsOf } from "./paintings.js";
 
 const PAGE = 12;
-const MIME = { png: "image/png", jpg: "image/jpeg", jpeg: "image/jpeg", webp: "image/webp", bmp: "image/bmp",
-  tif: "image/tiff", tiff: "image/tiff" };
 
 /** One app's jobs, newest first, a page at a time. */
 class Feed {
@@ -53,6 +51,8 @@ export const gallery = {
   async reload() {
     this.stop();
     this.feeds = Object.keys(APPS).map((app) => new Feed(app));
+    this.shown = new Set(); // job ids: a job that moved pages while new ones were made shows once
+    this.lastOfTitle = new Map(); // "app|title" -> the oldest card shown so far of that walk or prompt
     $("#jobs").replaceChildren();
     await this.more();
   },
@@ -71,7 +71,15 @@ export const gallery = {
           if (h && (best < 0 || h.created_at > heads[best].created_at)) best = i;
         });
         if (best < 0) break;
-        $("#jobs").append(this.card(this.feeds[best].buffer.shift()));
+        const record = this.feeds[best].buffer.shift();
+        if (this.shown.has(record.job_id)) {
+          n -= 1;
+          continue;
+        }
+        this.shown.add(record.job_id);
+        const node = this.card(record);
+        $("#jobs").append(node);
+        this.markRerun(record, node);
       }
     } catch (exc) {
       if (generation === this.generation) showError(exc, "Gallery");
@@ -112,6 +120,21 @@ export const gallery = {
     return node;
   },
 
+  /** Re-runs of one walk or prompt look alike: the newer card says what changed since this one. */
+  markRerun(record, node) {
+    const key = `${record.app}|${jobTitle(record)}`;
+    const newer = this.lastOfTitle.get(key);
+    this.lastOfTitle.set(key, { record, node });
+    if (!newer) return;
+    const changes = changed(record.settings || {}, newer.record.settings || {});
+    const text = changes.length ? `changed since ${when(record.created_at)}: ${changes.join(", ")}`
+      : `same settings as ${when(record.created_at)}`;
+    const card = document.querySelector(`#jobs li[data-job="${newer.record.job_id}"]`) || newer.node; // refreshed?
+    const differs = $(".differs", card);
+    differs.textContent = text;
+    differs.hidden = false;
+  },
+
   /** A running job's card follows its progress while it is on screen. */
   refreshLater(r, node) {
     const generation = this.generation;
@@ -119,7 +142,10 @@ export const gallery = {
       this.timers.delete(timer);
       if (generation !== this.generation || !node.isConnected) return;
       try {
-        node.replaceWith(this.card(await getJson(jobUrl(r.app, r.job_id))));
+        const fresh = this.card(await getJson(jobUrl(r.app, r.job_id)));
+        const differs = $(".differs", node);
+        Object.assign($(".differs", fresh), { textContent: differs.textContent, hidden: differs.hidden });
+        node.replaceWith(fresh);
       } catch (exc) {
         if (exc.status === 404) node.remove();
       }
@@ -141,6 +167,15 @@ export const gallery = {
     }
   },
 };
+
+const shownValue = (v) => (Array.isArray(v) ? v.join("x") : JSON.stringify(v ?? null).replace(/^"|"$/g, ""));
+
+/** "seed 7 → 8"-style changes from `before` to `after` (the prompt is the card's title). */
+function changed(before, after) {
+  return [...new Set([...Object.keys(before), ...Object.keys(after)])]
+    .filter((k) => k !== "prompt" && JSON.stringify(before[k]) !== JSON.stringify(after[k]))
+    .map((k) => `${k} ${shownValue(before[k])} → ${shownValue(after[k])}`);
+}
 
 function thumbnail(r) {
   if (r.app === "artwalks") return (r.previews || []).includes(0) ? jobUrl(r.app, r.job_id, "/previews/0") : null;
@@ -170,13 +205,7 @@ export async function rerun(r) {
   fillForm($("#walk-form"), r.settings || {});
   location.hash = "walk";
   try {
-    const files = await Promise.all((r.paintings || []).map(async (name, i) => {
-      const blob = await (await api(jobUrl("artwalks", r.job_id, `/paintings/${i}`))).blob();
-      const fileName = name || `painting-${i + 1}.png`;
-      return new File([blob], fileName, { type: MIME[fileName.split(".").pop().toLowerCase()] || "image/png" });
-    }));
-    clearPaintings();
-    addFiles(files);
+    await loadPaintingsOf(r.job_id, r.paintings || []);
   } catch (exc) {
     showError(exc, "Could not fetch the job's paintings");
   }

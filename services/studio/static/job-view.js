@@ -14,6 +14,19 @@ export function jobTitle(record) {
   return record.app === "artwalks" ? (record.paintings || []).join(" → ") : `“${record.settings?.prompt ?? ""}”`;
 }
 
+const slug = (text, words = 6) => String(text).toLowerCase().normalize("NFKD").replace(/[^\p{L}\p{N}]+/gu, " ")
+  .trim().split(" ").filter(Boolean).slice(0, words).join("-");
+
+/** A file name that says what made the video: the paintings (or the prompt) and the seed. */
+export function outputName(r) {
+  const what = r.app === "artwalks"
+    ? (r.paintings || []).map((name) => slug(name.replace(/\.[^.]*$/, ""), 3)).join("_")
+    : slug(r.settings?.prompt ?? "");
+  const seed = r.settings?.seed;
+  return `${r.app === "artwalks" ? "walk" : "landscape"}-${what.slice(0, 80) || r.job_id.slice(0, 8)}`
+    + (seed === undefined ? "" : `-seed${seed}`);
+}
+
 export class JobView {
   constructor(slot, app) {
     this.slot = slot;
@@ -41,6 +54,7 @@ export class JobView {
     $(".job-title", this.root).textContent = `Job ${id.slice(0, 8)}`;
     $(".cancel", this.root).addEventListener("click", () => this.cancel());
     this.slot.replaceChildren(this.root);
+    if (matchMedia("(max-width: 800px)").matches) this.slot.scrollIntoView({ block: "start" }); // below the form
     this.poll();
   }
 
@@ -87,7 +101,7 @@ export class JobView {
       video.hidden = false;
       const download = $(".download", root);
       download.href = this.url("/video");
-      download.download = `${this.app === "artwalks" ? "walk" : "landscape"}-${r.job_id.slice(0, 8)}.mp4`;
+      download.download = `${outputName(r)}.mp4`;
       const sheet = $(".sheet", root);
       sheet.href = this.url("/keyframes");
       sheet.textContent = this.app === "artwalks" ? "Keyframes sheet" : "Generated frames";

@@ -5,13 +5,14 @@
  * ever goes into textContent. Progress is polled (GET jobs/{id}); the API token, when the
  * server wants one, is sent as a Bearer header by fetch and as a cookie by <img> and <video>.
  */
-import { api, APPS, hasToken, setCookie } from "./api.js";
+import { api, APPS, getJson, hasToken, jobUrl, setCookie } from "./api.js";
 import { loadDefaults } from "./defaults.js";
 import { $, clearError, showError } from "./dom.js";
 import { randomSeed } from "./forms.js";
 import { gallery } from "./gallery.js";
 import { JobView } from "./job-view.js";
-import { setUpDropzone } from "./paintings.js";
+import { loadPaintingsOf, paintings, setUpDropzone } from "./paintings.js";
+import { keepForm, lastWalkJob } from "./session.js";
 import { submitText } from "./text.js";
 import { setUpToken } from "./token.js";
 import { submitWalk } from "./walk.js";
@@ -49,6 +50,18 @@ function route() {
   selectTab(TABS.includes(first) ? first : "walk");
 }
 
+/** After a reload: the paintings of the last walk this tab submitted, from the job's own routes. */
+async function restorePaintings() {
+  const id = lastWalkJob();
+  if (!id || paintings.length) return;
+  try {
+    const record = await getJson(jobUrl("artwalks", id));
+    if (!paintings.length) await loadPaintingsOf(id, record.paintings || []);
+  } catch (exc) {
+    if (exc.status !== 404) showError(exc, "Could not fetch the last walk's paintings"); // 404: deleted since
+  }
+}
+
 /** Show the Studio once the API answers (with the token, if it wants one). */
 async function start() {
   $("#token").hidden = true;
@@ -63,6 +76,7 @@ async function start() {
   $("#forget-token").hidden = !hasToken();
   route();
   loadDefaults();
+  restorePaintings();
 }
 
 function main() {
@@ -77,6 +91,8 @@ function main() {
   $("#gallery-more").addEventListener("click", () => gallery.more());
   for (const dice of document.querySelectorAll(".dice")) dice.addEventListener("click", randomSeed);
   setUpDropzone();
+  keepForm($("#walk-form"));
+  keepForm($("#text-form"));
   start();
 }
 

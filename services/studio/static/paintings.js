@@ -1,20 +1,43 @@
 /* The walk's paintings, in walk order: add (choose or drop), reorder (drag or arrows), remove. */
+import { api, jobUrl } from "./api.js";
 import { $, el, iconButton, showError } from "./dom.js";
 
 const DRAG_TYPE = "application/x-inkwalk-painting";
-const IMAGE_NAME = /\.(png|jpe?g|webp|bmp|tiff?)$/i;
+const MIME = { png: "image/png", jpg: "image/jpeg", jpeg: "image/jpeg", webp: "image/webp", bmp: "image/bmp",
+  tif: "image/tiff", tiff: "image/tiff" };
+const ACCEPTED = "PNG, JPEG, WebP, BMP or TIFF";
 
 export const paintings = []; // {file, url}, in walk order
 
-export function addFiles(files) {
-  for (const file of files) {
-    if (!file.type.startsWith("image/") && !IMAGE_NAME.test(file.name)) {
-      showError(`${file.name} is not an image (PNG, JPEG, WebP, BMP or TIFF)`);
-      continue;
-    }
-    paintings.push({ file, url: URL.createObjectURL(file) });
+/** Whether a file's first bytes are one of the accepted image formats (its name may say anything). */
+async function isImage(file) {
+  const b = new Uint8Array(await file.slice(0, 12).arrayBuffer());
+  const text = (from, to) => String.fromCharCode(...b.slice(from, to));
+  return (b[0] === 0x89 && text(1, 4) === "PNG") || (b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff)
+    || (text(0, 4) === "RIFF" && text(8, 12) === "WEBP") || text(0, 2) === "BM"
+    || text(0, 4) === "II*\0" || text(0, 4) === "MM\0*";
+}
+
+/** Add files at the end of the walk; one that is not an image is refused by name. */
+export async function addFiles(files) {
+  const refused = [];
+  for (const file of Array.from(files)) {
+    if (await isImage(file)) paintings.push({ file, url: URL.createObjectURL(file) });
+    else refused.push(file.name);
   }
   drawPaintings();
+  if (refused.length) showError(`${refused.join(", ")}: not ${refused.length > 1 ? "images" : "an image"} (${ACCEPTED}), left out`);
+}
+
+/** A job's paintings, fetched back from its own routes, replace the walk's (re-run, reload). */
+export async function loadPaintingsOf(id, names) {
+  const files = await Promise.all(names.map(async (name, i) => {
+    const blob = await (await api(jobUrl("artwalks", id, `/paintings/${i}`))).blob();
+    const fileName = name || `painting-${i + 1}.png`;
+    return new File([blob], fileName, { type: MIME[fileName.split(".").pop().toLowerCase()] || "image/png" });
+  }));
+  clearPaintings();
+  await addFiles(files);
 }
 
 /** Move a painting; `arrow` ("earlier" or "later") keeps the keyboard on that painting's arrow. */

@@ -3,6 +3,7 @@ import { api, APPS } from "./api.js";
 import { $, openJob, showError } from "./dom.js";
 import { formSettings, submitting } from "./forms.js";
 import { paintings } from "./paintings.js";
+import { rememberWalkJob } from "./session.js";
 
 /** The walk form's settings; width and height become `size` (both or neither). */
 export function walkSettings() {
@@ -34,6 +35,7 @@ export async function submitWalk(event) {
   await submitting($("#walk-render"), "Uploading…", async () => {
     try {
       const { job_id: id } = await (await api(`${APPS.artwalks}/jobs`, { method: "POST", body })).json();
+      rememberWalkJob(id); // a reload fetches the paintings back from this job
       openJob("artwalks", id);
     } catch (exc) {
       showError(exc, "Render refused");
