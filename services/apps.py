@@ -44,11 +44,12 @@ from services import limits as L
 from services.deployments import ConCLVDGenerator, Encoder, Interpolator, Keyframes, Upscaler
 from services.metrics import serve_metrics
 from services.output_names import content_disposition, output_stem
-from services.settings_form import conclvd_form, walk_form
 from services.render import (Handles, RenderError, RenderOptions, WalkJob, one_line, render_text_video,
                              render_walks)
+from services.settings_form import conclvd_form, walk_form
 from services.store import JOB_ID, TERMINAL, JobRecord, JobStore, Retention, new_job_id
 from services.uploads import UploadLimits, receive
+from services.walk_frames import frame_counts, latest_frame_png, walk_pieces
 
 log = logging.getLogger("ray.serve")
 TOKEN_ENV = "INKWALK_API_TOKEN"
@@ -203,7 +204,7 @@ class JobIngress:
                 self.records.pop(record.job_id, None)
                 self.active.pop(record.job_id, None)
                 raise
-            record.state, record.stage, record.error = "cancelled", "cancelled", "cancelled by DELETE"
+            record.state, record.stage, record.error = "cancelled", "cancelled", "cancelled"
         except Exception as exc:  # a failure inside a deployment fails the job, never the replica
             record.state, record.error = "failed", one_line(exc)
             record.resubmittable = isinstance(exc, RenderError) or not isinstance(exc, InkwalkError)
@@ -476,6 +477,20 @@ class ArtWalksIngress(JobIngress):
         if walk not in record.previews:
             raise HTTPException(404, f"walk {walk} of job {job_id} has no keyframes yet")
         return _png(walk_row_path(record.walk_keys[walk]), self.store)
+
+    @artwalks_api.get("/jobs/{job_id}/frames", summary="Frames of the walk finished so far, and in all")
+    async def frames(self, job_id: str = JOB_ID_PATH) -> dict:
+        pieces = walk_pieces(self._record(job_id), self.render_options.codec)
+        return await asyncio.to_thread(frame_counts, pieces, self.store)
+
+    @artwalks_api.get("/jobs/{job_id}/frames/latest", response_class=Response,
+                      summary="The newest in-between frame (PNG): the first of the finished piece furthest along")
+    async def latest_frame(self, job_id: str = JOB_ID_PATH) -> Response:
+        pieces = walk_pieces(self._record(job_id), self.render_options.codec)
+        png = await asyncio.to_thread(latest_frame_png, pieces, self.store)
+        if png is None:
+            raise HTTPException(404, f"no piece of walk job {job_id} has finished yet")
+        return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
     @artwalks_api.get("/jobs/{job_id}/paintings/{index}", summary="An uploaded painting, as sent",
                       response_class=Response)

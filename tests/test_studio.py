@@ -151,6 +151,7 @@ def _watch_until_done(page, slot: str, timeout_s: float = 240) -> list[tuple[str
         const shown = (window.__shown ||= {});
         const key = state + '|' + text;
         (shown[slot] ||= []).includes(key) || shown[slot].push(key);
+        (window.__texts ||= []).includes(text) || window.__texts.push(text);
         return ['done', 'failed', 'cancelled'].includes(state) && shown[slot];
     }""", arg=slot, polling=50, timeout=timeout_s * 1000).json_value()
     out = []
@@ -305,6 +306,7 @@ def test_a_walk_from_two_uploaded_paintings_renders_and_plays(page, api, tmp_pat
     job = page.locator("#walk-job .job").get_attribute("data-job")
     assert page.url.endswith(f"#artwalks/{job}")
 
+    assert any(f"frame {WALK_FRAMES} of {WALK_FRAMES}" in t for t in page.evaluate("window.__texts"))
     _loaded(page, "#walk-job img.preview")  # the walk's A, K_1, B as soon as they existed
     assert _plays(page, "#walk-job") > 0
     download = page.locator("#walk-job a.download")
@@ -320,6 +322,25 @@ def test_a_walk_from_two_uploaded_paintings_renders_and_plays(page, api, tmp_pat
         (7, 1, 8, [128, 128], "linear", 1.5)
     STATE["walk"] = job
     STATE["paintings"] = [b.read_bytes(), a.read_bytes()]
+
+
+def test_the_newest_in_between_frame_is_a_frame_of_the_walk(api, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from inkwalk.video import read_frames
+
+    job = STATE["walk"]
+    assert api.get(f"/artwalks/jobs/{job}/frames").json() == {"done": WALK_FRAMES, "total": WALK_FRAMES}
+    latest = api.get(f"/artwalks/jobs/{job}/frames/latest")
+    assert latest.status_code == 200 and latest.headers["content-type"] == "image/png"
+    video = tmp_path / "walk.mp4"
+    video.write_bytes(api.get(f"/artwalks/jobs/{job}/video").content)
+    held = 1 + 4  # the last piece: the last painting, held round(hold * fps) more frames
+    expected = read_frames(video, [WALK_FRAMES - held])[0]  # decoded independently, from the joined video
+    frame = np.asarray(Image.open(io.BytesIO(latest.content)).convert("RGB"))
+    assert frame.shape == expected.shape == (256, 256, 3)
+    assert np.abs(frame.astype(int) - expected.astype(int)).max() <= 2
 
 
 def test_inkwalk_info_tells_how_the_studio_video_was_made(api, tmp_path, capsys):
@@ -421,6 +442,26 @@ def test_a_text_to_video_job_with_tiny_models(page, api):
     page.wait_for_function("() => [...document.querySelectorAll('#jobs .thumb img')].every(i => i.naturalWidth > 0)")
     _screenshot(page, "gallery")
     STATE["text"] = job
+
+
+def test_cancel_says_cancelled_and_the_bar_never_jumps_back(page, api, tmp_path):
+    paths = _paintings(tmp_path, 3)
+    files = [("paintings", (p.name, p.read_bytes(), "image/png")) for p in paths]
+    settings = {"keyframes": 2, "frames": 16, "size": [256, 256], "upscale": "x4", "fps": 8, "hold": 2}
+    job = api.post("/artwalks/jobs", files=files, data={"settings": json.dumps(settings)}).json()["job_id"]
+    page.goto(page.url.split("#")[0] + f"#artwalks/{job}")
+    view = page.locator(f"#walk-job .job[data-job='{job}']")
+    view.wait_for()
+    page.wait_for_function("() => document.querySelector('#walk-job progress').value > 0")
+    page.evaluate("window.__shown = {}")  # what this job's view shows from now on
+    view.get_by_role("button", name="Cancel").click()
+    shown = _watch_until_done(page, "#walk-job")
+    assert shown[-1][0] == "cancelled", shown
+    percents = [p for _, p in shown if p >= 0]
+    assert percents == sorted(percents), shown  # the bar only moves forward
+    assert view.locator(".job-error").inner_text() == "cancelled"
+    record = api.get(f"/artwalks/jobs/{job}").json()
+    assert record["state"] == "cancelled" and "DELETE" not in (record["error"] or "")
 
 
 def test_without_the_token_the_studio_refuses_to_work(browser, studio):

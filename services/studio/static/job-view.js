@@ -27,6 +27,12 @@ export function outputName(r) {
     + (seed === undefined ? "" : `-seed${seed}`);
 }
 
+function duration(seconds) {
+  if (seconds < 60) return `${Math.max(1, Math.round(seconds))} s`;
+  if (seconds < 3600) return `${Math.round(seconds / 60)} min`;
+  return `${Math.floor(seconds / 3600)} h ${Math.round((seconds % 3600) / 60)} min`;
+}
+
 export class JobView {
   constructor(slot, app) {
     this.slot = slot;
@@ -51,8 +57,12 @@ export class JobView {
     this.previews = new Set();
     this.sheetShown = false;
     this.videoShown = false;
+    this.shownProgress = 0; // the bar never moves back (a cancel re-reads an older saved record)
+    this.frames = null; // {done, total} of a walk, asked for every few polls
+    this.framesAsked = 0;
     $(".job-title", this.root).textContent = `Job ${id.slice(0, 8)}`;
     $(".cancel", this.root).addEventListener("click", () => this.cancel());
+    $(".latest", this.root).addEventListener("error", (e) => { e.target.hidden = true; });
     this.slot.replaceChildren(this.root);
     if (matchMedia("(max-width: 800px)").matches) this.slot.scrollIntoView({ block: "start" }); // below the form
     this.poll();
@@ -76,6 +86,8 @@ export class JobView {
       return;
     }
     if (id !== this.id) return; // another job is shown now
+    await this.followFrames(record);
+    if (id !== this.id) return;
     this.render(record);
     if (!TERMINAL.includes(record.state)) this.timer = setTimeout(() => this.poll(), POLL_MS);
   }
@@ -86,8 +98,10 @@ export class JobView {
     const state = $(".state", root);
     state.textContent = r.state;
     state.className = `state ${r.state}`;
-    $("progress", root).value = r.progress;
-    $(".progress-text", root).textContent = `${STAGES[r.stage] || r.stage} · ${percent(r.progress)}`;
+    this.shownProgress = Math.max(this.shownProgress, r.progress || 0);
+    $("progress", root).value = this.shownProgress;
+    $(".progress-text", root).textContent = [STAGES[r.stage] || r.stage, percent(this.shownProgress),
+      ...this.counters(r)].join(" · ");
     $(".cancel", root).hidden = TERMINAL.includes(r.state);
     const error = $(".job-error", root);
     error.hidden = !r.error;
@@ -96,6 +110,7 @@ export class JobView {
     this.showPreviews(r);
     if (r.state === "done" && !this.videoShown) {
       this.videoShown = true;
+      $(".latest", root).hidden = true; // the video itself shows now
       const video = $("video", root);
       video.src = this.url("/video");
       video.hidden = false;
@@ -107,6 +122,40 @@ export class JobView {
       sheet.textContent = this.app === "artwalks" ? "Keyframes sheet" : "Generated frames";
       $(".links", root).hidden = false;
     }
+  }
+
+  /** "frame 40 of 120", "windows 3 of 8", "about 2 min left": what the job's record and routes tell. */
+  counters(r) {
+    const out = [];
+    if (this.frames?.total) out.push(`frame ${this.frames.done} of ${this.frames.total}`);
+    if (r.windows?.total) out.push(`windows ${r.windows.done} of ${r.windows.total}`);
+    if (r.state === "running" && r.started_at && this.shownProgress >= 0.05 && this.shownProgress < 1) {
+      const elapsed = Date.now() / 1000 - r.started_at;
+      out.push(`about ${duration(elapsed * (1 - this.shownProgress) / this.shownProgress)} left`);
+    }
+    return out;
+  }
+
+  /** A walk's frames finished so far and its newest in-between frame (every few polls; older servers: never). */
+  async followFrames(r) {
+    if (this.app !== "artwalks" || this.framesAsked < 0) return;
+    const last = TERMINAL.includes(r.state);
+    if (!last && this.framesAsked++ % 5) return;
+    const id = this.id;
+    try {
+      const frames = await getJson(this.url("/frames"));
+      if (id !== this.id) return;
+      const moved = frames.done !== this.frames?.done;
+      this.frames = frames;
+      if (moved && frames.done > 0 && r.state !== "done") {
+        const img = $(".latest", this.root);
+        img.src = this.url(`/frames/latest?frames=${frames.done}`);
+        img.hidden = false;
+      }
+    } catch (exc) {
+      if (exc.status === 404) this.framesAsked = -1; // this server has no such route
+    }
+    if (last) this.framesAsked = -1;
   }
 
   showPreviews(r) {
@@ -135,10 +184,15 @@ export class JobView {
 
   async cancel() {
     clearError();
+    const button = $(".cancel", this.root);
+    button.disabled = true;
+    button.textContent = "Cancelling…";
     try {
       await api(this.url(), { method: "DELETE" });
     } catch (exc) {
       showError(exc, "Cancel");
+      button.disabled = false;
+      button.textContent = "Cancel";
     }
     this.poll();
   }
