@@ -16,6 +16,7 @@ import io
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -442,6 +443,63 @@ def test_a_text_to_video_job_with_tiny_models(page, api):
     page.wait_for_function("() => [...document.querySelectorAll('#jobs .thumb img')].every(i => i.naturalWidth > 0)")
     _screenshot(page, "gallery")
     STATE["text"] = job
+
+
+SCROLL_SETTINGS = {"negative_prompt": "", "frames": 64, "window": 16, "overlap": 4, "loop": False, "prompts": {},
+                   "steps": 4, "guidance": 8.0, "size": "64x64", "seed": 0}
+
+
+def test_the_text_to_video_tab_speaks_the_scroll_contract(browser, studio):
+    """Against a server with scrolls (its answers stubbed in the browser): the schedule, window, overlap, loop
+    and size go out as the contract names them; windows progress and the latent preview come back."""
+    from PIL import Image
+
+    fake = "f" * 32
+    sent: list = []
+    png = io.BytesIO()
+    Image.new("RGB", (64, 32), (90, 120, 150)).save(png, format="PNG")
+    errors: list = []
+    page = _new_page(browser, errors)
+    try:
+        page.route(re.compile(r".*/conclvd/settings$"), lambda route: route.fulfill(json={
+            "settings": SCROLL_SETTINGS, "refused": None, "choices": {}, "limits": {"frames": 1024}}))
+
+        def jobs(route):
+            sent.append(route.request.post_data_json)
+            route.fulfill(status=202, json={"job_id": fake, "state": "queued"})
+
+        page.route(re.compile(r".*/conclvd/jobs$"), jobs)
+        page.route(re.compile(rf".*/conclvd/jobs/{fake}$"), lambda route: route.fulfill(json={
+            "job_id": fake, "app": "conclvd", "state": "running", "stage": "generate", "progress": 0.3,
+            "error": None, "settings": {"prompt": "spring mountains"}, "created_at": time.time() - 10,
+            "started_at": time.time() - 10, "windows": {"done": 3, "total": 8, "replicas": ["r1"]}}))
+        page.route(re.compile(rf".*/conclvd/jobs/{fake}/previews/latest.*"),
+                   lambda route: route.fulfill(body=png.getvalue(), content_type="image/png"))
+        page.goto(f"{studio}/studio/#text")
+        _sign_in(page, TOKEN)
+        form = page.locator("#text-form")
+        window = form.locator("[name=window]")
+        window.wait_for()
+        assert window.get_attribute("placeholder") == "16" and form.locator("[name=loop]").is_visible()
+        form.locator("[name=prompt]").fill("spring mountains")
+        page.get_by_role("button", name="Add a prompt at a later frame").click()
+        page.keyboard.type("48")  # the new row's frame has the focus
+        page.keyboard.press("Tab")
+        page.keyboard.type("autumn river")
+        for name, value in {"frames": "64", "window": "16", "overlap": "4", "size": "512x256"}.items():
+            form.locator(f"[name={name}]").fill(value)
+        form.locator("[name=loop]").check()
+        page.get_by_role("button", name="Generate").click()
+        page.locator("#text-job .latest").wait_for()
+        assert sent == [{"prompt": "spring mountains", "settings": {
+            "frames": 64, "window": 16, "overlap": 4, "size": "512x256", "loop": True,
+            "prompts": {"0": "spring mountains", "48": "autumn river"}}}]
+        _loaded(page, "#text-job .latest")  # the live latent preview
+        text = page.locator("#text-job .progress-text").inner_text()
+        assert "windows 3 of 8" in text and "left" in text, text
+    finally:
+        page.context.close()
+    assert not errors, errors
 
 
 def test_cancel_says_cancelled_and_the_bar_never_jumps_back(page, api, tmp_path):

@@ -51,6 +51,11 @@ function setMax(form, limits) {
   }
 }
 
+/** Fields a newer server offers (data-optional="name") show only where this one knows the setting. */
+function showOptional(form, settings) {
+  for (const node of form.querySelectorAll("[data-optional]")) node.hidden = !(node.dataset.optional in settings);
+}
+
 /** The walk form follows its preset: each preset has its own defaults. */
 function showWalkDefaults() {
   const { form, info } = forms.artwalks;
@@ -77,6 +82,7 @@ export async function loadDefaults() {
       fillChoices(form, { ...walk.choices, preset: Object.keys(walk.presets) });
       setMax(form, walk.limits);
       showWalkDefaults();
+      showOptional(form, walk.presets[walk.preset]?.settings || {});
     }
     if (text) {
       const form = $("#text-form");
@@ -84,6 +90,7 @@ export async function loadDefaults() {
       fillChoices(form, text.choices);
       setMax(form, text.limits);
       showDefaults(form, text.settings);
+      showOptional(form, text.settings);
       note($("#text-defaults-note"), text.refused && `this server refuses its own defaults as they are `
         + `(${text.refused}): set that field in the form`);
     }

@@ -8,14 +8,16 @@ export const labelOf = (input) => oneLine(input.closest("label")?.firstChild?.te
 export function formSettings(form) {
   const out = {};
   for (const input of form.querySelectorAll(FIELDS)) {
-    if (input.disabled || input.closest("[data-not-settings]")) continue;
+    if (input.disabled || input.closest("[data-not-settings], [hidden]")) continue;
     const raw = input.type === "checkbox" ? (input.checked ? "true" : "") : input.value.trim();
     if (raw === "") {
       if (input.validity.badInput) throw new Error(`${labelOf(input)} is not a number`);
       continue;
     }
     const type = input.dataset.type;
-    const value = type === "int" || type === "float" ? Number(raw) : type === "bool" ? true : raw;
+    const value = type === "int" || type === "float" || (type === "size" && /^\d+$/.test(raw)) ? Number(raw)
+      : type === "bool" ? true : raw;
+    if (type === "size" && !/^\d+(x\d+)?$/i.test(raw)) throw new Error(`${labelOf(input)}: write WIDTHxHEIGHT, e.g. 512x256`);
     if (type === "int" && !Number.isInteger(value)) throw new Error(`${labelOf(input)} must be a whole number`);
     if (type === "float" && !Number.isFinite(value)) throw new Error(`${labelOf(input)} is not a number`);
     out[input.name] = value;

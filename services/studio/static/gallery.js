@@ -4,6 +4,7 @@ import { $, clearError, el, openJob, percent, showError, when } from "./dom.js";
 import { fillForm } from "./forms.js";
 import { jobTitle, POLL_MS, TERMINAL } from "./job-view.js";
 import { loadPaintingsOf } from "./paintings.js";
+import { setSchedule } from "./text.js";
 
 const PAGE = 12;
 
@@ -199,6 +200,7 @@ export async function rerun(r) {
   clearError();
   if (r.app === "conclvd") {
     fillForm($("#text-form"), r.settings || {});
+    setSchedule(r.settings || {});
     location.hash = "text";
     return;
   }

@@ -138,7 +138,11 @@ export class JobView {
 
   /** A walk's frames finished so far and its newest in-between frame (every few polls; older servers: never). */
   async followFrames(r) {
-    if (this.app !== "artwalks" || this.framesAsked < 0) return;
+    if (this.app === "conclvd") {
+      this.followLatents(r);
+      return;
+    }
+    if (this.framesAsked < 0) return;
     const last = TERMINAL.includes(r.state);
     if (!last && this.framesAsked++ % 5) return;
     const id = this.id;
@@ -156,6 +160,15 @@ export class JobView {
       if (exc.status === 404) this.framesAsked = -1; // this server has no such route
     }
     if (last) this.framesAsked = -1;
+  }
+
+  /** The scroll sampler's latent preview (servers that report `windows` have one), every few polls. */
+  followLatents(r) {
+    const img = $(".latest", this.root);
+    img.alt = "the video's frames as they are being sampled (a cheap preview of the latents)";
+    if (!r.windows || r.state !== "running" || this.framesAsked++ % 4) return;
+    img.onload = () => { img.hidden = false; };
+    img.src = this.url(`/previews/latest?at=${Date.now()}`); // 404 until one exists: the error hides it
   }
 
   showPreviews(r) {

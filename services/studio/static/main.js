@@ -13,7 +13,7 @@ import { gallery } from "./gallery.js";
 import { JobView } from "./job-view.js";
 import { loadPaintingsOf, paintings, setUpDropzone } from "./paintings.js";
 import { keepForm, lastWalkJob } from "./session.js";
-import { submitText } from "./text.js";
+import { setUpSchedule, submitText } from "./text.js";
 import { setUpToken } from "./token.js";
 import { submitWalk } from "./walk.js";
 
@@ -93,6 +93,7 @@ function main() {
   setUpDropzone();
   keepForm($("#walk-form"));
   keepForm($("#text-form"));
+  setUpSchedule();
   start();
 }
 
