@@ -416,6 +416,36 @@ def test_the_gallery_shows_the_job_after_a_reload_and_reruns_it_with_edits(page,
     assert page.locator(f"#jobs li[data-job='{job}']").is_visible()
 
 
+def test_a_batch_is_queued_reordered_and_compared(page, api):
+    page.get_by_role("tab", name="Walk").click()
+    assert _order(page, 2) == ["b.png", "a.png"]
+    form = page.locator("#walk-form")
+    form.locator("[name=seed]").fill("20")
+    form.locator("[name=frames]").fill("2")
+    batch = form.locator(".batch")
+    batch.locator("summary").click()
+    batch.locator(".vary").select_option("sweep")
+    batch.locator(".runs").fill("3")
+    batch.get_by_role("button", name="Queue the batch").click()
+    page.wait_for_function("() => location.hash === '#queue'")
+    # one is sent at once, two wait in the page: the last moves first, by keyboard
+    page.get_by_role("button", name="Move seed 22 earlier").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => [...document.querySelectorAll('#queue-waiting .what + .hint')]"
+                           ".map(e => e.textContent).join() === 'seed 22,seed 21'")
+    assert _focused(page) == "Move seed 22 later"  # first now: the keyboard stays on it
+    page.wait_for_function("() => [...document.querySelectorAll('#batches video')].length === 3 && "
+                           "[...document.querySelectorAll('#batches video')].every(v => v.duration > 0)",
+                           timeout=240_000)
+    assert page.locator("#batches figcaption").all_inner_texts() == ["seed 20", "seed 21", "seed 22"]
+    _screenshot(page, "queue")
+    jobs = [j for j in api.get("/artwalks/jobs?limit=10").json()["jobs"] if j["settings"]["frames"] == 2]
+    assert [j["settings"]["seed"] for j in sorted(jobs, key=lambda j: j["created_at"])] == [20, 22, 21]
+    assert all(j["state"] == "done" and j["paintings"] == ["b.png", "a.png"] for j in jobs)
+    for j in jobs:
+        api.delete(f"/artwalks/jobs/{j['job_id']}")
+
+
 def test_a_text_to_video_job_with_tiny_models(page, api):
     page.get_by_role("tab", name="Text to video").click()
     form = page.locator("#text-form")

@@ -11,13 +11,15 @@ import { $, clearError, showError } from "./dom.js";
 import { randomSeed } from "./forms.js";
 import { gallery } from "./gallery.js";
 import { JobView } from "./job-view.js";
+import { queueBatch } from "./batch-forms.js";
+import { queue } from "./queue.js";
 import { loadPaintingsOf, paintings, setUpDropzone } from "./paintings.js";
 import { keepForm, lastWalkJob } from "./session.js";
 import { setUpSchedule, submitText } from "./text.js";
 import { setUpToken } from "./token.js";
 import { submitWalk } from "./walk.js";
 
-const TABS = ["walk", "text", "gallery"];
+const TABS = ["walk", "text", "queue", "gallery"];
 const views = {
   walk: new JobView($("#walk-job"), "artwalks"),
   text: new JobView($("#text-job"), "conclvd"),
@@ -36,6 +38,7 @@ function selectTab(name) {
   }
   if (name === "gallery") gallery.reload();
   else gallery.stop();
+  if (name === "queue") queue.show();
 }
 
 /** #walk, #text, #gallery, or #artwalks/<id> and #conclvd/<id> (a job, shown in its tab). */
@@ -94,6 +97,7 @@ function main() {
   keepForm($("#walk-form"));
   keepForm($("#text-form"));
   setUpSchedule();
+  for (const button of document.querySelectorAll(".queue-batch")) button.addEventListener("click", queueBatch);
   start();
 }
 

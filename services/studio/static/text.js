@@ -67,26 +67,35 @@ export function setUpSchedule() {
   for (const { frame, prompt } of rows) addRow(frame, prompt, false);
 }
 
+/** The clip as the form holds it now: {prompt, settings}; a mistake throws. */
+export function textRequest() {
+  const settings = formSettings($("#text-form"));
+  const prompt = settings.prompt || "";
+  delete settings.prompt;
+  if (!prompt) throw new Error("write a prompt: what should the landscape show?");
+  return { prompt, settings: { ...settings, ...schedule(prompt) } };
+}
+
+/** POST a text-to-video job; its job id. */
+export async function sendText(prompt, settings) {
+  const response = await api(`${APPS.conclvd}/jobs`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ prompt, settings }),
+  });
+  return (await response.json()).job_id;
+}
+
 export async function submitText(event) {
   event.preventDefault();
-  let settings;
-  let prompt;
+  let request;
   try {
-    settings = formSettings($("#text-form"));
-    prompt = settings.prompt || "";
-    delete settings.prompt;
-    if (!prompt) throw new Error("write a prompt: what should the landscape show?");
-    Object.assign(settings, schedule(prompt));
+    request = textRequest();
   } catch (exc) {
     showError(exc);
     return;
   }
   await submitting($("#text-render"), "Sending…", async () => {
     try {
-      const response = await api(`${APPS.conclvd}/jobs`, {
-        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ prompt, settings }),
-      });
-      openJob("conclvd", (await response.json()).job_id);
+      openJob("conclvd", await sendText(request.prompt, request.settings));
     } catch (exc) {
       showError(exc, "Generate refused");
     }

@@ -16,27 +16,34 @@ export function walkSettings() {
   return settings;
 }
 
+/** The walk as the form and the paintings hold it now: {files, settings}; a mistake throws. */
+export function walkRequest() {
+  if (paintings.length < 2) throw new Error("add at least two paintings: a walk goes from each painting to the next");
+  return { files: paintings.map(({ file }) => file), settings: walkSettings() };
+}
+
+/** POST a walk; its job id. */
+export async function sendWalk(files, settings) {
+  const body = new FormData();
+  for (const file of files) body.append("paintings", file, file.name);
+  body.append("settings", JSON.stringify(settings));
+  const { job_id: id } = await (await api(`${APPS.artwalks}/jobs`, { method: "POST", body })).json();
+  rememberWalkJob(id); // a reload fetches the paintings back from this job
+  return id;
+}
+
 export async function submitWalk(event) {
   event.preventDefault();
-  if (paintings.length < 2) {
-    showError("add at least two paintings: a walk goes from each painting to the next");
-    return;
-  }
-  let settings;
+  let request;
   try {
-    settings = walkSettings();
+    request = walkRequest();
   } catch (exc) {
     showError(exc);
     return;
   }
-  const body = new FormData();
-  for (const { file } of paintings) body.append("paintings", file, file.name);
-  body.append("settings", JSON.stringify(settings));
   await submitting($("#walk-render"), "Uploading…", async () => {
     try {
-      const { job_id: id } = await (await api(`${APPS.artwalks}/jobs`, { method: "POST", body })).json();
-      rememberWalkJob(id); // a reload fetches the paintings back from this job
-      openJob("artwalks", id);
+      openJob("artwalks", await sendWalk(request.files, request.settings));
     } catch (exc) {
       showError(exc, "Render refused");
     }
