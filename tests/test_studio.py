@@ -122,17 +122,17 @@ def _paintings(tmp_path: Path, k: int) -> list[Path]:
     return paths
 
 
-def _drop(page, path: Path) -> None:
+def _drop(page, path: Path, mime: str = "image/png", target: str = "dropzone") -> None:
     """Drag a file from the desktop onto the drop zone (a DragEvent carrying it, as the browser makes)."""
-    page.evaluate("""([name, b64]) => {
+    page.evaluate("""([name, b64, mime, target]) => {
         const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
         const data = new DataTransfer();
-        data.items.add(new File([bytes], name, {type: "image/png"}));
-        const zone = document.getElementById("dropzone");
+        data.items.add(new File([bytes], name, {type: mime}));
+        const zone = document.getElementById(target);
         for (const type of ["dragover", "drop"]) {
             zone.dispatchEvent(new DragEvent(type, {dataTransfer: data, bubbles: true, cancelable: true}));
         }
-    }""", [path.name, base64.b64encode(path.read_bytes()).decode()])
+    }""", [path.name, base64.b64encode(path.read_bytes()).decode(), mime, target])
 
 
 def _order(page, count: int | None = None) -> list[str]:
@@ -550,6 +550,43 @@ def test_cancel_says_cancelled_and_the_bar_never_jumps_back(page, api, tmp_path)
     assert view.locator(".job-error").inner_text() == "cancelled"
     record = api.get(f"/artwalks/jobs/{job}").json()
     assert record["state"] == "cancelled" and "DELETE" not in (record["error"] or "")
+
+
+def test_a_dropped_video_fills_the_form_that_made_it(page, api, tmp_path):
+    from inkwalk.chunks import read_metadata
+
+    walk, text = tmp_path / "my walk.mp4", tmp_path / "clip.mp4"
+    walk.write_bytes(api.get(f"/artwalks/jobs/{STATE['walk']}/video").content)
+    text.write_bytes(api.get(f"/conclvd/jobs/{STATE['text']}/video").content)
+    # the page's reading of the mp4 tag = PyAV's (ffmpeg's mp4 demuxer)
+    parsed = page.evaluate("""async (b64) => {
+        const { videoMetadata } = await import("./from-video.js");
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        return videoMetadata(new File([bytes], "w.mp4", {type: "video/mp4"}));
+    }""", base64.b64encode(walk.read_bytes()).decode())
+    assert parsed == json.loads(json.dumps(read_metadata(walk)))
+
+    page.get_by_role("tab", name="Walk").click()
+    page.locator("#walk-form").evaluate("f => f.reset()")
+    _drop(page, walk, "video/mp4", target="walk-form")  # anywhere on the page, not only the drop zone
+    form = page.locator("#walk-form")
+    page.wait_for_function("() => document.querySelector('#walk-form [name=seed]').value === '7'")
+    assert form.locator("[name=frames]").input_value() == "8" and form.locator("[name=weighting]").input_value() == "linear"
+    assert (form.locator("[name=width]").input_value(), form.locator("[name=upscale]").input_value()) == ("128", "x2")
+    assert _order(page, 2) == ["b.png", "a.png"]  # its job still has the paintings
+
+    _drop(page, text, "video/mp4")
+    page.wait_for_function("() => location.hash === '#text'")
+    form = page.locator("#text-form")
+    assert form.locator("[name=prompt]").input_value() == "misty mountains over a river, ink wash"
+    assert (form.locator("[name=seed]").input_value(), form.locator("[name=frames]").input_value()) == ("5", "3")
+
+    notes = tmp_path / "holiday.mp4"
+    notes.write_bytes(b"\x00\x00\x00\x18ftypisom" + bytes(64))
+    _drop(page, notes, "video/mp4")
+    page.locator("#error-text").wait_for()
+    assert page.locator("#error-text").inner_text().startswith("holiday.mp4 carries no inkwalk settings")
+    page.get_by_role("button", name="Dismiss").click()
 
 
 def test_without_the_token_the_studio_refuses_to_work(browser, studio):

@@ -7,6 +7,7 @@
  */
 import { api, APPS, getJson, hasToken, jobUrl, setCookie } from "./api.js";
 import { loadDefaults } from "./defaults.js";
+import { applyVideo } from "./from-video.js";
 import { $, clearError, showError } from "./dom.js";
 import { randomSeed } from "./forms.js";
 import { gallery } from "./gallery.js";
@@ -93,7 +94,7 @@ function main() {
   $("#gallery-refresh").addEventListener("click", () => gallery.reload());
   $("#gallery-more").addEventListener("click", () => gallery.more());
   for (const dice of document.querySelectorAll(".dice")) dice.addEventListener("click", randomSeed);
-  setUpDropzone();
+  setUpDropzone(applyVideo);
   keepForm($("#walk-form"));
   keepForm($("#text-form"));
   setUpSchedule();

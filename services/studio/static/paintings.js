@@ -2,6 +2,7 @@
 import { api, jobUrl } from "./api.js";
 import { $, el, iconButton, showError } from "./dom.js";
 
+const isVideo = (file) => file.type === "video/mp4" || /\.(mp4|m4v|mov)$/i.test(file.name);
 const DRAG_TYPE = "application/x-inkwalk-painting";
 const MIME = { png: "image/png", jpg: "image/jpeg", jpeg: "image/jpeg", webp: "image/webp", bmp: "image/bmp",
   tif: "image/tiff", tiff: "image/tiff" };
@@ -101,7 +102,15 @@ function drawPaintings() {
   });
 }
 
-export function setUpDropzone() {
+function takeFiles(files, onVideo) {
+  const list = Array.from(files);
+  const video = list.find(isVideo);
+  if (video) onVideo(video);
+  addFiles(list.filter((f) => !isVideo(f)));
+}
+
+/** Images dropped or chosen join the walk; a video goes to `onVideo` (settings from a video). */
+export function setUpDropzone(onVideo) {
   const zone = $("#dropzone");
   const hasFiles = (e) => e.dataTransfer && Array.from(e.dataTransfer.types).includes("Files");
   zone.addEventListener("dragover", (e) => {
@@ -114,14 +123,21 @@ export function setUpDropzone() {
     if (!hasFiles(e)) return;
     e.preventDefault();
     zone.classList.remove("over");
-    addFiles(e.dataTransfer.files);
+    e.stopPropagation();
+    takeFiles(e.dataTransfer.files, onVideo);
   });
-  // a file dropped beside the zone must not make the browser leave the Studio to show it
+  // a file dropped beside the zone must not make the browser leave the Studio to show it; a video
+  // dropped anywhere fills the form that made it
   window.addEventListener("dragover", (e) => hasFiles(e) && e.preventDefault());
-  window.addEventListener("drop", (e) => hasFiles(e) && e.preventDefault());
+  window.addEventListener("drop", (e) => {
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    const video = Array.from(e.dataTransfer.files).find(isVideo);
+    if (video) onVideo(video);
+  });
   $("#choose-files").addEventListener("click", () => $("#walk-files").click()); // a button: Tab, Enter, Space
   $("#walk-files").addEventListener("change", (e) => {
-    addFiles(e.target.files);
+    takeFiles(e.target.files, onVideo);
     e.target.value = "";
   });
 }
