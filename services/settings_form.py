@@ -10,9 +10,11 @@ from typing import Any, Literal, Mapping, get_args, get_origin
 
 from pydantic import BaseModel
 
-from inkwalk import limits as L
-from inkwalk.artwalks import PRESETS, WalkSettings
 from inkwalk.errors import InkwalkError
+from inkwalk.limits import Limits, RequestError
+from inkwalk.settings_schemas import (CONCLVD_LIMITS, WALK_LIMITS, ConCLVDSettingsModel, WalkSettingsModel,
+                                      parse_conclvd_settings, parse_walk_settings)
+from inkwalk.walk_settings import PRESETS, WalkSettings
 
 
 def choices(model: type[BaseModel], served: Mapping[str, str] | None = None) -> dict[str, list]:
@@ -23,7 +25,7 @@ def choices(model: type[BaseModel], served: Mapping[str, str] | None = None) -> 
     return out
 
 
-def walk_form(defaults: Mapping[str, Any], limits: L.Limits, served: Mapping[str, str]) -> dict[str, Any]:
+def walk_form(defaults: Mapping[str, Any], limits: Limits, served: Mapping[str, str]) -> dict[str, Any]:
     """Per preset: the settings of a request naming only that preset, and why this server would refuse
     them (a limit, or null); `preset` is the one a request naming none gets."""
     presets: dict[str, dict[str, Any]] = {}
@@ -36,25 +38,25 @@ def walk_form(defaults: Mapping[str, Any], limits: L.Limits, served: Mapping[str
             presets[preset] = {"settings": None, "refused": str(exc)}
             continue
         try:
-            L.parse_walk_settings(request, defaults, limits, limits.min_paintings)
+            parse_walk_settings(request, defaults, limits, limits.min_paintings)
             refused = None
-        except L.RequestError as exc:
+        except RequestError as exc:
             refused = str(exc)
         presets[preset] = {"settings": _json(asdict(settings)), "refused": refused}
     return {"preset": defaults.get("preset", "paper"), "presets": presets,
-            "choices": choices(L.WalkSettingsModel, served),
-            "limits": {name: getattr(limits, key) for name, key in L.WALK_LIMITS.items()}}
+            "choices": choices(WalkSettingsModel, served),
+            "limits": {name: getattr(limits, key) for name, key in WALK_LIMITS.items()}}
 
 
-def conclvd_form(defaults: Mapping[str, Any], limits: L.Limits) -> dict[str, Any]:
+def conclvd_form(defaults: Mapping[str, Any], limits: Limits) -> dict[str, Any]:
     """The settings a ConCLVD job naming none gets on this app, its choices and limits."""
     try:
-        settings, refused = L.parse_conclvd_settings({}, defaults, limits), None
-    except L.RequestError as exc:  # the configured defaults break a limit: show them, and why
-        settings, refused = L.ConCLVDSettingsModel.model_validate(dict(defaults)), str(exc)
+        settings, refused = parse_conclvd_settings({}, defaults, limits), None
+    except RequestError as exc:  # the configured defaults break a limit: show them, and why
+        settings, refused = ConCLVDSettingsModel.model_validate(dict(defaults)), str(exc)
     return {"settings": _json(settings.model_dump()), "refused": refused,
-            "choices": choices(L.ConCLVDSettingsModel),
-            "limits": {name: getattr(limits, key) for name, key in L.CONCLVD_LIMITS.items()}}
+            "choices": choices(ConCLVDSettingsModel),
+            "limits": {name: getattr(limits, key) for name, key in CONCLVD_LIMITS.items()}}
 
 
 def _json(values: dict[str, Any]) -> dict[str, Any]:

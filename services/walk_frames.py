@@ -9,10 +9,10 @@ import io
 
 import av
 
-from inkwalk.artwalks import WalkSettings
 from inkwalk.chunks import Codec
 from inkwalk.segments import Piece, assign_keys, chunk_path, plan_pieces
 from inkwalk.store import Store
+from inkwalk.walk_settings import WalkSettings
 from services.store import JobRecord
 
 

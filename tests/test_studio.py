@@ -238,7 +238,7 @@ def test_a_keyboard_user_adds_orders_and_removes_paintings(page, tmp_path):
 
 
 def test_the_forms_show_the_servers_real_defaults_and_backends(page, api):
-    from inkwalk.artwalks import PRESETS
+    from inkwalk.walk_settings import PRESETS
 
     form = page.locator("#walk-form")
     frames = form.locator("[name=frames]")
