@@ -109,6 +109,7 @@ def _screenshot(page, name: str) -> None:
         from PIL import Image
 
         Path(folder).mkdir(parents=True, exist_ok=True)
+        page.evaluate("scrollTo(0, 0)")  # from the top: the tabs belong in the picture
         shot = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
         shot.quantize(256, dither=Image.Dither.NONE).save(Path(folder) / f"{name}.png", optimize=True)
 
