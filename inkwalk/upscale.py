@@ -79,6 +79,9 @@ class LanczosUpscaler:
 
     name = "lanczos"
 
+    def describe(self) -> dict:
+        return {"backend": self.name}
+
     def upscale(self, frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         """Resize frames (N×H×W×3 or H×W×3 uint8) to exactly `size=(width, height)`."""
         batch, single = _check_frames(frames)
@@ -102,8 +105,11 @@ class RealESRGANUpscaler:
     """Real-ESRGAN (any spandrel-loadable SR model) run on overlapping tiles, in frame batches."""
 
     def __init__(self, descriptor, device: str | None = None, tile: int = 256, overlap: int = DEFAULT_OVERLAP,
-                 batch_size: int = 4, dtype=None, name: str = "realesrgan"):
+                 batch_size: int = 4, dtype=None, name: str = "realesrgan", runtime: str | None = None,
+                 weights: Path | None = None, threads: int | None = None):
         import torch
+
+        from inkwalk.sr_runtimes import choose_runtime, load_net
 
         self.name = name
         if tile < 16 or overlap < 0:
@@ -112,20 +118,21 @@ class RealESRGANUpscaler:
         if dtype is None:
             dtype = torch.float16 if self.device.type == "cuda" and descriptor.supports_half else torch.float32
         self.dtype = dtype
-        self.descriptor = descriptor.to(self.device).to(dtype).eval()
+        self.descriptor = descriptor
         self.scale = int(descriptor.scale)
         self.tile = int(tile)
         self.overlap = int(overlap)
         self.batch_size = max(1, int(batch_size))
+        self.runtime = choose_runtime(name, self.device.type, runtime)
+        if self.runtime != "torch" and weights is None:
+            raise UpscaleError(f"runtime {self.runtime} exports the network from its weights file: pass weights=")
+        # one network call: uint8 N×h×w×3 -> float32 N×(h·s)×(w·s)×3 in [0, 1]
+        self._run = load_net(self.runtime, descriptor, weights, self.device, dtype, threads)
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
-        """One network call: uint8 N×h×w×3 -> float32 N×(h·s)×(w·s)×3 in [0, 1]."""
-        import torch
-
-        x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).to(self.dtype) / 255.0
-        with torch.inference_mode():
-            y = self.descriptor(x).clamp_(0, 1)
-            return y.permute(0, 2, 3, 1).float().cpu().numpy()
+    def describe(self) -> dict:
+        """What runs the frames: backend, runtime, device and tiling (job records, `models info`)."""
+        return {"backend": self.name, "runtime": self.runtime, "device": str(self.device), "tile": self.tile,
+                "overlap": self.overlap}
 
     def upscale_native(self, frames: np.ndarray) -> np.ndarray:
         """Upscale N×H×W×3 uint8 frames by the model's own factor, tiled; returns float32 [0, 1]."""
@@ -162,11 +169,13 @@ class RealESRGANUpscaler:
 
 def load_realesrgan(models_dir: str | Path | None = None, path: str | Path | None = None,
                     device: str | None = None, tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
-                    batch_size: int = 4, backend: str = "realesrgan") -> RealESRGANUpscaler:
+                    batch_size: int = 4, backend: str = "realesrgan", runtime: str | None = None,
+                    threads: int | None = None) -> RealESRGANUpscaler:
     """Load a Real-ESRGAN backend's weights from the model registry through spandrel.
 
-    `tile` None: the backend's `DEFAULT_TILE`. Missing weights raise the registry's
-    ModelNotFoundError, which names `inkwalk models fetch`.
+    `tile` None: the backend's `DEFAULT_TILE`. `runtime` None: the measured choice for the device
+    (inkwalk.sr_runtimes); `threads` None: the CPUs this process may use. Missing weights raise the
+    registry's ModelNotFoundError, which names `inkwalk models fetch`.
     """
     from spandrel import ImageModelDescriptor, ModelLoader
 
@@ -180,17 +189,22 @@ def load_realesrgan(models_dir: str | Path | None = None, path: str | Path | Non
     if not isinstance(descriptor, ImageModelDescriptor):
         raise UpscaleError(f"{file} is not an image super-resolution model ({type(descriptor).__name__})")
     return RealESRGANUpscaler(descriptor, device=device, tile=tile or DEFAULT_TILE[backend], overlap=overlap,
-                              batch_size=batch_size, name=backend)
+                              batch_size=batch_size, name=backend, runtime=runtime, weights=Path(file),
+                              threads=threads)
 
 
 def get_upscaler(name: str, models_dir: str | Path | None = None, device: str | None = None,
-                 tile: int | None = None, overlap: int = DEFAULT_OVERLAP, batch_size: int = 4) -> Upscaler:
-    """An upscaler by backend name (`BACKENDS`): a Real-ESRGAN model via the registry, or Lanczos."""
+                 tile: int | None = None, overlap: int = DEFAULT_OVERLAP, batch_size: int = 4,
+                 runtime: str | None = None, threads: int | None = None) -> Upscaler:
+    """An upscaler by backend name (`BACKENDS`): a Real-ESRGAN model via the registry, or Lanczos.
+
+    `runtime`/`threads`: see `load_realesrgan` (Lanczos ignores them).
+    """
     if name == "lanczos":
         return LanczosUpscaler()
     if name in SR_MODELS:
         return load_realesrgan(models_dir=models_dir, device=device, tile=tile, overlap=overlap,
-                               batch_size=batch_size, backend=name)
+                               batch_size=batch_size, backend=name, runtime=runtime, threads=threads)
     raise UpscaleError(f"unknown upscaler {name!r}; choose one of: {', '.join(BACKENDS)}")
 
 

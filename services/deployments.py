@@ -21,6 +21,7 @@ import time
 from typing import Any, AsyncIterator, Sequence
 
 import numpy as np
+import ray
 from ray import serve
 
 from inkwalk.errors import InkwalkError
@@ -313,9 +314,13 @@ class Upscaler:
         from inkwalk.artwalks import stage_identity
         from inkwalk.upscale import get_upscaler
 
+        from inkwalk.sr_runtimes import threads_for_share
+
         self.backend = backend
+        # the replica's own CPU share, not the host's cores: a 0.25-CPU replica runs one thread
+        share = ray.get_runtime_context().get_assigned_resources().get("CPU")
         self.impl = get_upscaler(backend, models_dir=models_dir, device=device, tile=tile,
-                                 batch_size=batch_size)
+                                 batch_size=batch_size, threads=threads_for_share(share))
         self.identity = stage_identity("upscaler", backend, models_dir)
         self.app = app
         self.lock = threading.Lock()
@@ -357,7 +362,7 @@ class Upscaler:
         return results
 
     def describe(self) -> dict:
-        return {"upscaler": self.identity}
+        return {"upscaler": self.identity, "upscaler_runtime": self.impl.describe()}
 
     def check_health(self) -> None:
         if self.impl is None:
