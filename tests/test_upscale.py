@@ -44,15 +44,17 @@ def _loud(upscaler):
 
 
 def test_realesrgan_tiled_equals_untiled(tiny_models, frames):
-    whole = _loud(get_upscaler("realesrgan", models_dir=tiny_models, device="cpu", tile=512))
+    # _loud re-draws the weights in memory, which only the PyTorch path sees
+    whole = _loud(get_upscaler("realesrgan", models_dir=tiny_models, device="cpu", tile=512, runtime="torch"))
     a = whole.upscale_native(frames)
     assert a.shape == (2, 37 * 4, 45 * 4, 3)
     assert a.std() > 0.05 and ((a > 0) & (a < 1)).mean() > 0.5  # a real picture, not a clamped constant
     tiled = _loud(get_upscaler("realesrgan", models_dir=tiny_models, device="cpu", tile=16, overlap=24,
-                               batch_size=1))
+                               batch_size=1, runtime="torch"))
     assert np.abs(a - tiled.upscale_native(frames)).max() <= 1 / 255
     # without context around the tiles the seams are visible: the overlap is what makes it exact
-    seamy = _loud(get_upscaler("realesrgan", models_dir=tiny_models, device="cpu", tile=16, overlap=0))
+    seamy = _loud(get_upscaler("realesrgan", models_dir=tiny_models, device="cpu", tile=16, overlap=0,
+                               runtime="torch"))
     assert np.abs(a - seamy.upscale_native(frames)).max() > 1 / 255
 
 
@@ -85,14 +87,16 @@ def test_unknown_backend_and_missing_weights_are_clear(tmp_path):
 
 
 def test_compact_backend_runs_the_compact_model(tiny_models, frames):
-    up = get_upscaler("realesrgan-compact", models_dir=tiny_models, device="cpu")
+    up = get_upscaler("realesrgan-compact", models_dir=tiny_models, device="cpu", runtime="torch")
     assert up.name == "realesrgan-compact" and up.descriptor.architecture.id == "Compact" and up.tile == 512
     assert up.upscale(frames, (90, 74)).shape == (2, 74, 90, 3)
     # SRVGGNetCompact's receptive field (1 pixel per 3x3 conv, 4 convs here) fits in the overlap: tiles are exact
     whole = _loud(up).upscale_native(frames)
-    tiled = _loud(get_upscaler("realesrgan-compact", models_dir=tiny_models, device="cpu", tile=16, overlap=4))
+    tiled = _loud(get_upscaler("realesrgan-compact", models_dir=tiny_models, device="cpu", tile=16, overlap=4,
+                                 runtime="torch"))
     assert np.abs(tiled.upscale_native(frames) - whole).max() <= 1e-5
-    seamy = _loud(get_upscaler("realesrgan-compact", models_dir=tiny_models, device="cpu", tile=16, overlap=2))
+    seamy = _loud(get_upscaler("realesrgan-compact", models_dir=tiny_models, device="cpu", tile=16, overlap=2,
+                                 runtime="torch"))
     assert np.abs(seamy.upscale_native(frames) - whole).max() > 1 / 255
 
 
