@@ -101,6 +101,7 @@ class TorchNet:
         self.device = torch.device(device)
         if threads and self.device.type == "cpu":
             torch.set_num_threads(threads)
+        self.threads = torch.get_num_threads()
         half = self.device.type == "cuda" and descriptor.supports_half
         self.dtype = torch.float16 if half else torch.float32
         self.model = descriptor.to(self.device).to(self.dtype).eval()
@@ -123,7 +124,7 @@ class OnnxRuntimeNet:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
+        self.threads = options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
@@ -142,6 +143,7 @@ class OpenVinoNet:
     def __init__(self, onnx_path: Path, threads: int) -> None:
         import openvino as ov
 
+        self.threads = threads
         compiled = ov.Core().compile_model(str(onnx_path), "CPU", {"INFERENCE_NUM_THREADS": threads,
                                                                    "INFERENCE_PRECISION_HINT": "f32"})
         self.request = compiled.create_infer_request()

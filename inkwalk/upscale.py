@@ -120,8 +120,8 @@ class RealESRGANUpscaler:
 
     def describe(self) -> dict:
         """What runs the frames: backend, runtime, device and tiling (job records, `models info`)."""
-        return {"backend": self.name, "runtime": self.runtime, "device": self.device, "tile": self.tile,
-                "overlap": self.overlap}
+        return {"backend": self.name, "runtime": self.runtime, "threads": self._run.threads, "device": self.device,
+                "tile": self.tile, "overlap": self.overlap}
 
     def upscale_native(self, frames: np.ndarray) -> np.ndarray:
         """Upscale N×H×W×3 uint8 frames by the model's own factor, tiled; returns float32 [0, 1]."""

@@ -310,17 +310,17 @@ class Upscaler:
     """Super-resolution to an exact size: Real-ESRGAN (tiled, batched) or Lanczos."""
 
     def __init__(self, backend: str = "lanczos", models_dir: str | None = None, device: str | None = None,
-                 tile: int = 256, batch_size: int = 4, app: str = "artwalks", batch: dict | None = None):
+                 tile: int = 256, batch_size: int = 4, app: str = "artwalks", batch: dict | None = None,
+                 threads: int | None = None):
         from inkwalk.artwalks import stage_identity
+        from inkwalk.sr_runtimes import threads_for_share
         from inkwalk.upscale import get_upscaler
 
-        from inkwalk.sr_runtimes import threads_for_share
-
         self.backend = backend
-        # the replica's own CPU share, not the host's cores: a 0.25-CPU replica runs one thread
-        share = ray.get_runtime_context().get_assigned_resources().get("CPU")
+        # `threads` None: the replica's own CPU share, not the host's cores (a 0.25-CPU replica runs one)
+        share = ray.get_runtime_context().get_assigned_resources().get("CPU") if ray.is_initialized() else None
         self.impl = get_upscaler(backend, models_dir=models_dir, device=device, tile=tile,
-                                 batch_size=batch_size, threads=threads_for_share(share))
+                                 batch_size=batch_size, threads=threads or threads_for_share(share))
         self.identity = stage_identity("upscaler", backend, models_dir)
         self.app = app
         self.lock = threading.Lock()

@@ -83,3 +83,21 @@ def test_cli_runtime_option(tiny_models, tmp_path):
                      "--models", str(tiny_models), "--runtime", runtime, "--threads", "1"]) == 0
         outs[runtime] = read_image(out).astype(int)
     assert outs["torch"].shape == (80, 96, 3) and np.abs(outs["torch"] - outs["onnxruntime"]).max() <= 1
+
+
+def test_a_quarter_cpu_serve_replica_runs_one_thread(ray_session, tiny_models):
+    """The Upscaler replica sizes its runtime by its own CPU share, not by the host's cores."""
+    from ray import serve
+
+    from services.deployments import Upscaler
+
+    app = Upscaler.options(ray_actor_options={"num_cpus": 0.25}).bind(backend="realesrgan-compact",
+                                                                      models_dir=str(tiny_models), device="cpu")
+    handle = serve.run(app, name="sr-threads", route_prefix=None)
+    try:
+        described = handle.describe.remote().result()["upscaler_runtime"]
+        assert described["threads"] == 1 and described["runtime"] == CPU_RUNTIME["realesrgan-compact"]
+        frames = np.zeros((2, 12, 16, 3), np.uint8)
+        assert handle.upscale.remote(frames, (64, 48)).result().shape == (2, 48, 64, 3)
+    finally:
+        serve.delete("sr-threads")
