@@ -20,6 +20,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from inkwalk.distinct_frames import distinct_frames
 from inkwalk.errors import InkwalkError
 
 # backend -> the registry model it runs (inkwalk.models); "lanczos" needs none
@@ -117,6 +118,7 @@ class RealESRGANUpscaler:
         self.tile = int(tile)
         self.overlap = int(overlap)
         self.batch_size = max(1, int(batch_size))
+        self.frames_upscaled = 0  # distinct frames run through the network so far
 
     def describe(self) -> dict:
         """What runs the frames: backend, runtime, device and tiling (job records, `models info`)."""
@@ -148,11 +150,15 @@ class RealESRGANUpscaler:
         """
         batch, single = _check_frames(frames)
         w, h = _check_size(size)
-        out = np.empty((len(batch), h, w, 3), np.uint8)
+        first, inverse = distinct_frames(batch)  # held and repeated frames are upscaled once
+        distinct = batch[first]
+        out = np.empty((len(distinct), h, w, 3), np.uint8)
         # a few frames at a time: the native-resolution float copy is what takes memory
-        for b in range(0, len(batch), self.batch_size):
-            native = self.upscale_native(batch[b:b + self.batch_size])
+        for b in range(0, len(distinct), self.batch_size):
+            native = self.upscale_native(distinct[b:b + self.batch_size])
             out[b:b + self.batch_size] = resize_lanczos(np.rint(native * 255.0).astype(np.uint8), (w, h))
+        self.frames_upscaled += len(distinct)
+        out = out if len(first) == len(batch) else out[inverse]
         return out[0] if single else out
 
 

@@ -362,7 +362,12 @@ class Upscaler:
         return results
 
     def describe(self) -> dict:
-        return {"upscaler": self.identity, "upscaler_runtime": self.impl.describe()}
+        # the runtime changes pixels by up to one level, so it is part of what names a render; threads are not
+        return {"upscaler": self.identity, "upscaler_runtime": getattr(self.impl, "runtime", "none")}
+
+    def runtime(self) -> dict:
+        """What runs the network here: backend, runtime, threads, device, tiling."""
+        return self.impl.describe()
 
     def check_health(self) -> None:
         if self.impl is None:
