@@ -155,7 +155,9 @@ def test_each_distinct_frame_is_upscaled_once(tiny_models):
 def test_a_walk_upscales_each_distinct_frame_once(tiny_models, tmp_path):
     """Held paintings are upscaled once and repeated: the in-process walk runs the network on exactly
     the pieces' distinct frames (the Ray paths send the same pieces to the Upscaler deployment)."""
-    from inkwalk.artwalks import WalkModels, WalkSettings, render_collection, walk_frame_count
+    from inkwalk.artwalks import WalkModels
+    from inkwalk.local_render import render_collection_in_process
+    from inkwalk.walk_settings import WalkSettings, walk_frame_count
     from inkwalk.interpolate import get_interpolator
     from inkwalk.paintings import collection
     from inkwalk.segments import plan_pieces
@@ -164,8 +166,8 @@ def test_a_walk_upscales_each_distinct_frame_once(tiny_models, tmp_path):
                                         frames=3, hold=0.5, fps=8)
     up = get_upscaler("realesrgan-compact", models_dir=tiny_models, device="cpu")
     models = WalkModels(None, get_interpolator("flow-warp", flow="dis"), up)
-    result = render_collection(collection(3, (32, 24), 0), tmp_path / "w.mp4", settings, cache_dir=tmp_path / "c",
-                               models=models, sheet=False)
+    result = render_collection_in_process(collection(3, (32, 24), 0), tmp_path / "w.mp4", settings,
+                                          cache_dir=tmp_path / "c", models=models, sheet=False)
     distinct = sum(p.distinct for p in plan_pieces(3, settings))
     assert result.frames == walk_frame_count(3, settings) > distinct
     assert up.frames_upscaled == distinct

@@ -45,7 +45,8 @@ def handler(args: argparse.Namespace) -> int:
 
     from inkwalk.availability import interpolator_models, require_models
     from inkwalk.errors import InkwalkError
-    from inkwalk.limits import Limits, check_number, check_prompt, parse_conclvd_settings
+    from inkwalk.limits import Limits, check_number
+    from inkwalk.settings_schemas import check_prompt, parse_conclvd_settings
     from inkwalk.video import check_output
 
     # every user mistake is refused here, in milliseconds, before torch or any model loads
@@ -64,7 +65,7 @@ def handler(args: argparse.Namespace) -> int:
     import torch
 
     from inkwalk.conclvd import generate_video, load_conclvd
-    from inkwalk.video import write_video
+    from inkwalk.video_writer import write_video
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.float16 if torch.device(device).type == "cuda" else None
