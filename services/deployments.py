@@ -288,8 +288,7 @@ class Upscaler:
         return results
 
     def describe(self) -> dict:
-        # the runtime changes pixels by up to one level, so it is part of what names a render; threads are not
-        return {"upscaler": self.identity, "upscaler_runtime": getattr(self.impl, "runtime", "none")}
+        return {"upscaler": self.identity}
 
     def runtime(self) -> dict:
         """What runs the network here: backend, runtime, threads, device, tiling."""
