@@ -22,6 +22,7 @@ import numpy as np
 
 from inkwalk.distinct_frames import distinct_frames
 from inkwalk.errors import InkwalkError
+from inkwalk.tiling import run_cropped
 
 # backend -> the registry model it runs (inkwalk.models); "lanczos" needs none
 SR_MODELS = {"realesrgan": "realesrgan-x4plus", "realesrgan-compact": "realesr-animevideov3"}
@@ -90,18 +91,6 @@ class LanczosUpscaler:
         return out[0] if single else out
 
 
-def tile_starts(length: int, tile: int) -> list[int]:
-    """Start offsets of equal tiles covering `length`; the last one is pulled back to end flush.
-
-    Equal tiles let every position of a frame batch run as one network call.
-    """
-    if length <= tile:
-        return [0]
-    starts = list(range(0, length - tile, tile))
-    starts.append(length - tile)
-    return starts
-
-
 class RealESRGANUpscaler:
     """Real-ESRGAN (any spandrel-loadable SR model) run on overlapping tiles, in frame batches."""
 
@@ -127,21 +116,11 @@ class RealESRGANUpscaler:
 
     def upscale_native(self, frames: np.ndarray) -> np.ndarray:
         """Upscale N×H×W×3 uint8 frames by the model's own factor, tiled; returns float32 [0, 1]."""
-        n, h, w, _ = frames.shape
-        s, t, o = self.scale, self.tile, self.overlap
-        out = np.empty((n, h * s, w * s, 3), np.float32)
-        for y0 in tile_starts(h, t):
-            for x0 in tile_starts(w, t):
-                y1, x1 = min(y0 + t, h), min(x0 + t, w)
-                # context around the tile, clipped at the frame's border
-                cy0, cx0 = max(y0 - o, 0), max(x0 - o, 0)
-                cy1, cx1 = min(y1 + o, h), min(x1 + o, w)
-                for b in range(0, n, self.batch_size):
-                    part = self._run(np.ascontiguousarray(frames[b:b + self.batch_size, cy0:cy1, cx0:cx1]))
-                    oy, ox = (y0 - cy0) * s, (x0 - cx0) * s
-                    out[b:b + self.batch_size, y0 * s:y1 * s, x0 * s:x1 * s] = \
-                        part[:, oy:oy + (y1 - y0) * s, ox:ox + (x1 - x0) * s]
-        return out
+        def run(tiles: np.ndarray) -> np.ndarray:  # every tile position: `batch_size` frames per call
+            return np.concatenate([self._run(np.ascontiguousarray(tiles[b:b + self.batch_size]))
+                                   for b in range(0, len(tiles), self.batch_size)])
+
+        return run_cropped(run, frames, self.tile, self.overlap, self.scale)
 
     def upscale(self, frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         """Upscale frames (N×H×W×3 or H×W×3 uint8) to exactly `size=(width, height)`.

@@ -125,7 +125,7 @@ def test_x4plus_tiled_differs_from_ncnn_most_next_to_seams(real_sr):
     Measured (48-px tiles, 24-px overlap, 96x64 Starry Night): 43.8 dB overall, 41.1 dB within 4 input
     pixels of a seam, 44.8 dB elsewhere, max difference 25 levels.
     """
-    from inkwalk.upscale import tile_starts
+    from inkwalk.tiling import tile_starts
     from inkwalk.video import read_image
 
     image = read_image(STARRY)

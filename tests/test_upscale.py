@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inkwalk.upscale import LanczosUpscaler, get_upscaler, tile_starts
+from inkwalk.tiling import tile_starts
+from inkwalk.upscale import LanczosUpscaler, get_upscaler
 
 
 @pytest.fixture(scope="module")
