@@ -101,3 +101,17 @@ def test_a_quarter_cpu_serve_replica_runs_one_thread(ray_session, tiny_models):
         assert handle.upscale.remote(frames, (64, 48)).result().shape == (2, 48, 64, 3)
     finally:
         serve.delete("sr-threads")
+
+
+def test_cli_runtime_mistakes_are_one_line(tiny_models, tmp_path, capsys):
+    from inkwalk.cli import main
+    from inkwalk.video import save_image
+
+    save_image(tmp_path / "a.png", np.zeros((20, 24, 3), np.uint8))
+    args = ["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "b.png"), "--backend", "realesrgan-compact",
+            "--models", str(tiny_models)]
+    assert main([*args, "--runtime", "openvino", "--device", "cuda"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "runs on the CPU only" in err and "models fetch" not in err
+    assert main([*args, "--threads", "0"]) == 1
+    assert "--threads 0" in capsys.readouterr().err

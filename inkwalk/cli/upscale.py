@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from inkwalk.cli._options import labels, option_names
-from inkwalk.sr_runtimes import RUNTIMES
+from inkwalk.sr_runtimes import RUNTIMES, RuntimeUnavailable
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm"}
 NO_WEIGHTS_HINT = (" -- or use --backend lanczos (no weights), or download the model with "
@@ -86,6 +86,8 @@ def handler(args: argparse.Namespace) -> int:
         upscaler = get_upscaler(args.backend, models_dir=args.models, device=args.device, tile=tile,
                                 overlap=args.overlap, batch_size=args.batch, runtime=args.runtime,
                                 threads=args.threads)
+    except RuntimeUnavailable:
+        raise  # about the runtime, not the weights: no weights hint
     except InkwalkError as exc:
         raise InkwalkError(" ".join(str(exc).split()) + hint) from None
     fit = args.fit or "stretch"  # the aspect ratio is kept to within 1%
