@@ -295,8 +295,9 @@ class Upscaler:
         return {"upscaler": self.identity}
 
     def runtime(self) -> dict:
-        """What runs the network here: backend, runtime, threads, device, tiling."""
-        return self.impl.describe()
+        """What runs the network here (backend, runtime, threads, device, tiling) and how many distinct
+        frames it has upscaled."""
+        return {**self.impl.describe(), "frames_upscaled": getattr(self.impl, "frames_upscaled", None)}
 
     def check_health(self) -> None:
         if self.impl is None:

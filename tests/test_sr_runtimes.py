@@ -98,8 +98,10 @@ def test_a_quarter_cpu_serve_replica_runs_one_thread(ray_session, tiny_models):
     try:
         described = handle.runtime.remote().result()
         assert described["threads"] == 1 and described["runtime"] == CPU_RUNTIME["realesrgan-compact"]
-        frames = np.zeros((2, 12, 16, 3), np.uint8)
-        assert handle.upscale.remote(frames, (64, 48)).result().shape == (2, 48, 64, 3)
+        frames = np.zeros((3, 12, 16, 3), np.uint8)
+        frames[2] = 200
+        assert handle.upscale.remote(frames, (64, 48)).result().shape == (3, 48, 64, 3)
+        assert handle.runtime.remote().result()["frames_upscaled"] == 2  # the repeated frame once
     finally:
         serve.delete("sr-threads")
 
