@@ -225,5 +225,4 @@ def load_net(runtime: str, descriptor, weights: Path, device: str, threads: int 
     """The network of `descriptor` (loaded from `weights`) in `runtime` (see `choose_runtime`)."""
     if runtime == "torch":
         return TorchNet(descriptor, device, threads)
-    _require(runtime)
     return open_export(runtime, onnx_export(descriptor, weights), threads)

@@ -110,7 +110,7 @@ class RealESRGANUpscaler:
         self.frames_upscaled = 0  # distinct frames run through the network so far
 
     def describe(self) -> dict:
-        """What runs the frames: backend, runtime, device and tiling (job records, `models info`)."""
+        """What runs the frames: backend, runtime, threads, device and tiling (the Serve Upscaler reports it)."""
         return {"backend": self.name, "runtime": self.runtime, "threads": self._run.threads, "device": self.device,
                 "tile": self.tile, "overlap": self.overlap}
 
