@@ -33,7 +33,8 @@ from pathlib import Path
 
 import psutil
 
-from data_pipeline.clvhd import Config, plan_clips, run
+from data_pipeline.clvhd import plan_clips, run
+from data_pipeline.config import Config
 from data_pipeline.layout import WAVES
 from data_pipeline.manifest import read_manifest
 from data_pipeline.shards import Location, shard_files

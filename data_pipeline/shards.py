@@ -99,6 +99,11 @@ class Location:
     def path(self, *parts: str) -> str:
         return posixpath.join(self.root, *parts)
 
+    def write_json(self, name: str, obj) -> None:
+        """Write `obj` as indented JSON to the file `name` of this folder (settings, summary)."""
+        with self.fs.open_output_stream(self.path(name)) as f:
+            f.write(json.dumps(obj, indent=2).encode())
+
     def is_dir(self, path: str) -> bool:
         return self.fs.get_file_info(path).type == pafs.FileType.Directory
 
