@@ -12,8 +12,8 @@ has GPUs) adds VAE latents and CLIP text embeddings before the shards are writte
 tasks, CPUs and decoder threads is derived from the cluster's resources (data_pipeline.layout);
 the Ray Data graph is built in data_pipeline.ray_execution. A rerun on the same ``--out`` skips
 the units already written (data_pipeline.resume), and gives the same files as an uninterrupted
-run; rejects and the summary are written beside the shards (data_pipeline.report). Locally a Ray is started; under ``ray job submit`` (``RAY_ADDRESS`` set) the
-existing cluster is used.
+run; rejects and the summary are written beside the shards (data_pipeline.report). Locally a
+Ray is started; under ``ray job submit`` (``RAY_ADDRESS`` set) the existing cluster is used.
 """
 
 from __future__ import annotations
@@ -27,11 +27,12 @@ from collections import Counter
 
 from data_pipeline.clips import ClipSpec
 from data_pipeline.config import Config
+from data_pipeline.location import Location
 from data_pipeline.manifest import ManifestEntry, read_manifest
 from data_pipeline.ray_execution import execute
 from data_pipeline.report import TooManyRejects, check_rejects, write_rejects, write_summary
 from data_pipeline.resume import check_settings, existing_units
-from data_pipeline.shards import Location, remove_partial_shards, shard_files
+from data_pipeline.shards import remove_partial_shards, shard_files
 from data_pipeline.units import plan_units
 from inkwalk.errors import InkwalkError
 

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from data_pipeline.config import Config, PipelineError
 from data_pipeline.layout import Layout, derive_layout, node_cpus, split_evenly
-from data_pipeline.shards import Location
-from data_pipeline.units import Unit, decode_and_write, decode_units, sampling_of, units_table, write_encoded
+from data_pipeline.location import Location
+from data_pipeline.unit_work import decode_and_write, decode_units, write_encoded
+from data_pipeline.units import Unit, sampling_of, units_table
 from inkwalk.errors import InkwalkError
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from data_pipeline.config import PipelineError
-from data_pipeline.shards import Location
+from data_pipeline.location import Location
 
 REJECTS_FILE = "rejects.jsonl"
 SUMMARY_FILE = "summary.json"

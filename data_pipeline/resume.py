@@ -12,7 +12,8 @@ import pyarrow.fs as pafs
 
 from data_pipeline.clips import ClipSpec
 from data_pipeline.config import Config, PipelineError
-from data_pipeline.shards import SHARD_SUFFIX, Location, shard_clip_ids, shard_files, shard_footer
+from data_pipeline.location import Location
+from data_pipeline.shards import SHARD_SUFFIX, shard_clip_ids, shard_files, shard_footer
 from data_pipeline.units import Unit
 
 SETTINGS_FILE = "settings.json"
