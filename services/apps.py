@@ -42,8 +42,10 @@ from services.conclvd_generator import ConCLVDGenerator
 from services.deployments import Encoder, Interpolator, Keyframes, Upscaler
 from services.job_routes import JOB_ID_PATH, job_routes
 from services.render import Handles, WalkJob, render_text_video, render_walks
+from services.settings_form import conclvd_form, walk_form
 from services.store import TERMINAL, JobRecord, new_job_id
 from services.uploads import UploadLimits, receive
+from services.walk_frames import frame_counts, latest_frame_png, walk_pieces
 
 TOKEN_ENV = "INKWALK_API_TOKEN"
 
@@ -160,15 +162,22 @@ class ArtWalksIngress(job_routes(artwalks_api, "artwalks", "The rendered mp4 (H.
         """
         if not isinstance(user, dict):
             raise L.RequestError(422, 'settings must be a JSON object, e.g. {"frames": 16, "hold": 1}')
-        served = {"keyframer": self.args.keyframer,
-                  "interpolator": self.args.interpolator.get("method", "flow-warp"),
-                  "flow": self.args.interpolator.get("flow", "dis"),
-                  "upscaler": self.args.upscaler.get("backend", "lanczos")}
+        served = self._served()
         for key, value in served.items():
             if key in user and user[key] != value:
                 raise L.RequestError(422, f"this app serves {key} {value!r}, not {user[key]!r}: leave "
                                           f"{key!r} out or deploy an app with that backend")
         return L.parse_walk_settings({**user, **served}, self.args.defaults, self.limits, paintings)
+
+    def _served(self) -> dict[str, str]:
+        """The backends this app's deployments run (chosen in the Serve config, not per request)."""
+        return {"keyframer": self.args.keyframer, "interpolator": self.args.interpolator.get("method", "flow-warp"),
+                "flow": self.args.interpolator.get("flow", "dis"),
+                "upscaler": self.args.upscaler.get("backend", "lanczos")}
+
+    @artwalks_api.get("/settings", summary="Defaults per preset, choices and limits of this app's settings")
+    def settings_form(self) -> dict:
+        return walk_form(self.args.defaults, self.limits, self._served())
 
     async def _work(self, record: JobRecord, on_progress) -> None:
         ws = WalkSettings.from_dict(record.settings)
@@ -181,7 +190,7 @@ class ArtWalksIngress(job_routes(artwalks_api, "artwalks", "The rendered mp4 (H.
 
         job = WalkJob(paintings=[i["path"] for i in record.inputs], painting_ids=[i["sha256"] for i in record.inputs],
                       settings=ws, video=record.outputs["video"], sheet=record.outputs["keyframes"],
-                      metadata={"job_id": record.job_id},
+                      metadata={"job_id": record.job_id, "painting_names": [i["name"] for i in record.inputs]},
                       painting_names=[i["name"] or f"painting {n + 1}" for n, i in enumerate(record.inputs)])
         record.models = await self._describe()
         result = await render_walks(self.handles, self.store, job, record.models, self.render_options,
@@ -201,6 +210,20 @@ class ArtWalksIngress(job_routes(artwalks_api, "artwalks", "The rendered mp4 (H.
         if walk not in record.previews:
             raise HTTPException(404, f"walk {walk} of job {job_id} has no keyframes yet")
         return self._png(walk_row_path(record.walk_keys[walk]))
+
+    @artwalks_api.get("/jobs/{job_id}/frames", summary="Frames of the walk finished so far, and in all")
+    async def frames(self, job_id: str = JOB_ID_PATH) -> dict:
+        pieces = walk_pieces(self._record(job_id), self.render_options.codec)
+        return await asyncio.to_thread(frame_counts, pieces, self.store)
+
+    @artwalks_api.get("/jobs/{job_id}/frames/latest", response_class=Response,
+                      summary="The newest in-between frame (PNG): the first of the finished piece furthest along")
+    async def latest_frame(self, job_id: str = JOB_ID_PATH) -> Response:
+        pieces = walk_pieces(self._record(job_id), self.render_options.codec)
+        png = await asyncio.to_thread(latest_frame_png, pieces, self.store)
+        if png is None:
+            raise HTTPException(404, f"no piece of walk job {job_id} has finished yet")
+        return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
     @artwalks_api.get("/jobs/{job_id}/paintings/{index}", summary="An uploaded painting, as sent",
                       response_class=Response)
@@ -270,6 +293,10 @@ class ConCLVDIngress(job_routes(conclvd_api, "conclvd",
         record.frames = await render_text_video(self.handles, self.store, prompt, settings, key,
                                                 record.outputs["video"], preview, self.args.fps, metadata, opts,
                                                 on_progress)
+
+    @conclvd_api.get("/settings", summary="Defaults, choices and limits of this app's settings")
+    def settings_form(self) -> dict:
+        return conclvd_form(self.args.defaults, self.limits)
 
     @conclvd_api.get("/jobs/{job_id}/keyframes", summary="Contact sheet (PNG) of the N generated frames",
                      response_class=Response)

@@ -19,6 +19,7 @@ from services import http_guard
 from services import limits as L
 from services.jobs import JobLifecycle
 from services.metrics import serve_metrics
+from services.output_names import content_disposition, output_stem
 from services.render import Handles, RenderOptions, one_line
 from services.store import JOB_ID, BadRecord, JobRecord, JobStore, Retention, new_job_id
 
@@ -107,7 +108,7 @@ def job_routes(api: FastAPI, app_name: str, video_summary: str) -> type:
             start, end = span or (0, size)
             headers = {"Accept-Ranges": "bytes", "Content-Length": str(end - start)}
             if filename:
-                headers["Content-Disposition"] = f'inline; filename="{filename}"'
+                headers["Content-Disposition"] = content_disposition(filename)
             if span:
                 headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
             return StreamingResponse(self.store.iter_bytes(rel, start, end), status_code=206 if span else 200,
@@ -143,7 +144,8 @@ def job_routes(api: FastAPI, app_name: str, video_summary: str) -> type:
 
         @api.get("/jobs/{job_id}/video", summary=video_summary, response_class=Response)
         def video(self, request: Request, job_id: str = JOB_ID_PATH) -> Response:
-            return self._stream(self._output(job_id, "video"), "video/mp4", request, f"{job_id}.mp4")
+            return self._stream(self._output(job_id, "video"), "video/mp4", request,
+                                f"{output_stem(self._record(job_id))}.mp4")
 
     return JobRoutes
 

@@ -96,7 +96,7 @@ class JobLifecycle:
             except asyncio.CancelledError:
                 if record.job_id not in self.cancelling:
                     raise  # the replica is shutting down (or lost its claim): another replica takes over
-                record.state, record.stage, record.error = "cancelled", "cancelled", "cancelled on request"
+                record.state, record.stage, record.error = "cancelled", "cancelled", "cancelled"
             except Exception as exc:  # a failure inside a deployment fails the job, never the replica
                 record.state, record.error = "failed", one_line(exc)
                 record.resubmittable = isinstance(exc, RenderError) or not isinstance(exc, InkwalkError)
@@ -143,7 +143,7 @@ class JobLifecycle:
         await asyncio.to_thread(self.store.request_cancel, self.app, job_id)
         self._cancel_task(job_id)
         if job_id not in self.tasks and self._stale(record):  # nobody runs it: end it here
-            await self._end_orphan(record, "cancelled", "cancelled on request")
+            await self._end_orphan(record, "cancelled", "cancelled")
         return "cancelling"
 
     def _cancel_task(self, job_id: str) -> None:
@@ -212,7 +212,7 @@ class JobLifecycle:
             if record.state in TERMINAL or record.job_id in self.tasks or not self._stale(record):
                 continue
             if await asyncio.to_thread(self.store.cancel_requested, self.app, record.job_id):
-                await self._end_orphan(record, "cancelled", "cancelled on request")
+                await self._end_orphan(record, "cancelled", "cancelled")
             elif record.resumed >= MAX_RESUMES:
                 await self._end_orphan(record, "failed", f"its runs stopped {record.resumed + 1} times "
                                                          "(replicas restarting?); submit it again")

@@ -149,7 +149,7 @@ def test_concurrent_deletes_of_a_running_job_end_it_and_free_the_slot(tmp_path):
             assert set(outcomes) == {"cancelling"}
             await settled(jobs)
             stored = store.load(APP, record.job_id)
-            assert stored.state == "cancelled" and stored.error == "cancelled on request"
+            assert stored.state == "cancelled" and stored.error == "cancelled"
             assert not jobs.busy() and not jobs.records and not jobs.cancelling
 
     asyncio.run(main())
