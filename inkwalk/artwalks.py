@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -153,5 +153,6 @@ def video_metadata(settings: WalkSettings, paintings: Sequence[str], models: dic
     """What goes into the mp4 so a video says how it was made (settings, seed, models, version)."""
     from inkwalk import __version__
 
-    return {"inkwalk": __version__, "app": "artwalks", "settings": asdict(settings), "paintings": list(paintings),
+    return {"inkwalk": __version__, "app": "artwalks", "settings": settings.model_dump(mode="json"),
+            "paintings": list(paintings),
             "models": models}

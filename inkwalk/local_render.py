@@ -56,7 +56,6 @@ def render_collection_in_process(paintings: Sequence[np.ndarray | str | Path], o
     share them across collections). A contact sheet of every walk's ``A, K_1..K_m, B`` goes next
     to the video as ``<out>.sheet.png``.
     """
-    settings.validate()
     if len(paintings) < 2:
         raise WalkError(f"a walk needs at least 2 paintings, got {len(paintings)}")
     ids = [painting_id(p) for p in paintings]

@@ -27,18 +27,20 @@ import random
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Annotated, Any, Callable
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from inkwalk import __version__
-from inkwalk.walk_settings import WalkSettings
 from inkwalk.errors import InkwalkError
+from inkwalk.limits import shown_value
+from inkwalk.settings_schemas import ConCLVDSettingsModel
+from inkwalk.walk_settings import WalkSettings
 from inkwalk.segments import content_key
 from services import limits as L
 from services.conclvd_generator import ConCLVDGenerator
@@ -86,6 +88,15 @@ class AppArgs:
         parsed.models_dir = parsed.models_dir or os.environ.get("INKWALK_MODELS") or None
         parsed.api_token = parsed.api_token or os.environ.get(TOKEN_ENV) or None
         return parsed
+
+
+def served_backends(args: AppArgs) -> dict[str, str]:
+    """The ArtWalks settings the app's deployments fix (chosen in the Serve config).
+
+    Defined above the ingresses: `serve.ingress` copies a class with the module globals it sees then.
+    """
+    return {"keyframer": args.keyframer, "interpolator": args.interpolator.get("method", "flow-warp"),
+            "flow": args.interpolator.get("flow", "dis"), "upscaler": args.upscaler.get("backend", "lanczos")}
 
 
 def _check_token(request: Request) -> None:
@@ -353,7 +364,8 @@ class ArtWalksIngress(JobIngress):
                            "properties": {"paintings": {"type": "array", "items": {"type": "string",
                                                                                      "format": "binary"},
                                                         "description": "images in walk order"},
-                                          "settings": {"type": "string",
+                                          "settings": {"type": "string", "contentMediaType": "application/json",
+                                                       "contentSchema": WalkSettings.model_json_schema(),
                                                        "description": "JSON object of WalkSettings fields"}}}}}}})
     async def submit(self, request: Request):
         busy = self._busy()  # before reading a byte of the body
@@ -389,7 +401,7 @@ class ArtWalksIngress(JobIngress):
             await asyncio.to_thread(self.store.delete_job, self.app_name, job_id)
             return busy
         record = JobRecord(job_id=job_id, app=self.app_name, owner=self.replica, version=__version__,
-                           settings=json.loads(json.dumps(asdict(ws))),
+                           settings=ws.model_dump(mode="json"),
                            inputs=[{"name": f.filename, "path": f.path, "sha256": f.sha256, "size": f.size}
                                    for f in paintings],
                            outputs={"video": self.store.job_path(self.app_name, job_id, "video.mp4"),
@@ -402,24 +414,20 @@ class ArtWalksIngress(JobIngress):
     def _settings(self, user: dict, paintings: int) -> WalkSettings:
         """WalkSettings of a request: the app's defaults, the user's values, the served backends.
 
-        Every value is checked against the app's limits (`inkwalk.limits`). The backends are the
+        Validated once, against the app's limits (`inkwalk.limits`). The backends are the
         deployments' (chosen in the Serve config); a request naming another one is refused rather
         than silently rendered with a different method.
         """
-        if not isinstance(user, dict):
-            raise L.RequestError(422, 'settings must be a JSON object, e.g. {"frames": 16, "hold": 1}')
-        served = {"keyframer": self.args.keyframer,
-                  "interpolator": self.args.interpolator.get("method", "flow-warp"),
-                  "flow": self.args.interpolator.get("flow", "dis"),
-                  "upscaler": self.args.upscaler.get("backend", "lanczos")}
+        served = served_backends(self.args)
         for key, value in served.items():
-            if key in user and user[key] != value:
+            if isinstance(user, dict) and key in user and user[key] != value:
                 raise L.RequestError(422, f"this app serves {key} {value!r}, not {user[key]!r}: leave "
                                           f"{key!r} out or deploy an app with that backend")
-        return L.parse_walk_settings({**user, **served}, self.args.defaults, self.limits, paintings)
+        user = {**user, **served} if isinstance(user, dict) else user
+        return L.parse_walk_settings(user, self.args.defaults, self.limits, paintings)
 
     async def _work(self, record: JobRecord, on_progress) -> None:
-        ws = WalkSettings.from_dict(record.settings)
+        ws = WalkSettings.model_validate(record.settings)  # the record's JSON, validated at submission
 
         record.walk_keys = [""] * (len(record.inputs) - 1)
 
@@ -486,8 +494,10 @@ conclvd_api = FastAPI(title="inkwalk ConCLVD", version=__version__, dependencies
 
 class ConCLVDRequest(BaseModel):
     prompt: str = Field(..., description="what to paint, e.g. 'misty mountains over a river, ink wash'")
-    settings: dict[str, Any] = Field(default_factory=dict,
-                                     description="negative_prompt, frames, steps, guidance, size, seed")
+    # a plain object here so that the app's defaults merge under it before the one validation (`submit`);
+    # its schema is the settings model's
+    settings: Annotated[dict[str, Any], WithJsonSchema(ConCLVDSettingsModel.model_json_schema())] = Field(
+        default_factory=dict, description="ConCLVD settings; fields left out take the app's defaults")
 
 
 @serve.deployment(name="ConCLVDIngress", ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=64,
@@ -511,7 +521,7 @@ class ConCLVDIngress(JobIngress):
             return busy
         try:
             L.check_prompt(body.prompt, self.limits)
-            merged = L.parse_conclvd_settings(body.settings, self.args.defaults, self.limits).model_dump()
+            merged = L.parse_conclvd_settings(body.settings, self.args.defaults, self.limits).model_dump(mode="json")
         except L.RequestError as exc:
             return self._refuse(exc.status, str(exc))
         job_id = new_job_id()
@@ -524,15 +534,16 @@ class ConCLVDIngress(JobIngress):
                             headers={"Location": f"jobs/{job_id}"})
 
     async def _work(self, record: JobRecord, on_progress) -> None:
-        settings = dict(record.settings)
-        prompt = settings.pop("prompt")
+        stored = dict(record.settings)
+        prompt = stored.pop("prompt")
+        settings = ConCLVDSettingsModel.model_validate(stored)  # the record's JSON, validated at submission
         record.models = await self._describe()
         opts = self.render_options
-        key = content_key({"prompt": prompt, "settings": settings, "models": record.models, "fps": self.args.fps,
+        key = content_key({"prompt": prompt, "settings": stored, "models": record.models, "fps": self.args.fps,
                            "codec": opts.codec.fields()})
         preview = f"previews/{key[:2]}/{key}.png"
         record.outputs["keyframes"] = preview
-        metadata = {"inkwalk": __version__, "app": "conclvd", "prompt": prompt, "settings": settings,
+        metadata = {"inkwalk": __version__, "app": "conclvd", "prompt": prompt, "settings": stored,
                     "models": record.models, "job_id": record.job_id}
         record.frames = await render_text_video(self.handles, self.store, prompt, settings, key,
                                                 record.outputs["video"], preview, self.args.fps, metadata, opts,
@@ -576,6 +587,8 @@ def _opts(args: AppArgs, name: str) -> dict[str, Any]:
 def build_artwalks(args: dict | None = None) -> serve.Application:
     """The `artwalks` app: ingress + Keyframes + Interpolator + Upscaler + Encoder (Serve config builder)."""
     a = AppArgs.parse(args)
+    limits = L.Limits.from_dict(a.limits)
+    L.parse_walk_settings({**a.defaults, **served_backends(a)}, {}, limits, limits.min_paintings, _default_label)
     common = {"models_dir": a.models_dir, "device": a.device, "app": "artwalks"}
     kf = Keyframes.options(**_opts(a, "Keyframes")).bind(store=a.store, keyframer=a.keyframer, limits=a.limits,
                                                          **common)
@@ -588,6 +601,7 @@ def build_artwalks(args: dict | None = None) -> serve.Application:
 def build_conclvd(args: dict | None = None) -> serve.Application:
     """The `conclvd` app: ingress + ConCLVDGenerator + Interpolator (SOFP) + Encoder (Serve config builder)."""
     a = AppArgs.parse(args)
+    L.parse_conclvd_settings(a.defaults, {}, L.Limits.from_dict(a.limits), label=_default_label)
     common = {"models_dir": a.models_dir, "device": a.device, "app": "conclvd"}
     gen = ConCLVDGenerator.options(**_opts(a, "ConCLVDGenerator")).bind(store=a.store, motion_module=a.motion_module,
                                                                        **common)
@@ -595,6 +609,11 @@ def build_conclvd(args: dict | None = None) -> serve.Application:
     interp = Interpolator.options(**_opts(a, "Interpolator")).bind(**common, **interp_args)
     enc = Encoder.options(**_opts(a, "Encoder")).bind(store=a.store, app="conclvd")
     return ConCLVDIngress.options(**_opts(a, "ConCLVDIngress")).bind(gen, interp, enc, _resolved(a, args))
+
+
+def _default_label(name: str, value: Any) -> str:
+    """How a refusal names a value of the Serve config's ``defaults:``, checked when the app is built."""
+    return f"default setting {name!r} = {shown_value(value)}"
 
 
 def _resolved(a: AppArgs, args: dict | None) -> dict:

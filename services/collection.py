@@ -222,8 +222,6 @@ def app_failure(app: str, exc: BaseException) -> str:
 
 def served_settings(handles: dict, user: WalkSettings) -> WalkSettings:
     """The user's settings on a running app: its backends, refusing a request for different ones."""
-    from dataclasses import replace
-
     served = {}
     for name, key in (("Keyframes", "keyframer"), ("Interpolator", "interpolator"), ("Upscaler", "upscaler")):
         identity = handles[name].describe.remote().result()[key]
@@ -236,7 +234,7 @@ def served_settings(handles: dict, user: WalkSettings) -> WalkSettings:
         if getattr(user, key) != value and not (key == "upscaler" and user.output_size == tuple(user.size)):
             raise InkwalkError(f"the running artwalks app serves {key} {value!r}, not {getattr(user, key)!r}: "
                                f"choose --{key} {value}, or stop that app to let inkwalk deploy its own")
-    return replace(user, **{k: v for k, v in served.items() if k != "keyframer" or user.keyframes})
+    return user.with_changes(**{k: v for k, v in served.items() if k != "keyframer" or user.keyframes})
 
 
 @dataclass
@@ -260,7 +258,6 @@ def render_collection_on_ray(source: str | Path, out: str | Path, settings: Walk
     from services.render import Handles, RenderOptions, WalkJob, render_walks
 
     t0 = time.perf_counter()
-    settings.validate()
     sources = collection_sources(source)
     opts = RenderOptions.from_dict(render)
     if not (address or os.environ.get("RAY_ADDRESS")):  # the local app loads these: missing is one line, now
@@ -312,11 +309,10 @@ def _check_headers(store: Store, inputs: list[dict], settings: WalkSettings) -> 
 
 
 def _render_key(ids: list[str], settings: WalkSettings, models: dict, opts) -> str:
-    from dataclasses import asdict
-
     from inkwalk.segments import content_key
 
-    return content_key({"ids": ids, "settings": asdict(settings), "models": models, "codec": opts.codec.fields()})
+    return content_key({"ids": ids, "settings": settings.model_dump(mode="json"), "models": models,
+                        "codec": opts.codec.fields()})
 
 
 def _sheet_name(out: str | Path) -> str:

@@ -101,11 +101,6 @@ class Keyframes:
         """
         from inkwalk.artwalks import walk_nodes
         from inkwalk.sheets import contact_sheet
-        from inkwalk.walk_settings import WalkSettings
-
-        if not isinstance(settings, WalkSettings):
-            raise InkwalkError(f"settings must be WalkSettings, got {type(settings).__name__}")
-        settings.validate()
         if len(paintings) not in (1, 2):
             raise InkwalkError(f"nodes need 1 or 2 paintings, got {len(paintings)}")
         if len(paintings) == 2 and settings.keyframes and self.keyframer is None:

@@ -26,6 +26,7 @@ from typing import Any, Awaitable, Callable, Sequence
 from inkwalk.artwalks import video_metadata
 from inkwalk.chunks import Codec
 from inkwalk.errors import InkwalkError
+from inkwalk.settings_schemas import ConCLVDSettingsModel
 from inkwalk.segments import Piece, assign_keys, chunk_path, plan_pieces, walk_row_path
 from inkwalk.store import Store
 from inkwalk.walk_settings import WalkSettings
@@ -270,7 +271,7 @@ async def render_walks(h: Handles, store: Store, job: WalkJob, models: dict[str,
     return WalkResult(frames, len(todo), len(pieces) - len(todo), walk_keys, per_node)
 
 
-async def render_text_video(h: Handles, store: Store, prompt: str, settings: dict[str, Any], key: str,
+async def render_text_video(h: Handles, store: Store, prompt: str, settings: ConCLVDSettingsModel, key: str,
                             video: str, preview: str, fps: float, metadata: dict[str, Any],
                             opts: RenderOptions = RenderOptions(),
                             on_progress: Progress = lambda s, p: None) -> int:

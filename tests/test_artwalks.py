@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -18,7 +17,7 @@ from inkwalk.walk_settings import WalkSettings, walk_frame_count
 @pytest.fixture(scope="module")
 def paper(tiny_models):
     """Paper preset on tiny random models, small enough for a CPU test; models loaded once."""
-    settings = WalkSettings.with_preset("paper", keyframes=2, frames=2, size=(32, 32), steps=1, hold=2 / 24,
+    settings = WalkSettings(preset="paper", keyframes=2, frames=2, size=(32, 32), steps=1, hold=2 / 24,
                                         upscale="x2")
     return settings, load_walk_models(settings, models_dir=tiny_models, device="cpu")
 
@@ -50,7 +49,7 @@ def test_paper_walk_of_three_paintings_end_to_end_and_reused(paper, tiny_models,
     assert (again.chunks_rendered, again.chunks_reused) == (0, pieces) and again.keys == result.keys
     assert np.array_equal(frames, read_frames(tmp_path / "again.mp4"))
     # a new hold re-renders only the pieces that hold a painting (each walk's first, and the last)
-    held = render_collection_in_process(_paintings(), tmp_path / "held.mp4", replace(settings, hold=0.0), **kw)
+    held = render_collection_in_process(_paintings(), tmp_path / "held.mp4", settings.with_changes(hold=0.0), **kw)
     assert (held.chunks_rendered, held.frames) == (3, 19)
     assert np.array_equal(read_frames(tmp_path / "held.mp4")[1:3], frames[3:5])
 
@@ -58,7 +57,7 @@ def test_paper_walk_of_three_paintings_end_to_end_and_reused(paper, tiny_models,
 def test_an_interrupted_render_keeps_the_previous_video_and_its_chunks(tmp_path, monkeypatch):
     import inkwalk.local_render as local_render
 
-    settings = WalkSettings.with_preset("offline", size=(32, 32), frames=2)
+    settings = WalkSettings(preset="offline", size=(32, 32), frames=2)
     out = tmp_path / "walk.mp4"
     render_collection_in_process(_paintings()[:2], out, settings, cache_dir=tmp_path / "c", sheet=False)
     before = out.read_bytes()
@@ -86,12 +85,12 @@ def test_keyframes_same_seed_identical_other_seed_different(paper):
     k1 = render_keyframes(a, b, settings, keyframer=models.keyframer)
     assert k1.shape == (2, 32, 32, 3) and k1.dtype == np.uint8
     assert np.array_equal(k1, render_keyframes(a, b, settings, keyframer=models.keyframer))
-    k2 = render_keyframes(a, b, replace(settings, seed=1), keyframer=models.keyframer)
+    k2 = render_keyframes(a, b, settings.with_changes(seed=1), keyframer=models.keyframer)
     assert np.abs(k1.astype(int) - k2).mean() > 1
 
 
 def test_offline_collection_reuses_shared_walks_and_letterboxes(tmp_path):
-    settings = WalkSettings.with_preset("offline", size=(64, 40), frames=3, fit="letterbox")
+    settings = WalkSettings(preset="offline", size=(64, 40), frames=3, fit="letterbox")
     p = [draw("mountains", (64, 64), 0), draw("river", (96, 40), 1), draw("mountains", (40, 96), 2),
          draw("river", (64, 48), 3)]
     first = render_collection_in_process(p[:3], tmp_path / "a.mp4", settings, cache_dir=tmp_path / "c", sheet=False)

@@ -10,7 +10,7 @@ import pytest
 
 from inkwalk.errors import InkwalkError
 from inkwalk.store import Store, StoreError
-from services.limits import Limits, RequestError, check_conclvd_settings, check_walk_settings, decode_painting
+from services.limits import Limits, RequestError, decode_painting, parse_conclvd_settings, parse_walk_settings
 from services.store import JobRecord, JobStore, Retention, new_job_id
 
 
@@ -95,15 +95,15 @@ def test_painting_checks_name_the_problem():
 
 def test_settings_checks():
     limits = Limits(max_keyframes=2, max_video_frames=8)
-    check_walk_settings({"keyframes": 2, "frames": 4, "hold": 1.5}, limits)
+    parse_walk_settings({"keyframes": 2, "frames": 4, "hold": 1.5}, {}, limits, 2)
     for bad, phrase in [({"keyframes": 3}, "0..2"), ({"frames": "many"}, "integer"), ({"hold": -1}, "'hold'"),
                         ({"keyframes": True}, "integer")]:
         with pytest.raises(RequestError, match=phrase):
-            check_walk_settings(bad, limits)
-    check_conclvd_settings({"frames": 8, "steps": 10, "size": 64}, limits)
+            parse_walk_settings(bad, {}, limits, 2)
+    parse_conclvd_settings({"frames": 8, "steps": 10, "size": 64}, {}, limits)
     for bad, phrase in [({"frames": 9}, "2..8"), ({"size": 65}, r"'size'"), ({"size": 60}, "multiple of 8"),
                         ({"negative_prompt": "x" * 600}, "limit is 500")]:
         with pytest.raises(RequestError, match=phrase):
-            check_conclvd_settings(bad, limits)
+            parse_conclvd_settings(bad, {}, limits)
     with pytest.raises(Exception, match="unknown limit"):
         Limits.from_dict({"max_everything": 1})

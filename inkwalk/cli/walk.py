@@ -5,13 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from inkwalk.cli._options import labels, option_names
-from inkwalk.schedules import EASINGS, KEYFRAME_GRIDS, WEIGHTINGS
-from inkwalk.walk_settings import UPSCALERS
-
-# the options that are WalkSettings fields (None when not given: the preset's value applies)
-SETTINGS = ("preset", "keyframes", "frames", "weighting", "keyframe_grid", "scale", "easing", "strength", "hold", "fps",
-            "size", "upscale", "keyframer", "interpolator", "flow", "upscaler", "seed", "steps", "guidance", "fit")
+from inkwalk.cli._options import add_model_options, given_settings, labels
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,46 +28,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_settings_arguments(p: argparse.ArgumentParser) -> None:
-    """The walk settings options, shared by `inkwalk walk` and `inkwalk render`."""
-    p.add_argument("--preset", choices=("paper", "offline", "release"), default="paper",
-                   help="paper: Kandinsky 2.2 keyframes + FILM + Real-ESRGAN (needs weights; default); "
-                        "offline: no keyframes, flow-warp with DIS, no upscaling (no weights); "
-                        "release: the paper's models at the authors' released pacing (30 fps, 10 s segments "
-                        "and holds, their weighting, keyframe grid and easing)")
-    p.add_argument("-m", "--keyframes", type=int, help="diffusion keyframes between two paintings (paper: 5)")
-    p.add_argument("-n", "--frames", type=int, help="interpolated frames between neighbouring frames (24)")
-    p.add_argument("--weighting", choices=WEIGHTINGS, help="embedding weighting (logit)")
-    p.add_argument("--scale", type=float, help="logit weighting scale s (15)")
-    p.add_argument("--keyframe-grid", choices=KEYFRAME_GRIDS,
-                   help="keyframe times: interior t=i/(m+1), or release t=i/m from 0 (interior)")
-    p.add_argument("--easing", choices=EASINGS, help="frame timing curve: s-curve, or the authors' release (s-curve)")
-    p.add_argument("--strength", type=float, help="S-curve easing strength, 0 = even spacing (1)")
-    p.add_argument("--hold", type=float, help="seconds each painting stays still (0)")
-    p.add_argument("--fps", type=float, help="frames per second (24)")
-    p.add_argument("--size", metavar="WxH", help="walk size before upscaling (720x720)")
-    p.add_argument("--upscale", metavar="xF|WxH|none", help="output size: factor, exact size or none "
-                                                            "(paper: x2, offline: none)")
-    p.add_argument("--keyframer", choices=("kandinsky", "none"), help="keyframe backend")
-    p.add_argument("--interpolator", choices=("film", "flow-warp", "blend"), help="interpolation backend")
-    p.add_argument("--flow", choices=("dis", "raft", "raft-large", "raft-small"), help="flow for flow-warp (dis)")
-    p.add_argument("--upscaler", choices=UPSCALERS, help="super-resolution backend (realesrgan-compact: "
-                                                          "realesr-animevideov3, fast on CPU)")
-    p.add_argument("--seed", type=int, help="keyframe seed (0)")
-    p.add_argument("--steps", type=int, help="decoder denoising steps (50)")
-    p.add_argument("--guidance", type=float, help="decoder guidance scale (4)")
-    p.add_argument("--fit", choices=("crop", "letterbox"), help="fit paintings to the size (crop)")
-    p.set_defaults(option_names=option_names(p))
+    """One option per `WalkSettings` field, shared by `inkwalk walk` and `inkwalk render`."""
+    from inkwalk.walk_settings import PRESETS, WalkSettings
+
+    add_model_options(p, WalkSettings, short={"keyframes": "-m", "frames": "-n"}, presets=PRESETS,
+                      metavars={"size": "WxH", "upscale": "xF|WxH|none"})
 
 
 def settings_from_args(args: argparse.Namespace, paintings: int = 2):
-    """WalkSettings of the preset with every option the user gave, checked against the CLI limits
-    (`inkwalk.limits.Limits.cli`) for a collection of `paintings`; a bad value is one line naming
-    the option and its allowed range."""
+    """WalkSettings of the preset with every option the user gave, validated once against the CLI
+    limits (`inkwalk.limits.Limits.cli`) for a collection of `paintings`; a bad value is one line
+    naming the option and its allowed range."""
     from inkwalk.limits import Limits
     from inkwalk.settings_schemas import parse_walk_settings
+    from inkwalk.walk_settings import WalkSettings
 
-    given = {k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None}
-    return parse_walk_settings(given, {}, Limits.cli(), paintings, labels(args))
+    return parse_walk_settings(given_settings(args, WalkSettings), {}, Limits.cli(), paintings, labels(args))
 
 
 def handler(args: argparse.Namespace) -> int:
@@ -92,7 +62,7 @@ def handler(args: argparse.Namespace) -> int:
     settings = settings_from_args(args, len(args.paintings))
     for path in args.paintings:  # headers only: a bad last painting fails before the first decodes
         admit_image(path, limits, size=settings.size, fit=settings.fit)
-    hint = " -- or render without any weights: --preset offline" if args.preset == "paper" else ""
+    hint = " -- or render without any weights: --preset offline" if settings.preset == "paper" else ""
     require_models(walk_models(settings), args.models, hint)
     for path in args.paintings:  # truncated pixel data fails here, one painting in memory at a time
         decode_painting(path, path, limits, settings.size, settings.fit)
