@@ -25,18 +25,18 @@ import logging
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Annotated, Any, Callable
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, Field, WithJsonSchema
+from pydantic import BaseModel, Field, WithJsonSchema, field_validator
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from inkwalk import __version__
+from inkwalk.config_model import ConfigModel, parse_config
 from inkwalk.errors import InkwalkError
 from inkwalk.limits import shown_value
 from inkwalk.settings_schemas import ConCLVDSettingsModel
@@ -56,38 +56,37 @@ TOKEN_ENV = "INKWALK_API_TOKEN"
 JOB_ID_PATH = PathParam(..., pattern=JOB_ID.pattern, description="a job id returned by POST jobs (32 hex digits)")
 
 
-@dataclass
-class AppArgs:
-    """The ``args`` of an app in a Serve config (every key optional)."""
+class AppArgs(ConfigModel):
+    """The ``args`` of an app in a Serve config (every key optional), parsed once where the app is built."""
 
     store: str = "~/.inkwalk/results"  # folder or pyarrow filesystem URI, shared by every node
-    models_dir: str | None = None  # else INKWALK_MODELS where the app is built, else the public ids
+    # else INKWALK_MODELS where the app is built, else the public ids
+    models_dir: str | None = Field(None, validate_default=True)
     device: str | None = None
-    limits: dict[str, Any] = field(default_factory=dict)
-    defaults: dict[str, Any] = field(default_factory=dict)  # settings merged under every request's
-    interpolator: dict[str, Any] = field(default_factory=dict)  # method, flow, batch
-    upscaler: dict[str, Any] = field(default_factory=dict)  # backend, tile, batch_size, batch
+    limits: L.Limits = Field(default_factory=L.Limits)
+    defaults: dict[str, Any] = {}  # settings merged under every request's (checked by `build_*`)
+    interpolator: dict[str, Any] = {}  # method, flow, batch: the Interpolator's own arguments
+    upscaler: dict[str, Any] = {}  # backend, tile, batch_size, batch: the Upscaler's own arguments
     keyframer: str = "kandinsky"  # or "none": no Kandinsky weights, walks without keyframes
     motion_module: str | None = None
-    fps: float = 8.0  # ConCLVD output frame rate
-    heartbeat_timeout_s: float = 60.0
-    render: dict[str, Any] = field(default_factory=dict)  # inflight, attempts, backoff_s, codec
-    retention: dict[str, Any] = field(default_factory=dict)
-    upload_timeout_s: float = 30.0
-    api_token: str | None = None  # else INKWALK_API_TOKEN; when set, every route needs it
-    deployment_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fps: float = Field(8.0, gt=0)  # ConCLVD output frame rate
+    heartbeat_timeout_s: float = Field(60.0, gt=0)
+    render: RenderOptions = Field(default_factory=RenderOptions)
+    retention: Retention = Field(default_factory=Retention)
+    upload_timeout_s: float = Field(30.0, gt=0)
+    # else INKWALK_API_TOKEN; when set, every route needs it
+    api_token: str | None = Field(None, validate_default=True)
+    deployment_options: dict[str, dict[str, Any]] = {}
 
+    @field_validator("models_dir")
     @classmethod
-    def parse(cls, args: dict[str, Any] | None) -> "AppArgs":
-        args = dict(args or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(args) - known)
-        if unknown:
-            raise InkwalkError(f"unknown app arg(s) {unknown}; known: {sorted(known)}")
-        parsed = cls(**args)
-        parsed.models_dir = parsed.models_dir or os.environ.get("INKWALK_MODELS") or None
-        parsed.api_token = parsed.api_token or os.environ.get(TOKEN_ENV) or None
-        return parsed
+    def _models_from_env(cls, value: str | None) -> str | None:
+        return value or os.environ.get("INKWALK_MODELS") or None
+
+    @field_validator("api_token")
+    @classmethod
+    def _token_from_env(cls, value: str | None) -> str | None:
+        return value or os.environ.get(TOKEN_ENV) or None
 
 
 def served_backends(args: AppArgs) -> dict[str, str]:
@@ -142,9 +141,9 @@ class JobIngress:
         self.args = args
         self.handles = handles
         self.store = JobStore(args.store)
-        self.limits = L.Limits.from_dict(args.limits)
-        self.render_options = RenderOptions.from_dict(args.render)
-        self.retention = Retention.from_dict(args.retention)
+        self.limits = args.limits
+        self.render_options = args.render
+        self.retention = args.retention
         api.state.api_token = args.api_token
         try:
             self.replica = serve.get_replica_context().replica_id.unique_id
@@ -351,8 +350,8 @@ class ArtWalksIngress(JobIngress):
     app_name = "artwalks"
 
     def __init__(self, keyframes: DeploymentHandle, interpolator: DeploymentHandle,
-                 upscaler: DeploymentHandle, encoder: DeploymentHandle, args: dict):
-        self._setup(AppArgs.parse(args), artwalks_api,
+                 upscaler: DeploymentHandle, encoder: DeploymentHandle, args: AppArgs | dict):
+        self._setup(parse_config(AppArgs, args, "app arg"), artwalks_api,
                     Handles(keyframes=keyframes, interpolator=interpolator, upscaler=upscaler, encoder=encoder))
 
     def _model_handles(self) -> list:
@@ -507,8 +506,8 @@ class ConCLVDIngress(JobIngress):
     app_name = "conclvd"
 
     def __init__(self, generator: DeploymentHandle, interpolator: DeploymentHandle, encoder: DeploymentHandle,
-                 args: dict):
-        self._setup(AppArgs.parse(args), conclvd_api,
+                 args: AppArgs | dict):
+        self._setup(parse_config(AppArgs, args, "app arg"), conclvd_api,
                     Handles(generator=generator, interpolator=interpolator, encoder=encoder))
 
     def _model_handles(self) -> list:
@@ -586,41 +585,33 @@ def _opts(args: AppArgs, name: str) -> dict[str, Any]:
 
 def build_artwalks(args: dict | None = None) -> serve.Application:
     """The `artwalks` app: ingress + Keyframes + Interpolator + Upscaler + Encoder (Serve config builder)."""
-    a = AppArgs.parse(args)
-    limits = L.Limits.from_dict(a.limits)
-    L.parse_walk_settings({**a.defaults, **served_backends(a)}, {}, limits, limits.min_paintings, _default_label)
+    a = parse_config(AppArgs, args, "app arg")
+    L.parse_walk_settings({**a.defaults, **served_backends(a)}, {}, a.limits, a.limits.min_paintings, _default_label)
     common = {"models_dir": a.models_dir, "device": a.device, "app": "artwalks"}
     kf = Keyframes.options(**_opts(a, "Keyframes")).bind(store=a.store, keyframer=a.keyframer, limits=a.limits,
                                                          **common)
     interp = Interpolator.options(**_opts(a, "Interpolator")).bind(**common, **a.interpolator)
     up = Upscaler.options(**_opts(a, "Upscaler")).bind(**common, **a.upscaler)
     enc = Encoder.options(**_opts(a, "Encoder")).bind(store=a.store, app="artwalks")
-    return ArtWalksIngress.options(**_opts(a, "ArtWalksIngress")).bind(kf, interp, up, enc, _resolved(a, args))
+    return ArtWalksIngress.options(**_opts(a, "ArtWalksIngress")).bind(kf, interp, up, enc, a)
 
 
 def build_conclvd(args: dict | None = None) -> serve.Application:
     """The `conclvd` app: ingress + ConCLVDGenerator + Interpolator (SOFP) + Encoder (Serve config builder)."""
-    a = AppArgs.parse(args)
-    L.parse_conclvd_settings(a.defaults, {}, L.Limits.from_dict(a.limits), label=_default_label)
+    a = parse_config(AppArgs, args, "app arg")
+    L.parse_conclvd_settings(a.defaults, {}, a.limits, label=_default_label)
     common = {"models_dir": a.models_dir, "device": a.device, "app": "conclvd"}
     gen = ConCLVDGenerator.options(**_opts(a, "ConCLVDGenerator")).bind(store=a.store, motion_module=a.motion_module,
                                                                        **common)
     interp_args = {"method": "sofp", "flow": "raft", **a.interpolator}
     interp = Interpolator.options(**_opts(a, "Interpolator")).bind(**common, **interp_args)
     enc = Encoder.options(**_opts(a, "Encoder")).bind(store=a.store, app="conclvd")
-    return ConCLVDIngress.options(**_opts(a, "ConCLVDIngress")).bind(gen, interp, enc, _resolved(a, args))
+    return ConCLVDIngress.options(**_opts(a, "ConCLVDIngress")).bind(gen, interp, enc, a)
 
 
 def _default_label(name: str, value: Any) -> str:
     """How a refusal names a value of the Serve config's ``defaults:``, checked when the app is built."""
     return f"default setting {name!r} = {shown_value(value)}"
-
-
-def _resolved(a: AppArgs, args: dict | None) -> dict:
-    """The ingress's args with what was resolved where the app was built (models folder, token)."""
-    out = dict(args or {})
-    out["models_dir"], out["api_token"] = a.models_dir, a.api_token
-    return out
 
 
 def apps_from_config(path: str | Path, overrides: dict[str, dict] | None = None) -> dict[str, tuple]:

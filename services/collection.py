@@ -177,8 +177,6 @@ def running_app_handles(app: str = "artwalks") -> dict | None:
 def deploy_render_app(ws: WalkSettings, store: str, config: str | Path | None = None,
                       models_dir: str | None = None) -> dict:
     """Deploy an `artwalks` app that serves the settings' backends (replica options from `config`)."""
-    from dataclasses import asdict
-
     import yaml
     from ray import serve
 
@@ -190,7 +188,7 @@ def deploy_render_app(ws: WalkSettings, store: str, config: str | Path | None = 
     base = next((a.get("args", {}) for a in yaml.safe_load(config.read_text())["applications"]
                  if a["name"] == "artwalks"), {})
     upscaler = ws.upscaler if ws.upscaler != "none" else "lanczos"  # never called when sizes match
-    overrides = {"artwalks": {"store": store, "models_dir": models_dir, "limits": asdict(Limits.cli()),
+    overrides = {"artwalks": {"store": store, "models_dir": models_dir, "limits": Limits.cli().model_dump(),
                               "keyframer": ws.keyframer if ws.keyframes else "none",
                               "interpolator": {**base.get("interpolator", {}), "method": ws.interpolator,
                                                "flow": ws.flow},
@@ -255,11 +253,12 @@ def render_collection_on_ray(source: str | Path, out: str | Path, settings: Walk
                       num_cpus: int | None = None, render: dict | None = None, sheet: bool = True,
                       on_progress: Callable[[str, float], None] = lambda stage, p: None) -> RenderSummary:
     """Render a collection (folder, manifest or URI of either) into `out` through the segment path."""
+    from inkwalk.config_model import parse_config
     from services.render import Handles, RenderOptions, WalkJob, render_walks
 
     t0 = time.perf_counter()
     sources = collection_sources(source)
-    opts = RenderOptions.from_dict(render)
+    opts = parse_config(RenderOptions, render, "render option")
     if not (address or os.environ.get("RAY_ADDRESS")):  # the local app loads these: missing is one line, now
         from inkwalk.availability import require_models, walk_models
 

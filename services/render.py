@@ -23,11 +23,14 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Sequence
 
+from pydantic import Field
+
 from inkwalk.artwalks import video_metadata
 from inkwalk.chunks import Codec
+from inkwalk.config_model import ConfigModel
 from inkwalk.errors import InkwalkError
-from inkwalk.settings_schemas import ConCLVDSettingsModel
 from inkwalk.segments import Piece, assign_keys, chunk_path, plan_pieces, walk_row_path
+from inkwalk.settings_schemas import ConCLVDSettingsModel
 from inkwalk.store import Store
 from inkwalk.walk_settings import WalkSettings
 
@@ -39,26 +42,13 @@ class RenderError(InkwalkError):
     """A piece that kept failing: names the piece and the last cause."""
 
 
-@dataclass
-class RenderOptions:
+class RenderOptions(ConfigModel):
     """How a render uses the cluster (app args `render:`; the CLI's options)."""
 
-    inflight: int = 8  # pieces in flight per job: bounds the frames in the object store
-    attempts: int = 3  # tries per piece before the job fails
-    backoff_s: float = 0.5  # first wait before a retry (doubles, with jitter)
-    codec: Codec = field(default_factory=Codec)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> "RenderOptions":
-        data = dict(data or {})
-        codec = Codec(**data.pop("codec", {}))
-        unknown = sorted(set(data) - {"inflight", "attempts", "backoff_s"})
-        if unknown:
-            raise InkwalkError(f"unknown render option(s) {unknown}; known: inflight, attempts, backoff_s, codec")
-        opts = cls(codec=codec, **data)
-        if opts.inflight < 1 or opts.attempts < 1:
-            raise InkwalkError("render options inflight and attempts must be >= 1")
-        return opts
+    inflight: int = Field(8, ge=1)  # pieces in flight per job: bounds the frames in the object store
+    attempts: int = Field(3, ge=1)  # tries per piece before the job fails
+    backoff_s: float = Field(0.5, ge=0)  # first wait before a retry (doubles, with jitter)
+    codec: Codec = Field(default_factory=Codec)
 
 
 @dataclass

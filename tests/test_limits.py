@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
 from bad_inputs import png_header
+from inkwalk.config_model import parse_config
 from inkwalk.image_admission import ImageHeader, admit_image, decode_painting, image_header
 from inkwalk.limits import Limits, RequestError
 from inkwalk.schedules import WEIGHTINGS
@@ -116,11 +117,11 @@ def test_schemas_are_openapi_ready_and_refuse_unknown_fields():
 
 
 def test_limits_from_config_refuse_unknown_or_nonsense_values():
-    assert Limits.from_dict({"max_fps": 30}).max_fps == 30
+    assert parse_config(Limits, {"max_fps": 30}, "limit").max_fps == 30
     for bad in ({"max_everything": 1}, {"max_fps": "fast"}, {"max_pixels": -1}, {"max_keyframes": 2.5},
                 {"max_hold_seconds": float("nan")}):
         with pytest.raises(Exception, match="limit"):
-            Limits.from_dict(bad)
+            parse_config(Limits, bad, "limit")
 
 
 # ----------------------------------------------------------------------------- images

@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 
+from inkwalk.config_model import parse_config
 from inkwalk.errors import InkwalkError
 from inkwalk.store import Store, StoreError
 from services.limits import Limits, RequestError, decode_painting, parse_conclvd_settings, parse_walk_settings
@@ -106,4 +107,4 @@ def test_settings_checks():
         with pytest.raises(RequestError, match=phrase):
             parse_conclvd_settings(bad, {}, limits)
     with pytest.raises(Exception, match="unknown limit"):
-        Limits.from_dict({"max_everything": 1})
+        parse_config(Limits, {"max_everything": 1}, "limit")
