@@ -1,7 +1,8 @@
 """The settings of one ArtWalks render (WalkSettings), its presets, and the frame count they give.
 
-Frame count of a collection of k paintings (see docs/artwalks.md):
-``(k - 1)(m + 1)(n + 1) + 1 + k * round(hold * fps)``.
+Frame count of a collection of k paintings (see docs/artwalks.md), with ``w = k - 1`` walks, or
+``w = k`` when it loops back to the first painting: ``w(m + 1)(n + 1) + 1 + (w + 1) * round(hold * fps)``
+(``(k - 1)(m + 1)(n + 1) + 1 + k * round(hold * fps)`` without `loop`).
 """
 
 from __future__ import annotations
@@ -107,6 +108,8 @@ class WalkSettings(SettingsModel):
     steps: int = Field(50, ge=1, le=1000, description="decoder denoising steps")
     guidance: float = Field(4.0, ge=0, le=30, description="decoder classifier-free guidance")
     batch: int = Field(4, ge=1, le=256, description="keyframes / upscaled frames per model call")
+    loop: bool = Field(False, description="walk from the last painting back to the first (k walks, not k-1): "
+                                          "the video starts and ends on the first painting")
 
     @model_validator(mode="before")
     @classmethod
@@ -153,8 +156,8 @@ class WalkSettings(SettingsModel):
         check_paintings_count(paintings, limits)
         total = walk_frame_count(paintings, self)
         if total > limits.max_output_frames:
-            raise RequestError(413, f"this walk would render {total} frames ((k-1)(m+1)(n+1)+1+k*round(hold*fps) "
-                                    f"with k={paintings}, m={self.keyframes}, n={self.frames}, hold={self.hold:g}, "
+            raise RequestError(413, f"this walk would render {total} frames (w(m+1)(n+1)+1+(w+1)*round(hold*fps) "
+                                    f"with w={walk_count(paintings, self)} walks, m={self.keyframes}, n={self.frames}, hold={self.hold:g}, "
                                     f"fps={self.fps:g}); the limit is {limits.max_output_frames} frames per job "
                                     f"(limit max_output_frames)")
         return self
@@ -190,7 +193,7 @@ class WalkSettings(SettingsModel):
     def cache_fields(self) -> dict[str, Any]:
         """The settings that change a walk's pixels (hold and fps only change the assembly)."""
         d = self.model_dump()
-        for k in ("preset", "hold", "fps", "batch"):
+        for k in ("preset", "hold", "fps", "batch", "loop"):
             d.pop(k)
         d["output_size"] = list(self.output_size)
         if self.keyframes == 0:
@@ -201,10 +204,15 @@ class WalkSettings(SettingsModel):
         return d
 
 
+def walk_count(paintings: int, settings: WalkSettings) -> int:
+    """Walks of a collection: ``k - 1``, or ``k`` when it loops back to the first painting."""
+    return paintings - 1 + int(settings.loop)
+
+
 def walk_frame_count(paintings: int, settings: WalkSettings) -> int:
     """Frames in the video of a collection of `paintings` paintings (the documented formula)."""
-    k, m, n = paintings, settings.keyframes, settings.frames
-    return (k - 1) * (m + 1) * (n + 1) + 1 + k * settings.hold_frames
+    w, m, n = walk_count(paintings, settings), settings.keyframes, settings.frames
+    return w * (m + 1) * (n + 1) + 1 + (w + 1) * settings.hold_frames
 
 
 def check_paintings_count(count: int, limits: Limits) -> None:

@@ -40,7 +40,7 @@ from inkwalk.config_model import ConfigModel, parse_config
 from inkwalk.errors import InkwalkError
 from inkwalk.limits import shown_value
 from inkwalk.settings_schemas import ConCLVDSettingsModel
-from inkwalk.walk_settings import WalkSettings
+from inkwalk.walk_settings import WalkSettings, walk_count
 from inkwalk.segments import content_key
 from services import limits as L
 from services.conclvd_generator import ConCLVDGenerator
@@ -428,7 +428,7 @@ class ArtWalksIngress(JobIngress):
     async def _work(self, record: JobRecord, on_progress) -> None:
         ws = WalkSettings.model_validate(record.settings)  # the record's JSON, validated at submission
 
-        record.walk_keys = [""] * (len(record.inputs) - 1)
+        record.walk_keys = [""] * walk_count(len(record.inputs), ws)
 
         def walk_ready(i: int, key: str) -> None:
             record.walk_keys[i] = key

@@ -29,7 +29,8 @@ from inkwalk.artwalks import video_metadata
 from inkwalk.chunks import Codec
 from inkwalk.config_model import ConfigModel
 from inkwalk.errors import InkwalkError
-from inkwalk.segments import Piece, assign_keys, chunk_path, plan_pieces, walk_row_path
+from inkwalk.segments import (Piece, assign_keys, chunk_path, final_painting, plan_pieces, walk_ends,
+                              walk_row_path)
 from inkwalk.settings_schemas import ConCLVDSettingsModel
 from inkwalk.store import Store
 from inkwalk.walk_settings import WalkSettings
@@ -180,6 +181,7 @@ async def render_walks(h: Handles, store: Store, job: WalkJob, models: dict[str,
     """
     ws = job.settings
     pieces, walk_keys = assign_keys(plan_pieces(len(job.paintings), ws), job.painting_ids, ws, models, opts.codec)
+    ends, final = walk_ends(len(job.paintings), ws), final_painting(len(job.paintings), ws)
     todo = [p for p in pieces if not await asyncio.to_thread(store.exists, chunk_path(p.key))]
     for i, key in enumerate(walk_keys):
         if await asyncio.to_thread(store.exists, walk_row_path(key)):
@@ -201,9 +203,10 @@ async def render_walks(h: Handles, store: Store, job: WalkJob, models: dict[str,
 
     def request_nodes(owner):
         if owner == "last":
-            sources, row = [job.paintings[-1]], None
+            sources, row = [job.paintings[final]], None
         else:
-            sources, row = [job.paintings[owner], job.paintings[owner + 1]], walk_row_path(walk_keys[owner])
+            a, b = ends[owner]
+            sources, row = [job.paintings[a], job.paintings[b]], walk_row_path(walk_keys[owner])
         return responses.track(h.keyframes.nodes.remote(sources, ws, row))
 
     nodes = _NodeSets(request_nodes, uses, responses.done)

@@ -134,3 +134,29 @@ def test_paper_preset_without_weights_fails_fast_and_suggests_offline(tmp_path, 
     assert code == 1 and len(err) == 1
     assert "kandinsky-2-2-prior" in err[0] and "--preset offline" in err[0]
     assert not out.exists() and not (tmp_path / "cache").exists()
+
+
+def test_a_looping_collection_walks_back_to_its_first_painting(tmp_path):
+    from helpers import psnr
+
+    settings = WalkSettings(preset="offline", size=(48, 32), frames=3, hold=0.25, fps=8, loop=True)
+    p = [draw("mountains", (64, 48), 0), draw("river", (64, 48), 1), draw("mountains", (64, 48), 2)]
+    result = render_collection_in_process(p, tmp_path / "loop.mp4", settings, cache_dir=tmp_path / "c", sheet=False)
+    frames = read_frames(tmp_path / "loop.mp4")
+    assert result.frames == len(frames) == walk_frame_count(3, settings) == 3 * 1 * 4 + 1 + 4 * 2  # k walks
+    first, last = prepare_painting(p[0], settings), prepare_painting(p[2], settings)
+    assert psnr(frames[0], first) > 35 and psnr(frames[-1], first) > 35  # starts and ends on P_1
+    assert psnr(frames[-1], last) < psnr(frames[-1], first) - 10
+    straight = render_collection_in_process(p, tmp_path / "line.mp4", settings.with_changes(loop=False),
+                                            cache_dir=tmp_path / "c", sheet=False)
+    assert straight.chunks_rendered == 1  # every walk shared with the loop: only P_3 held at the end is new
+
+
+def test_walk_loop_option_on_the_cli(tmp_path):
+    from inkwalk.cli import main
+    from inkwalk.video import save_image
+
+    paths = [save_image(tmp_path / f"p{i}.png", draw("river", (48, 32), i)) for i in range(2)]
+    assert main(["walk", *map(str, paths), "-o", str(tmp_path / "w.mp4"), "--preset", "offline", "--size", "48x32",
+                 "--frames", "2", "--loop", "--cache", str(tmp_path / "c"), "--no-sheet"]) == 0
+    assert probe(tmp_path / "w.mp4").frames == 2 * 1 * 3 + 1  # two walks: P_1 -> P_2 -> P_1

@@ -8,21 +8,24 @@ import pytest
 
 from inkwalk.artwalks import model_identities
 from inkwalk.chunks import Codec
-from inkwalk.segments import assign_keys, piece_frame_limit, piece_frames, plan_pieces
+from inkwalk.segments import assign_keys, painting_key, piece_frame_limit, piece_frames, plan_pieces, walk_key
 from inkwalk.walk_settings import WalkSettings, walk_frame_count
 
 
+@pytest.mark.parametrize("loop", [False, True])
 @pytest.mark.parametrize("k,m,n,hold,limit", [(2, 0, 0, 0, 8), (3, 2, 5, 0.5, 4), (5, 1, 24, 1.0, 7),
                                               (2, 5, 24, 0, 64), (4, 0, 3, 2.0, 1), (2, 0, 9, 0, 2)])
-def test_pieces_cover_the_documented_frame_count(k, m, n, hold, limit):
+def test_pieces_cover_the_documented_frame_count(k, m, n, hold, limit, loop):
     ws = WalkSettings(preset="offline", keyframes=m, keyframer="kandinsky" if m else "none", frames=n,
-                                  hold=hold, fps=8)
+                      hold=hold, fps=8, loop=loop)
     pieces = plan_pieces(k, ws, max_frames=limit)
-    assert sum(p.frames for p in pieces) == walk_frame_count(k, ws)
+    walks = k if loop else k - 1  # a loop adds the walk P_k -> P_1 and holds P_1 again at the end
+    assert sum(p.frames for p in pieces) == walk_frame_count(k, ws) == \
+        walks * (m + 1) * (n + 1) + 1 + (walks + 1) * round(hold * 8)
     assert all(1 <= p.distinct <= limit for p in pieces)
     assert [p.index for p in pieces] == list(range(len(pieces)))
     # every step's times, in order, exactly once
-    for walk in range(k - 1):
+    for walk in range(walks):
         for step in range(m + 1):
             times = [t for p in pieces if p.walk == walk and p.step == step for t in p.times]
             assert len(times) == n and times == sorted(times)
@@ -68,3 +71,16 @@ def test_piece_frames_start_with_the_node_then_interpolate():
     first, *_ = [p for p in plan_pieces(2, ws.with_changes(keyframes=1, keyframer="kandinsky")) if p.step == 1]
     got = piece_frames(nodes, first, Halfway())
     assert got[:, 0, 0, 0].tolist() == [100, 125, 150, 175]
+
+
+def test_a_loop_adds_the_walk_back_to_the_first_painting_and_shares_the_others():
+    ws = WalkSettings(preset="offline", frames=4, hold=1, fps=8)
+    looped = ws.with_changes(loop=True)
+    models = model_identities(ws)
+    line, line_walks = assign_keys(plan_pieces(3, ws), ["a", "b", "c"], ws, models, Codec())
+    loop, loop_walks = assign_keys(plan_pieces(3, looped), ["a", "b", "c"], looped, models, Codec())
+    assert loop_walks == [*line_walks, walk_key("c", "a", ws, models)]
+    assert {p.key for p in line[:-1]} <= {p.key for p in loop}  # the straight walks' chunks are shared
+    ends_on = {p.key for p in assign_keys(plan_pieces(2, ws), ["c", "a"], ws, models, Codec())[0]}
+    assert loop[-1].key in ends_on  # held at the end: P_1 ("a"), as a collection ending on it would
+    assert painting_key("a", ws, models) != painting_key("c", ws, models)

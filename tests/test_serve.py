@@ -290,6 +290,19 @@ def test_bad_inputs_get_4xx_with_a_message_and_the_app_keeps_serving(serve_apps)
     assert _wait(serve_apps, "artwalks", r.json()["job_id"])["state"] == "done"
 
 
+def test_a_looping_job_walks_back_to_its_first_painting(serve_apps, tmp_path):
+    settings = {**SMALL_WALK, "keyframes": 0, "loop": True}
+    r = _submit_walk(serve_apps, _paintings(3, seed=5), settings)
+    assert r.status_code == 202, r.text
+    status = _wait(serve_apps, "artwalks", r.json()["job_id"])
+    assert status["state"] == "done", status
+    frames = _frames(serve_apps.get(f"/artwalks/jobs/{status['job_id']}/video").content, tmp_path)
+    expected = 3 * 1 * 3 + 1 + 4 * 2  # k walks (m=0, n=2), k+1 holds of round(0.25*8) = 2 frames
+    assert status["frames"] == len(frames) == expected and status["settings"]["loop"] is True
+    p3 = frames[2 * 5]  # walks of 5 frames (P_i held 3, then 2 between): frame 10 is P_3, held
+    assert psnr(frames[0], frames[-1]) > 35 and psnr(frames[-1], p3) < psnr(frames[-1], frames[0]) - 10
+
+
 def test_a_bad_setting_gets_the_same_refusal_from_the_cli_and_http(serve_apps, tmp_path, capsys):
     """One settings model refuses it on both edges: the same reason, the value named as each user wrote it."""
     from inkwalk.cli import main
