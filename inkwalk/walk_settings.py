@@ -157,8 +157,8 @@ class WalkSettings(SettingsModel):
         total = walk_frame_count(paintings, self)
         if total > limits.max_output_frames:
             raise RequestError(413, f"this walk would render {total} frames (w(m+1)(n+1)+1+(w+1)*round(hold*fps) "
-                                    f"with w={walk_count(paintings, self)} walks, m={self.keyframes}, n={self.frames}, hold={self.hold:g}, "
-                                    f"fps={self.fps:g}); the limit is {limits.max_output_frames} frames per job "
+                                    f"with w={walk_count(paintings, self)} walks, m={self.keyframes}, n={self.frames}, "
+                                    f"hold={self.hold:g}, fps={self.fps:g}); the limit is {limits.max_output_frames} frames per job "
                                     f"(limit max_output_frames)")
         return self
 
@@ -190,18 +190,29 @@ class WalkSettings(SettingsModel):
             return (int(round(w * factor)), int(round(h * factor)))
         return parse_size(text)
 
+    def unused_fields(self) -> set[str]:
+        """Settings that change nothing in this walk: no keyframes, no diffusion settings; no
+        flow-warp, no flow."""
+        unused = set()
+        if self.keyframes == 0:
+            unused |= {"weighting", "keyframe_grid", "scale", "keyframer", "seed", "steps", "guidance"}
+        if self.interpolator != "flow-warp":
+            unused.add("flow")
+        return unused
+
     def cache_fields(self) -> dict[str, Any]:
         """The settings that change a walk's pixels (hold and fps only change the assembly)."""
-        d = self.model_dump()
+        d = {k: v for k, v in self.model_dump().items() if k not in self.unused_fields()}
         for k in ("preset", "hold", "fps", "batch", "loop"):
             d.pop(k)
         d["output_size"] = list(self.output_size)
-        if self.keyframes == 0:
-            for k in ("weighting", "keyframe_grid", "scale", "keyframer", "seed", "steps", "guidance"):
-                d.pop(k)
-        if self.interpolator != "flow-warp":
-            d.pop("flow")
         return d
+
+    def recorded(self) -> dict[str, Any]:
+        """The settings a video records: those that did something (no upscaler when nothing was
+        upscaled); the model fills the rest back in from the preset."""
+        unused = self.unused_fields() | ({"upscaler"} if self.output_size == tuple(self.size) else set())
+        return {k: v for k, v in self.model_dump().items() if k not in unused}
 
 
 def walk_count(paintings: int, settings: WalkSettings) -> int:
@@ -226,8 +237,13 @@ def check_paintings_count(count: int, limits: Limits) -> None:
 
 def check_walk_sizes(size: tuple[int, int], output_size: tuple[int, int], limits: Limits, upscale: str = "",
                      label: Labeler = setting_label) -> None:
-    """Walk size and output size (after `upscale`) within the pixel limit of a frame."""
+    """Walk size and output size (after `upscale`): each side in MIN_SIDE..MAX_SIDE and within the
+    pixel limit of a frame. The resulting size is checked, not the text: ``x0.001`` rounds to 0x0."""
     for name, value, (w, h) in (("size", tuple(size), size), ("upscale", upscale, output_size)):
+        if not (MIN_SIDE <= w <= MAX_SIDE and MIN_SIDE <= h <= MAX_SIDE):
+            what = "" if name == "size" else "the output size "
+            raise RequestError(422, f"{label(name, value)}: {what}{w}x{h}: each side must be "
+                                    f"{MIN_SIDE}..{MAX_SIDE} pixels")
         if w * h > limits.max_output_pixels:
             what = "" if name == "size" else "the output size "
             raise RequestError(422, f"{label(name, value)}: {what}{w}x{h} = {w * h} pixels per frame exceeds the "

@@ -103,7 +103,7 @@ def _frames(data: bytes, tmp_path: Path) -> np.ndarray:
 
 def test_artwalks_job_end_to_end_matches_the_in_process_renderer(serve_apps, tmp_path, tiny_models):
     from inkwalk.artwalks import load_walk_models
-    from inkwalk.chunks import read_metadata
+    from inkwalk.provenance import read_metadata
     from inkwalk.local_render import render_collection_in_process
     from inkwalk.walk_settings import WalkSettings
 
