@@ -158,5 +158,5 @@ def test_walk_loop_option_on_the_cli(tmp_path):
 
     paths = [save_image(tmp_path / f"p{i}.png", draw("river", (48, 32), i)) for i in range(2)]
     assert main(["walk", *map(str, paths), "-o", str(tmp_path / "w.mp4"), "--preset", "offline", "--size", "48x32",
-                 "--frames", "2", "--loop", "--cache", str(tmp_path / "c"), "--no-sheet"]) == 0
+                 "--frames", "2", "--loop", "--store", str(tmp_path / "c"), "--no-sheet"]) == 0
     assert probe(tmp_path / "w.mp4").frames == 2 * 1 * 3 + 1  # two walks: P_1 -> P_2 -> P_1
