@@ -1,5 +1,5 @@
-"""Command options made from a settings model, and how messages name them: the way the user typed it
-(``--fps 1000``)."""
+"""Command options made from a settings model, deprecated aliases, `--from` a video's recorded
+settings, and how messages name an option: the way the user typed it (``--fps 1000``)."""
 
 from __future__ import annotations
 

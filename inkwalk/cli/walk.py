@@ -6,7 +6,8 @@ import argparse
 import sys
 import time
 
-from inkwalk.cli._options import DeprecatedAlias, add_model_options, fill_from, given_settings, labels, recorded_settings
+from inkwalk.cli._options import (DeprecatedAlias, add_model_options, fill_from, given_settings, labels,
+                                  recorded_settings)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
