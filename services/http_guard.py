@@ -128,7 +128,7 @@ class HttpGuard:
         if declared is not None and int(declared) > cap:
             return 413, f"the request body is {int(declared)} bytes; the limit is {cap}", {}
         if self.receiving >= guard.settings.max_concurrent_uploads:
-            return 503, (f"busy: {self.receiving} uploads are arriving (limit "
+            return 503, (f"overloaded: {self.receiving} uploads are arriving at this replica (limit "
                          f"{guard.settings.max_concurrent_uploads}); retry later"), {"Retry-After": "10"}
         return None
 
