@@ -16,12 +16,11 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ray import serve
 
 from services import http_guard
-from services import limits as L
 from services.jobs import JobLifecycle
 from services.metrics import serve_metrics
 from services.output_names import content_disposition, output_stem
-from services.render import Handles, RenderOptions, one_line
-from services.store import JOB_ID, BadRecord, JobRecord, JobStore, Retention, new_job_id
+from services.render import Handles, one_line
+from services.store import JOB_ID, BadRecord, JobRecord, JobStore, new_job_id
 
 JOB_ID_PATH = PathParam(..., pattern=JOB_ID.pattern, description="a job id returned by POST jobs (32 hex digits)")
 
@@ -39,10 +38,9 @@ def job_routes(api: FastAPI, app_name: str, video_summary: str) -> type:
             self.args, self.handles = args, handles
             self.app_name = app_name
             self.store = JobStore(args.store)
-            self.limits = L.Limits.from_dict(args.limits)
-            self.render_options = RenderOptions.from_dict(args.render)
-            http_guard.configure(api, http_guard.Guard(args.api_token, self.limits.max_total_upload_bytes,
-                                                       http_guard.GuardSettings.from_dict(args.guard)))
+            self.limits = args.limits
+            self.render_options = args.render
+            http_guard.configure(api, http_guard.Guard(args.api_token, self.limits.max_total_upload_bytes, args.guard))
             try:
                 replica = serve.get_replica_context().replica_id.unique_id
             except Exception:  # constructed outside Serve
@@ -52,7 +50,7 @@ def job_routes(api: FastAPI, app_name: str, video_summary: str) -> type:
             self.lifecycle = JobLifecycle(self.store, app_name, replica, self._work,
                                           max_active=self.limits.max_active_jobs,
                                           heartbeat_timeout_s=args.heartbeat_timeout_s,
-                                          retention=Retention.from_dict(args.retention), metrics=self.metrics)
+                                          retention=args.retention, metrics=self.metrics)
             self.lifecycle.start_supervisor()
             self._models: dict[str, Any] | None = None
 
