@@ -82,7 +82,7 @@ class Limits:
     max_output_frames: int = 10_000  # per job: (k-1)(m+1)(n+1) + 1 + k*round(hold*fps)
     max_batch: int = 16  # frames per model call
     # ConCLVD
-    max_video_frames: int = 32  # N, before interpolation
+    max_video_frames: int = 64  # N latent frames, before interpolation (windows of 16 keep memory flat)
     max_steps: int = 100  # denoising steps (ConCLVD DDIM, Kandinsky decoder)
     max_size: int = 1024  # frame side
     max_prompt_chars: int = 500
@@ -116,7 +116,7 @@ class Limits:
         return cls(max_upload_bytes=1024**3, max_pixels=120_000_000, max_upscale=64.0, max_paintings=256,
                    max_keyframes=64, max_frames_per_segment=512, max_hold_seconds=600.0, max_fps=240.0,
                    max_output_pixels=7680 * 4320, max_output_frames=200_000, max_batch=64, max_steps=1000,
-                   max_size=2048, max_prompt_chars=2000)
+                   max_size=2048, max_prompt_chars=2000, max_video_frames=1024)
 
 
 # ----------------------------------------------------------------------------- messages
@@ -240,15 +240,39 @@ class WalkSettingsModel(_Strict):
         return value
 
 
+def _conclvd_size(value: Any) -> Any:
+    """A ConCLVD frame size: as a walk's, plus a side given as digits (the CLI's ``--size 256``)."""
+    return _parse_size(int(value) if isinstance(value, str) and value.strip().isdigit() else value)
+
+
+ConCLVDSide = Annotated[int, Field(ge=8, le=MAX_SIDE, multiple_of=8)]
+
+
 class ConCLVDSettingsModel(_Strict):
     """Settings of a ConCLVD job: the keyword arguments of `inkwalk.conclvd.generate_video`."""
 
+    allowed_text: ClassVar[dict[str, str]] = {
+        "size": f"a multiple of 8 in 8..{MAX_SIDE} per side: WIDTHxHEIGHT, [width, height] or one integer (square)",
+        "window": "an integer in 1..1024 (latent frames per model call) or null (16, at most frames)",
+        "overlap": "an integer in 0..1023 (frames shared by neighbouring windows) or null (4, less than window)",
+        "prompts": 'an object mapping frame indices to prompts, e.g. {"0": "spring mountains", "48": "autumn river"}',
+        "loop": "true or false",
+    }
     negative_prompt: str = Field("", max_length=10_000, description="what to steer away from")
-    frames: int = Field(8, ge=2, le=256, description="N, frames sampled by diffusion (2N-1 after SOFP)")
+    frames: int = Field(8, ge=2, le=1024, description="N, latent frames sampled by diffusion (2N-1 after SOFP, 2N "
+                                                      "when looping)")
+    window: int | None = Field(None, ge=1, le=1024, description="frames per window (default 16, at most frames)")
+    overlap: int | None = Field(None, ge=0, le=1023, description="frames neighbouring windows share (default 4)")
+    loop: bool = Field(False, description="windows wrap around: the video plays seamlessly on repeat")
+    prompts: dict[str, str] | None = Field(None, description="prompt travel: frame index -> prompt (frame 0 "
+                                                             "defaults to the job's prompt)")
     steps: int = Field(25, ge=1, le=1000, description="DDIM steps")
     guidance: float = Field(8.0, ge=0, le=30, description="classifier-free guidance scale")
-    size: int = Field(256, ge=8, le=MAX_SIDE, multiple_of=8, description="square frame side, a multiple of 8")
+    size: Annotated[tuple[ConCLVDSide, ConCLVDSide], WithJsonSchema(SIZE_SCHEMA)] = Field(
+        (256, 256), description="frame size: WIDTHxHEIGHT, [width, height] or one side, multiples of 8")
     seed: int = Field(0, ge=0, le=MAX_SEED, description="random seed: same seed, same video")
+
+    _size = field_validator("size", mode="before")(_conclvd_size)
 
 
 def _bounds(model: type[BaseModel], name: str) -> dict[str, float]:
@@ -371,14 +395,16 @@ def parse_walk_settings(user: Mapping[str, Any], defaults: Mapping[str, Any], li
     return settings
 
 
-CONCLVD_LIMITS = {"frames": "max_video_frames", "steps": "max_steps", "size": "max_size",
-                  "negative_prompt": "max_prompt_chars"}
+CONCLVD_LIMITS = {"frames": "max_video_frames", "steps": "max_steps", "negative_prompt": "max_prompt_chars"}
 
 
 def parse_conclvd_settings(user: Mapping[str, Any], defaults: Mapping[str, Any], limits: Limits,
                            label: Labeler = setting_label) -> ConCLVDSettingsModel:
     """The settings of a ConCLVD job (`.model_dump()` gives `generate_video`'s keyword arguments), or a
     `RequestError` naming the first bad field and its allowed range."""
+    from inkwalk.conclvd.prompt_travel import schedule_problem
+    from inkwalk.conclvd.windows import overlap_problem, resolve_windows, window_problem
+
     highs = {name: getattr(limits, key) for name, key in CONCLVD_LIMITS.items()}
     defaults_model = _validated(ConCLVDSettingsModel, defaults, label, highs, "default setting")
     user_model = _validated(ConCLVDSettingsModel, user, label, highs, "setting")
@@ -391,9 +417,20 @@ def parse_conclvd_settings(user: Mapping[str, Any], defaults: Mapping[str, Any],
         elif len(value) > limits.max_prompt_chars:
             raise RequestError(422, f"{label(name, value)}: is {len(value)} characters; the limit is "
                                     f"{limits.max_prompt_chars} (limit max_prompt_chars)")
-    if settings.size ** 2 > limits.max_output_pixels:
-        raise RequestError(422, f"{label('size', settings.size)}: {settings.size}x{settings.size} pixels per "
-                                f"frame exceed the limit of {limits.max_output_pixels} (limit max_output_pixels)")
+    width, height = settings.size
+    if max(settings.size) > limits.max_size:
+        raise RequestError(422, f"{label('size', settings.size)}: each side must be at most {limits.max_size} "
+                                "(limit max_size)")
+    if width * height > limits.max_output_pixels:
+        raise RequestError(422, f"{label('size', settings.size)}: {width}x{height} pixels per frame exceed the "
+                                f"limit of {limits.max_output_pixels} (limit max_output_pixels)")
+    window, overlap = resolve_windows(settings.frames, settings.window, settings.overlap)
+    for name, problem in (("window", window_problem(settings.frames, window)),
+                          ("overlap", overlap_problem(window, overlap)),
+                          ("prompts", None if settings.prompts is None else
+                           schedule_problem(settings.prompts, settings.frames, limits.max_prompt_chars))):
+        if problem:
+            raise RequestError(422, f"{label(name, getattr(settings, name))}: {problem}")
     return settings
 
 

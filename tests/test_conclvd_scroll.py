@@ -193,3 +193,36 @@ def test_sparse_causal_inside_a_wrapped_window_matches_diffusers_attention(first
             keys = torch.cat([video[window[0]], keys])
         expected = attention(video[frame][None], encoder_hidden_states=keys[None])[0]
         assert torch.allclose(out[position], expected, atol=1e-5)
+
+
+def test_t2v_cli_loop_prompt_travel_wide_frames_and_metadata(tiny_models, tmp_path):
+    """A looping, prompt-travelling, wide scroll: 2N frames, and the mp4 records how to make it again."""
+    from inkwalk.chunks import read_metadata
+    from inkwalk.cli import main
+    from inkwalk.video import read_frames
+
+    out = tmp_path / "scroll.mp4"
+    rc = main(["t2v", "hills", "-o", str(out), "--frames", "6", "--window", "4", "--overlap", "1", "--loop",
+               "--prompts", "3:a river", "--size", "96x64", "--steps", "2", "--seed", "5", "--models", str(tiny_models),
+               "--device", "cpu"])
+    assert rc == 0
+    assert read_frames(out).shape == (12, 64, 96, 3)                   # loop: SOFP also fills last -> first
+    settings = read_metadata(out)["settings"]
+    assert (settings["window"], settings["overlap"], settings["loop"], settings["seed"]) == (4, 1, True, 5)
+    assert settings["prompts"] == "0:hills|3:a river" and settings["size"] == [96, 64]
+
+
+def test_video_frames_decode_lazily_slice_by_slice(conclvd_tiny):
+    from inkwalk.conclvd.scroll_video import video_frames
+
+    decoded = []
+    hook = conclvd_tiny.vae.decoder.register_forward_pre_hook(lambda _m, args: decoded.append(args[0].shape[0]))
+    latents = torch.randn(1, 4, 12, 8, 8)
+    try:
+        frames = video_frames(conclvd_tiny, latents, sofp=False, slice_frames=4)
+        first = next(frames)
+        assert decoded == [4]                    # one slice decoded for the first frame, not the video
+        rest = list(frames)
+    finally:
+        hook.remove()
+    assert first.shape == (64, 64, 3) and len(rest) == 11 and decoded == [4, 4, 4]

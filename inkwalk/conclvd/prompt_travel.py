@@ -27,15 +27,15 @@ def parse_schedule(text: str) -> PromptSchedule:
         try:
             raw = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise InkwalkError(f"prompts: not a JSON object ({exc.msg} at character {exc.pos})") from None
+            raise InkwalkError(f"not a JSON object ({exc.msg} at character {exc.pos})") from None
         if not isinstance(raw, dict):
-            raise InkwalkError("prompts: give a JSON object mapping frame indices to prompts")
+            raise InkwalkError("give a JSON object mapping frame indices to prompts")
         return schedule_from_mapping(raw)
     pairs = []
     for part in text.split("|"):
         key, sep, prompt = part.partition(":")
         if not sep:
-            raise InkwalkError(f"prompts: {part.strip()!r} is not FRAME:PROMPT (e.g. '0:spring mountains|48:autumn "
+            raise InkwalkError(f"{part.strip()!r} is not FRAME:PROMPT (e.g. '0:spring mountains|48:autumn "
                                "river')")
         pairs.append((key.strip(), prompt.strip()))
     return schedule_from_pairs(pairs)
@@ -50,16 +50,16 @@ def schedule_from_pairs(pairs: Sequence[tuple[object, object]]) -> PromptSchedul
     schedule: PromptSchedule = {}
     for key, prompt in pairs:
         if isinstance(key, bool) or not (isinstance(key, int) or (isinstance(key, str) and key.isdigit())):
-            raise InkwalkError(f"prompts: key {key!r} is not a frame index (a whole number from 0)")
+            raise InkwalkError(f"key {key!r} is not a frame index (a whole number from 0)")
         if not isinstance(prompt, str) or not prompt.strip():
-            raise InkwalkError(f"prompts: frame {key} needs a non-empty prompt")
+            raise InkwalkError(f"frame {key} needs a non-empty prompt")
         frame = int(key)
         if schedule and frame <= max(schedule):
-            raise InkwalkError(f"prompts: frame {frame} comes after frame {max(schedule)}; list frames in "
+            raise InkwalkError(f"frame {frame} comes after frame {max(schedule)}; list frames in "
                                "increasing order, each once")
         schedule[frame] = prompt
     if not schedule:
-        raise InkwalkError("prompts: give at least one FRAME:PROMPT")
+        raise InkwalkError("give at least one FRAME:PROMPT")
     return schedule
 
 
@@ -67,10 +67,25 @@ def check_schedule(schedule: Mapping[int, str], frames: int) -> None:
     """The schedule starts at frame 0 and every key is a frame of the video."""
     keys = list(schedule)
     if not keys or keys[0] != 0:
-        raise InkwalkError("prompts: the schedule must start at frame 0")
+        raise InkwalkError("the prompt schedule must start at frame 0")
     if keys[-1] >= frames:
-        raise InkwalkError(f"prompts: frame {keys[-1]} is out of range: the video has {frames} frames (0 to "
-                           f"{frames - 1})")
+        raise InkwalkError(f"frame {keys[-1]} is out of range: the video has {frames} frames (0 to {frames - 1})")
+
+
+def schedule_problem(raw: Mapping, frames: int, max_chars: int) -> str | None:
+    """Why a job's `prompts` mapping is not a schedule for `frames` frames, or None."""
+    try:
+        schedule = schedule_from_mapping(raw)
+        check_schedule({0: "", **schedule}, frames)
+    except InkwalkError as exc:
+        return str(exc)
+    long = [k for k, p in schedule.items() if len(p) > max_chars]
+    return f"the prompt of frame {long[0]} is longer than {max_chars} characters" if long else None
+
+
+def full_schedule(prompt: str, prompts: Mapping | None) -> PromptSchedule:
+    """The job's schedule: `prompt` at frame 0 unless `prompts` names frame 0 itself."""
+    return {0: prompt, **(schedule_from_mapping(prompts) if prompts else {})}
 
 
 def interpolate(start: torch.Tensor, end: torch.Tensor, alpha: float, method: str = "linear") -> torch.Tensor:

@@ -19,6 +19,8 @@ import torch
 from inkwalk.errors import InkwalkError
 
 WEIGHTINGS = ("pyramid", "flat")
+DEFAULT_WINDOW = 16   # AnimateDiff motion modules are trained on 16 frames
+DEFAULT_OVERLAP = 4
 
 
 @dataclass(frozen=True)
@@ -64,15 +66,35 @@ class WindowPlan:
         return [raw / totals[torch.tensor(frames)] for frames in windows]
 
 
+def resolve_windows(frames: int, window: int | None = None, overlap: int | None = None) -> tuple[int, int]:
+    """Window and overlap with their defaults filled in: 16 frames (AnimateDiff's trained length, at
+    most the video), overlapping by 4 (less than the window)."""
+    window = min(DEFAULT_WINDOW, frames) if window is None else window
+    overlap = min(DEFAULT_OVERLAP, max(window - 1, 0)) if overlap is None else overlap
+    return window, overlap
+
+
+def window_problem(frames: int, window: int) -> str | None:
+    """Why `window` cannot cover a video of `frames` frames, or None."""
+    if window < 1:
+        return f"window {window}: need at least one frame per window"
+    if window > frames:
+        return f"window {window} is larger than the video's {frames} frames: use at most {frames}"
+    return None
+
+
+def overlap_problem(window: int, overlap: int) -> str | None:
+    """Why neighbouring windows cannot share `overlap` frames, or None."""
+    if not 0 <= overlap < window:
+        return f"overlap {overlap}: must be at least 0 and smaller than the window ({window} frames)"
+    return None
+
+
 def check_windows(frames: int, window: int, overlap: int) -> None:
     """One-line errors for a window layout that cannot cover the video."""
-    if window < 1:
-        raise InkwalkError(f"window {window}: need at least one frame per window")
-    if window > frames:
-        raise InkwalkError(f"window {window} is larger than the video's {frames} frames: use a window of at most "
-                           f"{frames} frames")
-    if not 0 <= overlap < window:
-        raise InkwalkError(f"overlap {overlap}: must be at least 0 and smaller than the window ({window} frames)")
+    problem = window_problem(frames, window) or overlap_problem(window, overlap)
+    if problem:
+        raise InkwalkError(problem)
 
 
 def frame_weights(length: int, weighting: str = "pyramid") -> list[float]:
