@@ -38,13 +38,14 @@ from ray.serve.handle import DeploymentHandle
 
 from inkwalk import __version__
 from inkwalk.artwalks import WalkSettings
+from inkwalk.conclvd.scroll_video import scroll_metadata
 from inkwalk.errors import InkwalkError
 from inkwalk.segments import content_key
 from services import limits as L
 from services.deployments import ConCLVDGenerator, Encoder, Interpolator, Keyframes, Upscaler
 from services.metrics import serve_metrics
-from services.render import (Handles, RenderError, RenderOptions, WalkJob, one_line, render_text_video,
-                             render_walks)
+from services.render import Handles, RenderError, RenderOptions, WalkJob, one_line, render_walks
+from services.scroll import render_scroll
 from services.store import JOB_ID, TERMINAL, JobRecord, JobStore, Retention, new_job_id
 from services.uploads import UploadLimits, receive
 
@@ -486,7 +487,8 @@ conclvd_api = FastAPI(title="inkwalk ConCLVD", version=__version__, dependencies
 class ConCLVDRequest(BaseModel):
     prompt: str = Field(..., description="what to paint, e.g. 'misty mountains over a river, ink wash'")
     settings: dict[str, Any] = Field(default_factory=dict,
-                                     description="negative_prompt, frames, steps, guidance, size, seed")
+                                     description="negative_prompt, frames, window, overlap, loop, prompts "
+                                                 "({frame: prompt}), steps, guidance, size ('WxH'), seed")
 
 
 @serve.deployment(name="ConCLVDIngress", ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=64,
@@ -530,12 +532,15 @@ class ConCLVDIngress(JobIngress):
         key = content_key({"prompt": prompt, "settings": settings, "models": record.models, "fps": self.args.fps,
                            "codec": opts.codec.fields()})
         preview = f"previews/{key[:2]}/{key}.png"
-        record.outputs["keyframes"] = preview
-        metadata = {"inkwalk": __version__, "app": "conclvd", "prompt": prompt, "settings": settings,
-                    "models": record.models, "job_id": record.job_id}
-        record.frames = await render_text_video(self.handles, self.store, prompt, settings, key,
-                                                record.outputs["video"], preview, self.args.fps, metadata, opts,
-                                                on_progress)
+        record.outputs["keyframes"] = record.outputs["preview"] = preview
+        metadata = {"inkwalk": __version__, "app": "conclvd", "prompt": prompt,
+                    "settings": scroll_metadata(prompt, settings), "models": record.models, "job_id": record.job_id}
+
+        def on_windows(windows: dict) -> None:
+            record.windows = windows
+
+        record.frames = await render_scroll(self.handles, self.store, prompt, settings, key, record.outputs["video"],
+                                            preview, self.args.fps, metadata, opts, on_progress, on_windows)
 
     @conclvd_api.get("/jobs", summary="Jobs of this app, newest first (paged)")
     def list_jobs(self, limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0)) -> dict:
@@ -554,7 +559,15 @@ class ConCLVDIngress(JobIngress):
     def video(self, request: Request, job_id: str = JOB_ID_PATH) -> Response:
         return self._stream(self._output(job_id, "video"), "video/mp4", request, f"{job_id}.mp4")
 
-    @conclvd_api.get("/jobs/{job_id}/keyframes", summary="Contact sheet (PNG) of the N generated frames",
+    @conclvd_api.get("/jobs/{job_id}/previews/latest", response_class=Response,
+                     summary="The latents being sampled as a PNG strip (a linear map of the 4 channels to RGB)")
+    def preview(self, job_id: str = JOB_ID_PATH) -> Response:
+        rel = self._record(job_id).outputs.get("preview")
+        if not rel or not self.store.exists(rel):
+            raise HTTPException(404, f"job {job_id} has no preview yet")
+        return _png(rel, self.store)
+
+    @conclvd_api.get("/jobs/{job_id}/keyframes", summary="Latent preview (PNG) of the N sampled frames",
                      response_class=Response)
     def keyframes(self, job_id: str = JOB_ID_PATH) -> Response:
         record = self._record(job_id)
@@ -585,7 +598,8 @@ def build_artwalks(args: dict | None = None) -> serve.Application:
 
 
 def build_conclvd(args: dict | None = None) -> serve.Application:
-    """The `conclvd` app: ingress + ConCLVDGenerator + Interpolator (SOFP) + Encoder (Serve config builder)."""
+    """The `conclvd` app: ingress (each job's coordinator) + ConCLVDGenerator (windows, decoding) + Interpolator
+    (SOFP) + Encoder (Serve config builder)."""
     a = AppArgs.parse(args)
     common = {"models_dir": a.models_dir, "device": a.device, "app": "conclvd"}
     gen = ConCLVDGenerator.options(**_opts(a, "ConCLVDGenerator")).bind(store=a.store, motion_module=a.motion_module,

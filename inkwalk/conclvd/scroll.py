@@ -33,11 +33,13 @@ from inkwalk.errors import InkwalkError
 
 @dataclass(frozen=True)
 class Window:
-    """One model call: a window's scaled latents `1×C×L×h×w` and its text embeddings `(2)L×77×D`
-    (negative frames first when guided, as the UNet batch is laid out)."""
+    """One model call: a window's frame indices, its scaled latents `1×C×L×h×w` and its text
+    embeddings `(2)L×77×D` (negative frames first when guided, as the UNet batch is laid out).
+    `embeds` is None when the runner's workers hold the text themselves (Serve replicas)."""
 
+    frames: list[int]
     latents: torch.Tensor
-    embeds: torch.Tensor
+    embeds: torch.Tensor | None
 
 
 class WindowRunner(Protocol):
@@ -81,7 +83,7 @@ class ScrollRequest:
     """What the coordinator samples: plan, per-frame embeddings, latent size, steps and noise."""
 
     plan: WindowPlan
-    embeds: torch.Tensor              # N×77×D, one per frame (prompt travel)
+    embeds: torch.Tensor | None       # N×77×D, one per frame (prompt travel); None: the runner holds them
     negative: torch.Tensor | None     # 77×D, the one negative prompt; None: no guidance
     latent_size: tuple[int, int]      # h, w
     steps: int = 25
@@ -90,12 +92,12 @@ class ScrollRequest:
     channels: int = 4
 
 
-def window_embeds(request: ScrollRequest, frames: Sequence[int]) -> torch.Tensor:
+def window_embeds(embeds: torch.Tensor, negative: torch.Tensor | None, frames: Sequence[int]) -> torch.Tensor:
     """A window's per-frame embeddings, the negative one repeated first when guided."""
-    cond = request.embeds[torch.tensor(frames)]
-    if request.negative is None:
+    cond = embeds[torch.tensor(frames)]
+    if negative is None:
         return cond
-    return torch.cat([request.negative.expand(len(frames), *request.negative.shape), cond])
+    return torch.cat([negative.expand(len(frames), *negative.shape), cond])
 
 
 def sample_scroll(request: ScrollRequest, scheduler: SchedulerMixin, runner: WindowRunner,
@@ -109,7 +111,7 @@ def sample_scroll(request: ScrollRequest, scheduler: SchedulerMixin, runner: Win
     sees the latents after every step (previews).
     """
     plan = request.plan
-    if request.embeds.shape[0] != plan.frames:
+    if request.embeds is not None and request.embeds.shape[0] != plan.frames:
         raise InkwalkError(f"{request.embeds.shape[0]} frame embeddings for {plan.frames} frames")
     windows = plan.indices()
     weights = plan.fusion_weights()
@@ -119,11 +121,12 @@ def sample_scroll(request: ScrollRequest, scheduler: SchedulerMixin, runner: Win
     latents = latents * scheduler.init_noise_sigma
     step_kwargs = {k: v for k, v in (("eta", request.eta), ("generator", generator))
                    if k in inspect.signature(scheduler.step).parameters}
-    embeds = [window_embeds(request, frames) for frames in windows]
+    embeds = [None if request.embeds is None else window_embeds(request.embeds, request.negative, frames)
+              for frames in windows]
     total = len(windows) * len(scheduler.timesteps)
     for i, t in enumerate(scheduler.timesteps):
         scaled = scheduler.scale_model_input(latents, t)
-        batch = [Window(scaled[:, :, torch.tensor(frames)], e) for frames, e in zip(windows, embeds)]
+        batch = [Window(frames, scaled[:, :, torch.tensor(frames)], e) for frames, e in zip(windows, embeds)]
         predictions = runner(batch, t)
         fused = torch.zeros_like(latents)
         for frames, weight, noise in zip(windows, weights, predictions):

@@ -29,24 +29,30 @@ def frame_size(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
     return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
 
-def scroll_request(model: ConCLVD, prompt: str, negative_prompt: str = "", frames: int = 8, steps: int = 25,
-                   guidance: float = 8.0, size: int | tuple[int, int] = 256, window: int | None = None,
-                   overlap: int | None = None, loop: bool = False, prompts: Mapping | None = None,
-                   interpolation: str = "linear", **_: Any) -> ScrollRequest:
-    """The sampling request of a job's settings (text encoded here, on the coordinator)."""
+def scroll_text(model: ConCLVD, prompt: str, negative_prompt: str = "", frames: int = 8, guidance: float = 8.0,
+                loop: bool = False, prompts: Mapping | None = None, interpolation: str = "linear",
+                **_: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-frame text embeddings `N×77×D` of the prompt schedule, and the negative one (None unguided)."""
+    def encode(texts: list[str]) -> torch.Tensor:
+        with torch.no_grad():
+            return encode_prompts(model.tokenizer, model.text_encoder, texts, model.device).float().cpu()
+
+    embeds = frame_embeddings(encode, full_schedule(prompt, prompts), frames, loop=loop, method=interpolation)
+    return embeds, (encode([negative_prompt])[0] if guidance > 1.0 else None)
+
+
+def scroll_request(model: ConCLVD, prompt: str, frames: int = 8, steps: int = 25,
+                   size: int | tuple[int, int] = 256, window: int | None = None, overlap: int | None = None,
+                   loop: bool = False, with_text: bool = True, **settings: Any) -> ScrollRequest:
+    """The sampling request of a job's settings, checked against the model; the text is encoded here
+    unless `with_text` is False (then the runner's workers encode it)."""
     width, height = frame_size(size)
     window, overlap = resolve_windows(frames, window, overlap)
     plan = WindowPlan(frames, window, overlap, loop=loop)
     pipe = ConCLVDPipeline.from_model(model)
     pipe.check_inputs([prompt], window, height, width, steps, ())
-
-    def encode(texts: list[str]) -> torch.Tensor:
-        with torch.no_grad():
-            return encode_prompts(model.tokenizer, model.text_encoder, texts, model.device).float().cpu()
-
-    schedule = full_schedule(prompt, prompts)
-    embeds = frame_embeddings(encode, schedule, frames, loop=loop, method=interpolation)
-    negative = encode([negative_prompt])[0] if guidance > 1.0 else None
+    embeds, negative = (scroll_text(model, prompt, frames=frames, loop=loop, **settings) if with_text
+                        else (None, None))
     scale = pipe.vae_scale_factor
     return ScrollRequest(plan=plan, embeds=embeds, negative=negative, latent_size=(height // scale, width // scale),
                          steps=steps, channels=model.unet.config.in_channels)
