@@ -10,6 +10,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -30,6 +32,7 @@ def test_segments_of_one_collection_run_on_both_worker_nodes():
     assert result["identical"]
 
 
+@pytest.mark.slow  # about 70 s on the shared box: a cluster start and a Serve deployment
 def test_scroll_windows_of_one_step_run_on_both_worker_nodes():
     """A scroll sampled by ConCLVDGenerator replicas on two worker nodes = in process, bit for bit."""
     temp = tempfile.mkdtemp(prefix="rms", dir="/tmp")
