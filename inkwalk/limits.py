@@ -266,6 +266,8 @@ class ConCLVDSettingsModel(_Strict):
     loop: bool = Field(False, description="windows wrap around: the video plays seamlessly on repeat")
     prompts: dict[str, str] | None = Field(None, description="prompt travel: frame index -> prompt (frame 0 "
                                                              "defaults to the job's prompt)")
+    prompt_interpolation: Literal["linear", "slerp"] = Field("linear", description="how prompt travel blends "
+                                                                                   "neighbouring prompts")
     steps: int = Field(25, ge=1, le=1000, description="DDIM steps")
     guidance: float = Field(8.0, ge=0, le=30, description="classifier-free guidance scale")
     size: Annotated[tuple[ConCLVDSide, ConCLVDSide], WithJsonSchema(SIZE_SCHEMA)] = Field(

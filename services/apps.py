@@ -554,8 +554,8 @@ class ConCLVDIngress(JobIngress):
     async def delete(self, job_id: str = JOB_ID_PATH) -> Response:
         return await self._delete(job_id)
 
-    @conclvd_api.get("/jobs/{job_id}/video", summary="The rendered mp4 (2N-1 frames after SOFP), with Range support",
-                     response_class=Response)
+    @conclvd_api.get("/jobs/{job_id}/video", response_class=Response,
+                     summary="The rendered mp4 (2N-1 frames after SOFP, 2N looping), with Range support")
     def video(self, request: Request, job_id: str = JOB_ID_PATH) -> Response:
         return self._stream(self._output(job_id, "video"), "video/mp4", request, f"{job_id}.mp4")
 

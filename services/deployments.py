@@ -31,8 +31,8 @@ from services.metrics import serve_metrics
 DEFAULT_OPTIONS = {"ray_actor_options": {"num_cpus": 0.25}, "max_ongoing_requests": 8,
                    "max_queued_requests": 64}
 DEFAULT_BATCH = {"max_batch_size": 4, "batch_wait_timeout_s": 0.02}
-CONCLVD_SETTINGS = ("negative_prompt", "frames", "window", "overlap", "loop", "prompts", "steps", "guidance", "size",
-                    "seed")
+CONCLVD_SETTINGS = ("negative_prompt", "frames", "window", "overlap", "loop", "prompts", "prompt_interpolation",
+                    "steps", "guidance", "size", "seed")
 
 
 def _check_settings(settings: dict) -> None:

@@ -27,7 +27,7 @@ from inkwalk.errors import InkwalkError
 from inkwalk.store import Store
 from services.render import Handles, Progress, RenderOptions, _Responses, call_with_retries
 
-TEXT_KEYS = ("negative_prompt", "frames", "guidance", "loop", "prompts")
+TEXT_KEYS = ("negative_prompt", "frames", "guidance", "loop", "prompts", "prompt_interpolation")
 
 
 class Cancelled(InkwalkError):

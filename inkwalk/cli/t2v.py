@@ -29,6 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "prompt, frames increasing); PROMPT is frame 0's unless the schedule names frame 0")
     p.add_argument("--steps", type=int, default=25, help="DDIM steps (default 25)")
     p.add_argument("--guidance", type=float, default=8.0, help="classifier-free guidance scale (default 8)")
+    p.add_argument("--prompt-interpolation", choices=("linear", "slerp"), default=None,
+                   help="how prompt travel blends neighbouring prompts' text embeddings (default linear)")
     p.add_argument("--size", default="256", help="frame size WIDTHxHEIGHT or one side (square), multiples of 8 "
                                                  "(default 256; a handscroll is wide: 512x256)")
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same video (default 0)")
@@ -62,8 +64,8 @@ def handler(args: argparse.Namespace) -> int:
     check_output(args.output, "video")
     limits = Limits.cli()
     check_prompt(args.prompt, limits)
-    given = {k: getattr(args, k) for k in ("negative_prompt", "frames", "window", "overlap", "steps", "guidance",
-                                           "size", "seed")}
+    given = {k: getattr(args, k) for k in ("negative_prompt", "frames", "window", "overlap", "prompt_interpolation",
+                                           "steps", "guidance", "size", "seed")}
     given["loop"] = args.loop
     if args.prompts is not None:
         given["prompts"] = _schedule(args.prompts, labels(args))

@@ -121,12 +121,13 @@ def sample_scroll(request: ScrollRequest, scheduler: SchedulerMixin, runner: Win
     latents = latents * scheduler.init_noise_sigma
     step_kwargs = {k: v for k, v in (("eta", request.eta), ("generator", generator))
                    if k in inspect.signature(scheduler.step).parameters}
-    embeds = [None if request.embeds is None else window_embeds(request.embeds, request.negative, frames)
-              for frames in windows]
     total = len(windows) * len(scheduler.timesteps)
     for i, t in enumerate(scheduler.timesteps):
         scaled = scheduler.scale_model_input(latents, t)
-        batch = [Window(frames, scaled[:, :, torch.tensor(frames)], e) for frames, e in zip(windows, embeds)]
+        # a window's embeddings are cut when sent, never all at once (2·window·77·768 floats each)
+        batch = [Window(frames, scaled[:, :, torch.tensor(frames)],
+                        None if request.embeds is None else window_embeds(request.embeds, request.negative, frames))
+                 for frames in windows]
         predictions = runner(batch, t)
         fused = torch.zeros_like(latents)
         for frames, weight, noise in zip(windows, weights, predictions):

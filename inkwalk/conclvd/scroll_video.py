@@ -30,14 +30,14 @@ def frame_size(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
 
 
 def scroll_text(model: ConCLVD, prompt: str, negative_prompt: str = "", frames: int = 8, guidance: float = 8.0,
-                loop: bool = False, prompts: Mapping | None = None, interpolation: str = "linear",
+                loop: bool = False, prompts: Mapping | None = None, prompt_interpolation: str = "linear",
                 **_: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Per-frame text embeddings `N×77×D` of the prompt schedule, and the negative one (None unguided)."""
     def encode(texts: list[str]) -> torch.Tensor:
         with torch.no_grad():
             return encode_prompts(model.tokenizer, model.text_encoder, texts, model.device).float().cpu()
 
-    embeds = frame_embeddings(encode, full_schedule(prompt, prompts), frames, loop=loop, method=interpolation)
+    embeds = frame_embeddings(encode, full_schedule(prompt, prompts), frames, loop=loop, method=prompt_interpolation)
     return embeds, (encode([negative_prompt])[0] if guidance > 1.0 else None)
 
 
@@ -92,7 +92,7 @@ def video_frames(model: ConCLVD, latents: torch.Tensor, loop: bool = False, sofp
 def generate_video(model: ConCLVD, prompt: str, negative_prompt: str = "", frames: int = 8, steps: int = 25,
                    guidance: float = 8.0, size: int | tuple[int, int] = 256, seed: int = 0, window: int | None = None,
                    overlap: int | None = None, loop: bool = False, prompts: Mapping | None = None,
-                   sofp: bool = True, flow: str = "dis", progress: Callable[[int, int], None] | None = None,
+                   prompt_interpolation: str = "linear", sofp: bool = True, flow: str = "dis", progress: Callable[[int, int], None] | None = None,
                    models_dir: str | Path | None = None, show_progress: bool = False,
                    runner: WindowRunner | None = None) -> np.ndarray:
     """A `T×H×W×3` uint8 clip for `prompt`: N sampled frames, `2N − 1` with SOFP (`2N` looping).
@@ -105,7 +105,7 @@ def generate_video(model: ConCLVD, prompt: str, negative_prompt: str = "", frame
     report = progress or _bar(show_progress)
     latents = scroll_latents(model, prompt, seed=seed, guidance=guidance, runner=runner, progress=report,
                              negative_prompt=negative_prompt, frames=frames, steps=steps, size=size, window=window,
-                             overlap=overlap, loop=loop, prompts=prompts)
+                             overlap=overlap, loop=loop, prompts=prompts, prompt_interpolation=prompt_interpolation)
     return np.stack(list(video_frames(model, latents, loop, sofp, flow, models_dir)))
 
 
