@@ -3,7 +3,7 @@
     python -m benchmarks.artwalks            # markdown tables on stdout
 
 1. A 10-painting collection (9 walks), offline preset and paper preset on tiny random models:
-   seconds per walk when `render_collection` loads the models once for the whole collection,
+   seconds per walk when `render_collection_in_process` loads the models once for the whole collection,
    vs the authors' release, which runs one process per pair of paintings (each loads every
    model again); here each pair is an `inkwalk walk A B` subprocess.
 2. Peak resident memory of a 2-walk and a 20-walk collection (offline preset), each measured
@@ -27,7 +27,7 @@ TINY_PAPER = dict(preset="paper", size=(32, 32), keyframes=2, frames=2, steps=1,
 
 
 def _settings(spec: dict):
-    from inkwalk.artwalks import WalkSettings
+    from inkwalk.walk_settings import WalkSettings
 
     spec = dict(spec)
     return WalkSettings.with_preset(spec.pop("preset"), **spec)
@@ -51,13 +51,14 @@ def _write_paintings(folder: Path, count: int) -> list[Path]:
 
 def once_vs_per_walk(spec: dict, paths: list[Path], models_dir: Path | None, work: Path) -> dict:
     """Seconds per walk: one process with models loaded once vs one subprocess per pair."""
-    from inkwalk.artwalks import load_walk_models, render_collection
+    from inkwalk.artwalks import load_walk_models
+    from inkwalk.local_render import render_collection_in_process
 
     settings = _settings(spec)
     start = time.perf_counter()
     models = load_walk_models(settings, models_dir=models_dir, device="cpu")
-    result = render_collection(paths, work / "once.mp4", settings, cache_dir=work / "cache-once",
-                               models_dir=models_dir, models=models, sheet=False)
+    result = render_collection_in_process(paths, work / "once.mp4", settings, cache_dir=work / "cache-once",
+                                          models_dir=models_dir, models=models, sheet=False)
     once = time.perf_counter() - start
     assert result.walks_rendered == len(paths) - 1
     env = dict(os.environ, INKWALK_NO_PROGRESS="1", HF_HUB_OFFLINE="1")
@@ -82,13 +83,13 @@ def peak_rss_mib(walks: int) -> float:
 
 
 def _peak_child(walks: int) -> None:
-    from inkwalk.artwalks import render_collection
+    from inkwalk.local_render import render_collection_in_process
     from inkwalk.paintings import collection
 
     settings = _settings(dict(OFFLINE, size=(640, 400), frames=24))
     with tempfile.TemporaryDirectory() as tmp:
-        result = render_collection(collection(walks + 1, (640, 400)), Path(tmp) / "c.mp4", settings,
-                                   cache_dir=Path(tmp) / "cache", sheet=False)
+        result = render_collection_in_process(collection(walks + 1, (640, 400)), Path(tmp) / "c.mp4", settings,
+                                              cache_dir=Path(tmp) / "cache", sheet=False)
         print(json.dumps({"frames": result.frames,
                           "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
@@ -101,7 +102,7 @@ def main() -> None:
         _peak_child(args.peak)
         return
     os.environ.setdefault("INKWALK_NO_PROGRESS", "1")
-    from inkwalk.models import make_tiny
+    from inkwalk.tiny_models import make_tiny
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -99,7 +99,7 @@ def main() -> None:
     if args.child:
         _child(args.child[0], args.child[1], int(args.child[2]))
         return
-    from inkwalk.models import make_tiny
+    from inkwalk.tiny_models import make_tiny
 
     with tempfile.TemporaryDirectory(prefix="inkwalk-bench-scroll-") as tmp:
         models = Path(tmp) / "models"

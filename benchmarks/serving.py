@@ -9,10 +9,10 @@ Every number is measured in this one run, on the `artwalks` app of the CPU Serve
    RSS before the job, for 2, 6 and 12 paintings at 512² and 1024² output, and 2 paintings at
    2048²; beside it, the bytes of one piece's upscaled frames (what a design that routes frames
    through the ingress would hold at least).
-2. **Driver memory**: the same for `inkwalk render`'s driver (`services.batch`, a subprocess
+2. **Driver memory**: the same for `inkwalk render`'s driver (`services.collection`, a subprocess
    using the running app), 2 and 12 paintings at 1024².
 3. **Time**: one collection through HTTP (submit, poll, download) vs the in-process renderer
-   (`inkwalk.artwalks.render_collection`, models loaded before timing), interleaved, median.
+   (`inkwalk.local_render.render_collection_in_process`, models loaded before timing), interleaved, median.
 4. **Batching**: 1 and 4 concurrent jobs, with the deployments' `serve.batch` on (max 4) and off
    (max 1): jobs per minute.
 
@@ -148,8 +148,8 @@ def paintings(k: int, seed: int = 0) -> list[bytes]:
 
 
 def piece_mib(settings: dict) -> float:
-    from inkwalk.artwalks import WalkSettings
     from inkwalk.segments import piece_frame_limit
+    from inkwalk.walk_settings import WalkSettings
 
     ws = WalkSettings.from_dict(settings)
     w, h = ws.output_size
@@ -207,7 +207,9 @@ def driver_memory(app: App, work: Path, quick: bool) -> list[dict]:
 def timing(app: App, work: Path, repeats: int) -> list[dict]:
     """HTTP job vs the in-process renderer on the same collection (fresh stores), interleaved:
     a small job (fixed costs show) and a larger one."""
-    from inkwalk.artwalks import WalkSettings, load_walk_models, render_collection
+    from inkwalk.artwalks import load_walk_models
+    from inkwalk.local_render import render_collection_in_process
+    from inkwalk.walk_settings import WalkSettings
 
     rows = []
     for k, size in ((6, 256), (8, 512)):
@@ -223,8 +225,8 @@ def timing(app: App, work: Path, repeats: int) -> list[dict]:
                 (work / f"t{k}-{r}-{i}.png").write_bytes(data)
                 files.append(work / f"t{k}-{r}-{i}.png")
             t0 = time.perf_counter()
-            render_collection(files, work / f"local{k}-{r}.mp4", ws, cache_dir=work / f"local-store-{k}-{r}",
-                              models=models, sheet=False)
+            render_collection_in_process(files, work / f"local{k}-{r}.mp4", ws, cache_dir=work / f"local-store-{k}-{r}",
+                                         models=models, sheet=False)
             local_s.append(time.perf_counter() - t0)
             serve_s.append(app.job(images, settings))
         rows.append({"paintings": k, "output": 2 * size, "in_process_s": round(statistics.median(local_s), 2),

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import ray
 
-    from inkwalk.models import make_tiny
+    from inkwalk.tiny_models import make_tiny
 
     total = args.warmup + args.steps
     with tempfile.TemporaryDirectory() as tmp:

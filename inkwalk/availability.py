@@ -92,7 +92,8 @@ def require_models(names: Iterable[str], models_dir: str | Path | None = None, h
 
     `hint` is appended to the message, e.g. a weight-free alternative (" -- or use --backend lanczos").
     """
-    from inkwalk.models import REGISTRY, local_copy, models_dir as resolve_models_dir
+    from inkwalk.model_registry import REGISTRY, models_dir as resolve_models_dir
+    from inkwalk.models import local_copy
 
     mdir = resolve_models_dir(models_dir)
     remote = {}

@@ -48,7 +48,8 @@ def encode_chunk(frames: np.ndarray, path: str | Path, fps: float, repeat_first:
     A held painting is one upscaled frame repeated, so it is computed and shipped once.
     Returns the number of frames in the chunk.
     """
-    from inkwalk.video import VideoWriter, check_clip
+    from inkwalk.video import check_clip
+    from inkwalk.video_writer import VideoWriter
 
     frames = check_clip(frames, "frames of a chunk")
     if repeat_first < 1:

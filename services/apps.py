@@ -37,12 +37,13 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from inkwalk import __version__
-from inkwalk.artwalks import WalkSettings
 from inkwalk.conclvd.scroll_video import scroll_metadata
 from inkwalk.errors import InkwalkError
 from inkwalk.segments import content_key
+from inkwalk.walk_settings import WalkSettings
 from services import limits as L
-from services.deployments import ConCLVDGenerator, Encoder, Interpolator, Keyframes, Upscaler
+from services.conclvd_generator import ConCLVDGenerator
+from services.deployments import Encoder, Interpolator, Keyframes, Upscaler
 from services.metrics import serve_metrics
 from services.render import Handles, RenderError, RenderOptions, WalkJob, one_line, render_walks
 from services.scroll import render_scroll

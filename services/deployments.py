@@ -15,7 +15,6 @@ and works with paths inside it, so any replica on any node sees the same files.
 from __future__ import annotations
 
 import asyncio
-import io
 import threading
 import time
 from typing import Any, Sequence
@@ -24,6 +23,7 @@ import numpy as np
 from ray import serve
 
 from inkwalk.errors import InkwalkError
+from inkwalk.png import decode_png, encode_png
 from inkwalk.store import Store
 from inkwalk.video import check_clip, check_frame
 from services.metrics import serve_metrics
@@ -31,36 +31,20 @@ from services.metrics import serve_metrics
 DEFAULT_OPTIONS = {"ray_actor_options": {"num_cpus": 0.25}, "max_ongoing_requests": 8,
                    "max_queued_requests": 64}
 DEFAULT_BATCH = {"max_batch_size": 4, "batch_wait_timeout_s": 0.02}
-CONCLVD_SETTINGS = ("negative_prompt", "frames", "window", "overlap", "loop", "prompts", "prompt_interpolation",
-                    "steps", "guidance", "size", "seed")
 
 
-def _check_settings(settings: dict) -> None:
-    unknown = sorted(set(settings) - set(CONCLVD_SETTINGS))
-    if unknown:
-        raise InkwalkError(f"unknown ConCLVD setting(s) {unknown}; known: {sorted(CONCLVD_SETTINGS)}")
-
-
-class _Timed:
+class StageTimer:
     """Per-stage latency of a deployment method into the shared histogram."""
 
     def __init__(self, app: str, stage: str):
         self.tags = {"app": app, "stage": stage}
 
-    def __enter__(self) -> "_Timed":
+    def __enter__(self) -> "StageTimer":
         self.t0 = time.perf_counter()
         return self
 
     def __exit__(self, *exc) -> None:
         serve_metrics().stage_seconds.observe(time.perf_counter() - self.t0, tags=self.tags)
-
-
-def _png(image: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def _node_id() -> str:
@@ -85,7 +69,9 @@ class Keyframes:
 
     def __init__(self, store: str, models_dir: str | None = None, device: str | None = None,
                  keyframer: str = "kandinsky", app: str = "artwalks", limits: dict | None = None):
-        from inkwalk.artwalks import KEYFRAMERS, KandinskyKeyframer, stage_identity
+        from inkwalk.artwalks import stage_identity
+        from inkwalk.keyframes import KandinskyKeyframer
+        from inkwalk.walk_settings import KEYFRAMERS
         from services.limits import Limits
 
         if keyframer not in KEYFRAMERS:
@@ -113,7 +99,9 @@ class Keyframes:
 
         `row` (a store path) receives the nodes as one contact-sheet strip (PNG), for previews.
         """
-        from inkwalk.artwalks import WalkSettings, contact_sheet, walk_nodes
+        from inkwalk.artwalks import walk_nodes
+        from inkwalk.sheets import contact_sheet
+        from inkwalk.walk_settings import WalkSettings
 
         if not isinstance(settings, WalkSettings):
             raise InkwalkError(f"settings must be WalkSettings, got {type(settings).__name__}")
@@ -126,10 +114,10 @@ class Keyframes:
         images = [self._painting(rel, settings) for rel in paintings]
         if len(images) == 1:
             return walk_nodes(images[0], None, settings)
-        with self.lock, _Timed(self.app, "keyframes"):
+        with self.lock, StageTimer(self.app, "keyframes"):
             nodes = walk_nodes(images[0], images[1], settings, keyframer=self.keyframer)
         if row and not self.store.exists(row):
-            self.store.put_bytes(row, _png(contact_sheet([nodes])))
+            self.store.put_bytes(row, encode_png(contact_sheet([nodes])))
         return np.ascontiguousarray(nodes)
 
     def describe(self) -> dict:
@@ -139,83 +127,6 @@ class Keyframes:
     def check_health(self) -> None:
         if self.name == "kandinsky" and self.keyframer is None:
             raise RuntimeError("keyframe models are not loaded")
-
-
-@serve.deployment(name="ConCLVDGenerator", **DEFAULT_OPTIONS)
-class ConCLVDGenerator:
-    """SD 1.5 + ConCLVD motion module, one window of a scroll per call (the job's coordinator samples).
-
-    Every replica encodes a job's prompt schedule itself (cached), so a window request carries only
-    its latents, its frame indices and the schedule's text: no embeddings or activations cross.
-    """
-
-    TEXT_CACHE = 4  # jobs whose per-frame embeddings a replica keeps
-
-    def __init__(self, store: str, models_dir: str | None = None, motion_module: str | None = None,
-                 device: str | None = None, app: str = "conclvd"):
-        from inkwalk.conclvd import load_conclvd
-        from inkwalk.models import fingerprint
-
-        self.store = Store(store)
-        self.model = load_conclvd(models_dir=models_dir, motion_module=motion_module, device=device)
-        self.identity = {"sd15": fingerprint("sd15-unet", models_dir),
-                         "motion_module": str(motion_module or "")}
-        self.app = app
-        self.lock = threading.Lock()
-        self.texts: dict[str, tuple] = {}
-        try:
-            self.replica = serve.get_replica_context().replica_id.unique_id
-        except Exception:  # constructed outside Serve
-            self.replica = "local"
-
-    def prepare(self, prompt: str, settings: dict) -> dict:
-        """Check a job against this model (window length, frame size) before any sampling; the latent
-        size and channels the coordinator needs."""
-        from inkwalk.conclvd.scroll_video import scroll_request
-
-        _check_settings(settings)
-        request = scroll_request(self.model, prompt, with_text=False, **settings)
-        return {"latent_size": list(request.latent_size), "channels": request.channels}
-
-    def predict(self, latents, frames: list[int], text: dict, timestep, guidance: float) -> tuple:
-        """The guided noise prediction of one window (`inkwalk.conclvd.scroll.predict_window`), and this
-        replica's id and node."""
-        from inkwalk.conclvd.scroll import Window, predict_window, window_embeds
-
-        embeds, negative = self._text(text)
-        window = Window(list(frames), latents, window_embeds(embeds, negative, frames))
-        with self.lock, _Timed(self.app, "window"):
-            noise = predict_window(self.model.unet, window, timestep, float(guidance))
-        return noise, {"replica": self.replica, "node": _node_id()}
-
-    def decode(self, latents) -> np.ndarray:
-        """uint8 frames `T×H×W×3` of a slice of scaled latents `1×4×T×h×w`."""
-        from inkwalk.conclvd.scroll import decode_slices
-
-        with self.lock, _Timed(self.app, "decode"):
-            return np.concatenate(list(decode_slices(self.model.vae, latents, latents.shape[2])))
-
-    def _text(self, text: dict) -> tuple:
-        """Per-frame and negative embeddings of a job's text (`scroll_text`'s keywords), cached."""
-        import json
-
-        from inkwalk.conclvd.scroll_video import scroll_text
-
-        key = json.dumps(text, sort_keys=True)
-        if key not in self.texts:
-            with self.lock:
-                value = scroll_text(self.model, **text)
-            while len(self.texts) >= self.TEXT_CACHE:
-                self.texts.pop(next(iter(self.texts)))
-            self.texts[key] = value
-        return self.texts[key]
-
-    def describe(self) -> dict:
-        return {"conclvd": self.identity}
-
-    def check_health(self) -> None:
-        if self.model is None:
-            raise RuntimeError("ConCLVD model is not loaded")
 
 
 @serve.deployment(name="Interpolator", **DEFAULT_OPTIONS)
@@ -249,7 +160,7 @@ class Interpolator:
             kwargs["last"] = check_frame(last if last is not None else frame1, "last frame")
             if kwargs["last"].shape != frame0.shape:
                 raise InkwalkError(f"the last frame has shape {kwargs['last'].shape}, the pair {frame0.shape}")
-        with self.lock, _Timed(self.app, "interpolate"):
+        with self.lock, StageTimer(self.app, "interpolate"):
             return np.ascontiguousarray(self.impl.between(frame0, frame1, times, **kwargs))
 
     async def piece(self, nodes: np.ndarray, step: int, start: bool, times: Sequence[float]) -> np.ndarray:
@@ -275,7 +186,7 @@ class Interpolator:
                 raise InkwalkError("a piece needs its start node or at least one time")
             return piece_frames(nodes, piece, self.impl)
 
-        with self.lock, _Timed(self.app, "interpolate"):
+        with self.lock, StageTimer(self.app, "interpolate"):
             return [_safely(one, r) for r in requests]
 
     def double(self, frames: np.ndarray, drop_last: bool = False) -> np.ndarray:
@@ -287,7 +198,7 @@ class Interpolator:
         from inkwalk.interpolate import interpolate_clip
 
         frames = check_clip(frames, "clip")
-        with self.lock, _Timed(self.app, "interpolate"):
+        with self.lock, StageTimer(self.app, "interpolate"):
             doubled = interpolate_clip(frames, self.method, flow=self.flow, factor=2, interpolator=self.impl)
         return doubled[:-1] if drop_last else doubled
 
@@ -360,7 +271,7 @@ class Upscaler:
             if not isinstance(item, Exception):
                 groups.setdefault((item[0].shape[1:], item[1]), []).append(i)
         results: list = list(checked)
-        with self.lock, _Timed(self.app, "upscale"):
+        with self.lock, StageTimer(self.app, "upscale"):
             for (_, size), members in groups.items():
                 stacked = np.concatenate([checked[i][0] for i in members])
                 try:
@@ -408,7 +319,7 @@ class Encoder:
         from inkwalk.chunks import Codec, encode_chunk_to_store
 
         frames = check_clip(frames, "frames to encode")
-        with _Timed(self.app, "encode"):
+        with StageTimer(self.app, "encode"):
             count = encode_chunk_to_store(frames, self.store, chunk, float(fps), int(repeat_first), codec or Codec())
         return {"chunk": chunk, "frames": count, "node": _node_id()}
 
@@ -419,24 +330,21 @@ class Encoder:
         missing = [c for c in chunks if not self.store.exists(c)]
         if missing:
             raise RuntimeError(f"{len(missing)} chunk(s) missing from the store, e.g. {missing[0]}")
-        with _Timed(self.app, "join"):
+        with StageTimer(self.app, "join"):
             return join_chunks_to_store(self.store, list(chunks), video, metadata)
 
     def sheet(self, rows: Sequence[str], out: str) -> bool:
         """Stack walk rows (store PNGs) into one contact sheet; rows never rendered are left out."""
-        from inkwalk.artwalks import stack_rows
+        from inkwalk.sheets import stack_rows
 
         images = []
         for rel in rows:
             data = self.store.get_bytes(rel)
             if data is not None:
-                from PIL import Image
-
-                with Image.open(io.BytesIO(data)) as im:
-                    images.append(np.asarray(im.convert("RGB")))
+                images.append(decode_png(data))
         if not images:
             return False
-        self.store.put_bytes(out, _png(stack_rows(images)))
+        self.store.put_bytes(out, encode_png(stack_rows(images)))
         return True
 
     def describe(self) -> dict:

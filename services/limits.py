@@ -1,6 +1,7 @@
-"""Request limits of the HTTP job API: the names the ingress imports, from `inkwalk.limits`.
+"""Request limits of the HTTP job API: the names the ingress imports, from the inkwalk checks.
 
-The limits and their checks live in `inkwalk.limits`, shared with the `inkwalk` command; every
+The limits and their checks live in `inkwalk.limits`, `inkwalk.settings_schemas` and
+`inkwalk.image_admission`, shared with the `inkwalk` command; every
 check raises `RequestError(status, message)` whose one-line message says what is wrong and how
 to fix it, and the ingress answers ``{"detail": message}`` with that status. Limits come from
 the Serve config (`limits:` in an app's args), so an operator tunes them without touching code.
@@ -8,10 +9,12 @@ the Serve config (`limits:` in an app's args), so an operator tunes them without
 
 from __future__ import annotations
 
-from inkwalk.limits import (IMAGE_FORMATS, ImageHeader, Limits, RequestError, admit_image, check_conclvd_settings,
-                            check_image, check_paintings_count, check_prompt, check_prompt_length, check_total_upload,
-                            check_upload_size, check_walk_settings, check_walk_sizes, decode_painting, image_header,
-                            parse_conclvd_settings, parse_walk_settings)
+from inkwalk.image_admission import (ImageHeader, admit_image, check_image, check_upload_size, decode_painting,
+                                     image_header)
+from inkwalk.limits import IMAGE_FORMATS, Limits, RequestError
+from inkwalk.settings_schemas import (check_conclvd_settings, check_paintings_count, check_prompt, check_prompt_length,
+                                      check_total_upload, check_walk_settings, check_walk_sizes,
+                                      parse_conclvd_settings, parse_walk_settings)
 
 __all__ = ["IMAGE_FORMATS", "ImageHeader", "Limits", "RequestError", "admit_image", "check_conclvd_settings",
            "check_image", "check_painting_file", "check_paintings_count", "check_prompt", "check_prompt_length",

@@ -23,11 +23,12 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Sequence
 
-from inkwalk.artwalks import WalkSettings, video_metadata
+from inkwalk.artwalks import video_metadata
 from inkwalk.chunks import Codec
 from inkwalk.errors import InkwalkError
 from inkwalk.segments import Piece, assign_keys, chunk_path, plan_pieces, walk_row_path
 from inkwalk.store import Store
+from inkwalk.walk_settings import WalkSettings
 
 log = logging.getLogger("ray.serve")
 Progress = Callable[[str, float], None]

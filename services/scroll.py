@@ -24,6 +24,7 @@ from inkwalk.conclvd.preview import latent_preview
 from inkwalk.conclvd.scroll import ScrollRequest, Window, sample_scroll
 from inkwalk.conclvd.windows import WindowPlan, resolve_windows
 from inkwalk.errors import InkwalkError
+from inkwalk.png import encode_png
 from inkwalk.store import Store
 from services.render import Handles, Progress, RenderOptions, _Responses, call_with_retries
 
@@ -126,9 +127,7 @@ async def _sample(h: Handles, store: Store, prompt: str, settings: dict[str, Any
             raise Cancelled("cancelled")
 
     def on_latents(_step: int, latents: torch.Tensor) -> None:
-        from services.deployments import _png
-
-        store.put_bytes(preview, _png(latent_preview(latents)))
+        store.put_bytes(preview, encode_png(latent_preview(latents)))
 
     runner = ServeWindowRunner(h.generator, text, settings["guidance"], opts, loop, responses, on_window)
     generator = torch.Generator("cpu").manual_seed(int(settings["seed"]))

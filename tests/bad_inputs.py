@@ -29,7 +29,7 @@ def png_header(width: int, height: int) -> bytes:
 def make_files(folder: Path) -> dict[str, Path]:
     """Good and bad inputs under `folder`, by name."""
     from inkwalk.paintings import draw
-    from inkwalk.video import write_video
+    from inkwalk.video_writer import write_video
 
     folder.mkdir(parents=True, exist_ok=True)
     f = {name: folder / name for name in

@@ -35,7 +35,7 @@ def one_torch_thread():
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> Path:
     """A models folder with tiny random checkpoints of every model, in the real on-disk formats."""
-    from inkwalk.models import make_tiny
+    from inkwalk.tiny_models import make_tiny
 
     root = tmp_path_factory.mktemp("tiny-models")
     make_tiny(root)

@@ -7,10 +7,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from inkwalk.artwalks import (WalkSettings, load_walk_models, prepare_painting, render_collection,
-                              render_keyframes, walk_frame_count)
+from inkwalk.artwalks import load_walk_models, prepare_painting
+from inkwalk.keyframes import render_keyframes
+from inkwalk.local_render import render_collection_in_process
 from inkwalk.paintings import draw
 from inkwalk.video import probe, read_frames, read_image
+from inkwalk.walk_settings import WalkSettings, walk_frame_count
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +32,7 @@ def test_paper_walk_of_three_paintings_end_to_end_and_reused(paper, tiny_models,
     settings, models = paper
     kw = dict(cache_dir=tmp_path / "cache", models_dir=tiny_models, models=models)
     out = tmp_path / "walk.mp4"
-    result = render_collection(_paintings(), out, settings, **kw)
+    result = render_collection_in_process(_paintings(), out, settings, **kw)
     # (k-1)(m+1)(n+1) + 1 + k*round(hold*fps) = 2*3*3 + 1 + 3*2
     assert walk_frame_count(3, settings) == 25
     info = probe(out)
@@ -44,24 +46,24 @@ def test_paper_walk_of_three_paintings_end_to_end_and_reused(paper, tiny_models,
     assert (result.chunks_rendered, result.chunks_reused) == (pieces, 0)
 
     # the same collection again: every chunk comes from the store, the video is the same
-    again = render_collection(_paintings(), tmp_path / "again.mp4", settings, **kw)
+    again = render_collection_in_process(_paintings(), tmp_path / "again.mp4", settings, **kw)
     assert (again.chunks_rendered, again.chunks_reused) == (0, pieces) and again.keys == result.keys
     assert np.array_equal(frames, read_frames(tmp_path / "again.mp4"))
     # a new hold re-renders only the pieces that hold a painting (each walk's first, and the last)
-    held = render_collection(_paintings(), tmp_path / "held.mp4", replace(settings, hold=0.0), **kw)
+    held = render_collection_in_process(_paintings(), tmp_path / "held.mp4", replace(settings, hold=0.0), **kw)
     assert (held.chunks_rendered, held.frames) == (3, 19)
     assert np.array_equal(read_frames(tmp_path / "held.mp4")[1:3], frames[3:5])
 
 
 def test_an_interrupted_render_keeps_the_previous_video_and_its_chunks(tmp_path, monkeypatch):
-    import inkwalk.artwalks as artwalks
+    import inkwalk.local_render as local_render
 
     settings = WalkSettings.with_preset("offline", size=(32, 32), frames=2)
     out = tmp_path / "walk.mp4"
-    render_collection(_paintings()[:2], out, settings, cache_dir=tmp_path / "c", sheet=False)
+    render_collection_in_process(_paintings()[:2], out, settings, cache_dir=tmp_path / "c", sheet=False)
     before = out.read_bytes()
     calls = {"n": 0}
-    real = artwalks.upscale_frames
+    real = local_render.upscale_frames
 
     def dies_on_second_piece(*args, **kwargs):
         calls["n"] += 1
@@ -69,12 +71,12 @@ def test_an_interrupted_render_keeps_the_previous_video_and_its_chunks(tmp_path,
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(artwalks, "upscale_frames", dies_on_second_piece)
+    monkeypatch.setattr(local_render, "upscale_frames", dies_on_second_piece)
     with pytest.raises(KeyboardInterrupt):
-        render_collection(_paintings(), out, settings, cache_dir=tmp_path / "c", sheet=False)
+        render_collection_in_process(_paintings(), out, settings, cache_dir=tmp_path / "c", sheet=False)
     assert out.read_bytes() == before and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
-    monkeypatch.setattr(artwalks, "upscale_frames", real)
-    resumed = render_collection(_paintings(), out, settings, cache_dir=tmp_path / "c", sheet=False)
+    monkeypatch.setattr(local_render, "upscale_frames", real)
+    resumed = render_collection_in_process(_paintings(), out, settings, cache_dir=tmp_path / "c", sheet=False)
     assert resumed.chunks_reused == 2  # the first walk, and the piece finished before the interrupt
 
 
@@ -92,9 +94,9 @@ def test_offline_collection_reuses_shared_walks_and_letterboxes(tmp_path):
     settings = WalkSettings.with_preset("offline", size=(64, 40), frames=3, fit="letterbox")
     p = [draw("mountains", (64, 64), 0), draw("river", (96, 40), 1), draw("mountains", (40, 96), 2),
          draw("river", (64, 48), 3)]
-    first = render_collection(p[:3], tmp_path / "a.mp4", settings, cache_dir=tmp_path / "c", sheet=False)
-    second = render_collection([p[0], p[1], p[3]], tmp_path / "b.mp4", settings, cache_dir=tmp_path / "c",
-                               sheet=False)
+    first = render_collection_in_process(p[:3], tmp_path / "a.mp4", settings, cache_dir=tmp_path / "c", sheet=False)
+    second = render_collection_in_process([p[0], p[1], p[3]], tmp_path / "b.mp4", settings, cache_dir=tmp_path / "c",
+                                          sheet=False)
     assert (second.chunks_rendered, second.chunks_reused) == (2, 1)  # P1->P2 shared
     assert first.frames == probe(tmp_path / "a.mp4").frames == 2 * 1 * 4 + 1
     frame0 = read_frames(tmp_path / "a.mp4", [0])[0]

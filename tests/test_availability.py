@@ -9,7 +9,7 @@ import time
 import pytest
 
 from inkwalk.availability import ModelsUnavailableError, require_models, unreachable
-from inkwalk.models import RAFT_LARGE_URL, RAFT_SMALL_URL
+from inkwalk.model_registry import RAFT_LARGE_URL, RAFT_SMALL_URL
 
 
 def test_registry_urls_are_torchvisions_own():

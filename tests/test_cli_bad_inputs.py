@@ -89,7 +89,8 @@ def _debris(*folders) -> list[str]:
 
 
 def test_an_interrupted_render_keeps_the_previous_video(files, tmp_path, monkeypatch, capsys):
-    from inkwalk.video import VideoWriter, probe
+    from inkwalk.video import probe
+    from inkwalk.video_writer import VideoWriter
 
     out, cache = tmp_path / "walk.mp4", tmp_path / "cache"
     assert run_cli(_walk(files, out, cache)) == 0

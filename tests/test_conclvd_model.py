@@ -127,7 +127,7 @@ def test_load_from_an_original_layout_checkpoint_file(tiny_models, tmp_path, tab
     strictly into the ablation and computes the original module's output; a damaged one is refused."""
     from animatediff_original import original_checkpoint, original_motion_modules
 
-    from inkwalk.models import SD15_BLOCK_OUT_CHANNELS, SD15_LAYERS_PER_BLOCK
+    from inkwalk.tiny_models import SD15_BLOCK_OUT_CHANNELS, SD15_LAYERS_PER_BLOCK
 
     originals = original_motion_modules(SD15_BLOCK_OUT_CHANNELS, SD15_LAYERS_PER_BLOCK, heads=8, groups=8,
                                         max_len=32, persistent=tables)

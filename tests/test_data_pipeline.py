@@ -66,7 +66,7 @@ def test_bad_inputs_become_rejects_with_distinct_reasons(ray_session, synthetic,
     videos.mkdir()
     (videos / "corrupt.mp4").write_bytes(os.urandom(4096))
     (videos / "empty.mp4").write_bytes(b"")
-    from inkwalk.video import write_video
+    from inkwalk.video_writer import write_video
 
     write_video(videos / "short.mp4", render_clip(ClipPlan("s", 48, 32, 6, 12.0, ("rain",), 1, 1)), 12)
     good = [row for row in csv.DictReader(open(synthetic))][:2]

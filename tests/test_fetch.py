@@ -19,8 +19,8 @@ import pytest
 from helpers import psnr
 
 from inkwalk.errors import InkwalkError
-from inkwalk.fetch import FETCHABLE, FetchError, download_wheel, fetch, read_ncnn_files, sha256
-from inkwalk.models import REGISTRY
+from inkwalk.fetch import FetchError, download_wheel, fetch, read_ncnn_files, sha256
+from inkwalk.model_registry import FETCHABLE, REGISTRY
 from inkwalk.upscale import get_upscaler
 
 # A 96x64 crop of Van Gogh's "The Starry Night" (1889, public domain), from OpenCV's sample data.

@@ -11,7 +11,8 @@ from inkwalk.flow.dis import DISFlow
 from inkwalk.interpolate import get_interpolator, interpolate_clip, output_frame_count
 from inkwalk.interpolate.sofp import EPS, SOFP, projection_ratio
 from inkwalk.interpolate.warp import Blend, FlowWarp
-from inkwalk.video import probe, read_frames, write_video
+from inkwalk.video import probe, read_frames
+from inkwalk.video_writer import write_video
 
 from helpers import psnr, shifted_texture
 

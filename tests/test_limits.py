@@ -12,11 +12,13 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
 from bad_inputs import png_header
-from inkwalk.artwalks import INTERPOLATORS, KEYFRAMERS, PRESETS, UPSCALERS, WalkSettings, walk_frame_count
-from inkwalk.limits import (ConCLVDSettingsModel, ImageHeader, Limits, RequestError, WalkSettingsModel, admit_image,
-                            decode_painting, image_header, parse_conclvd_settings, parse_walk_settings)
 from inkwalk.conclvd.windows import resolve_windows
+from inkwalk.image_admission import ImageHeader, admit_image, decode_painting, image_header
+from inkwalk.limits import Limits, RequestError
 from inkwalk.schedules import WEIGHTINGS
+from inkwalk.settings_schemas import (ConCLVDSettingsModel, WalkSettingsModel, parse_conclvd_settings,
+                                      parse_walk_settings)
+from inkwalk.walk_settings import INTERPOLATORS, KEYFRAMERS, PRESETS, UPSCALERS, WalkSettings, walk_frame_count
 
 LIMITS = Limits()
 

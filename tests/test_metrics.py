@@ -30,7 +30,7 @@ def test_clip_text_is_hundred_times_mean_cosine(tiny_models):
 
 def test_eval_cli_reads_a_video(tiny_models, tmp_path, capsys):
     from inkwalk.cli import main
-    from inkwalk.video import write_video
+    from inkwalk.video_writer import write_video
 
     path = write_video(tmp_path / "v.mp4", moving_clip(4, 64, 64), fps=8)
     assert main(["eval", str(path), "--prompt", "a boat", "--models", str(tiny_models)]) == 0

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from inkwalk.cli import main
-from inkwalk.models import REGISTRY, ModelNotFoundError, load_pretrained, locate, weights_file
+from inkwalk.model_registry import REGISTRY
+from inkwalk.models import ModelNotFoundError, load_pretrained, locate, weights_file
 
 INKWALK = Path(sys.executable).with_name("inkwalk")
 
@@ -25,8 +26,8 @@ from diffusers import (AutoencoderKL, DDIMScheduler, KandinskyV22Pipeline, Kandi
 from transformers import CLIPModel, CLIPProcessor, CLIPTextModel, CLIPTokenizer
 from torchvision.models.optical_flow import raft_large, raft_small
 import spandrel
-from inkwalk.models import load_pretrained, weights_file
 from inkwalk.interpolate.film import FilmNet, load_film
+from inkwalk.models import load_pretrained, weights_file
 
 d = sys.argv[1]
 out = {}

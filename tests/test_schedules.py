@@ -116,7 +116,7 @@ def test_release_keyframe_grid_starts_on_a_and_stops_short_of_b():
 
 
 def test_release_preset_paces_walks_like_the_release():
-    from inkwalk.artwalks import WalkSettings, walk_frame_count
+    from inkwalk.walk_settings import WalkSettings, walk_frame_count
 
     s = WalkSettings.with_preset("release")
     assert (s.weighting, s.keyframe_grid, s.easing, s.fps, s.keyframes) == ("sinh", "release", "release", 30.0, 5)
@@ -127,8 +127,8 @@ def test_release_preset_paces_walks_like_the_release():
 
 
 def test_walks_are_planned_at_the_named_easing():
-    from inkwalk.artwalks import WalkSettings
     from inkwalk.segments import plan_pieces
+    from inkwalk.walk_settings import WalkSettings
 
     for easing in ("release", "s-curve"):
         settings = WalkSettings.with_preset("offline", frames=9, easing=easing)

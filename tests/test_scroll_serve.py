@@ -22,7 +22,7 @@ SETTINGS = dict(negative_prompt="blurry", frames=10, steps=2, guidance=8.0, size
 def generators(ray_session, tiny_models, tmp_path_factory):
     from ray import serve
 
-    from services.deployments import ConCLVDGenerator
+    from services.conclvd_generator import ConCLVDGenerator
 
     app = ConCLVDGenerator.options(num_replicas=2, ray_actor_options={"num_cpus": 0.25}).bind(
         store=str(tmp_path_factory.mktemp("scroll-store")), models_dir=str(tiny_models))
@@ -65,7 +65,7 @@ class _FlakyGenerator:
     def __init__(self, model, fail_first: set[int]):
         import threading
 
-        from services.deployments import ConCLVDGenerator
+        from services.conclvd_generator import ConCLVDGenerator
 
         cls = ConCLVDGenerator.func_or_class
         self.replica = cls.__new__(cls)                      # the deployment's own methods, on the test's model
@@ -87,9 +87,9 @@ class _FlakyGenerator:
 
 
 def test_a_lost_window_is_retried_for_that_step(conclvd_tiny, monkeypatch):
-    import services.deployments as deployments
+    import services.conclvd_generator as conclvd_generator
 
-    monkeypatch.setattr(deployments, "_node_id", lambda: "node")
+    monkeypatch.setattr(conclvd_generator, "_node_id", lambda: "node")
     local = scroll_request(conclvd_tiny, "misty mountains", **SETTINGS)
     expected = sample_scroll(local, conclvd_scheduler(), LocalWindowRunner(conclvd_tiny.unet, 8.0),
                              torch.Generator().manual_seed(9))

@@ -7,9 +7,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from inkwalk.artwalks import WalkSettings, model_identities, walk_frame_count
+from inkwalk.artwalks import model_identities
 from inkwalk.chunks import Codec
 from inkwalk.segments import assign_keys, piece_frame_limit, piece_frames, plan_pieces
+from inkwalk.walk_settings import WalkSettings, walk_frame_count
 
 
 @pytest.mark.parametrize("k,m,n,hold,limit", [(2, 0, 0, 0, 8), (3, 2, 5, 0.5, 4), (5, 1, 24, 1.0, 7),

@@ -101,8 +101,10 @@ def _frames(data: bytes, tmp_path: Path) -> np.ndarray:
 
 
 def test_artwalks_job_end_to_end_matches_the_in_process_renderer(serve_apps, tmp_path, tiny_models):
-    from inkwalk.artwalks import WalkSettings, load_walk_models, render_collection
+    from inkwalk.artwalks import load_walk_models
     from inkwalk.chunks import read_metadata
+    from inkwalk.local_render import render_collection_in_process
+    from inkwalk.walk_settings import WalkSettings
 
     images = _paintings(3)
     r = _submit_walk(serve_apps, images, SMALL_WALK)
@@ -126,8 +128,9 @@ def test_artwalks_job_end_to_end_matches_the_in_process_renderer(serve_apps, tmp
     for i, data in enumerate(images):
         (tmp_path / f"p{i}.png").write_bytes(data)
         paths.append(tmp_path / f"p{i}.png")
-    local = render_collection(paths, tmp_path / "local.mp4", ws, cache_dir=tmp_path / "cache", models_dir=tiny_models,
-                              models=load_walk_models(ws, models_dir=tiny_models, device="cpu"), sheet=False)
+    local = render_collection_in_process(paths, tmp_path / "local.mp4", ws, cache_dir=tmp_path / "cache",
+                                         models_dir=tiny_models,
+                                         models=load_walk_models(ws, models_dir=tiny_models, device="cpu"), sheet=False)
     assert local.frames == SMALL_WALK_FRAMES_3
     expected = _frames((tmp_path / "local.mp4").read_bytes(), tmp_path)
     paintings = [0, 1, 2, 8, 9, 10, 16, 17, 18]  # A, B and C, each held: (1 + h) frames
@@ -418,22 +421,22 @@ def test_a_restarted_ingress_resumes_running_jobs_and_keeps_finished_ones(serve_
 
 
 def test_batch_render_through_the_running_app_reuses_its_chunks(serve_apps, tmp_path):
-    from inkwalk.artwalks import WalkSettings
-    from inkwalk.artwalks import render_collection as in_process
+    from inkwalk.local_render import render_collection_in_process as in_process
     from inkwalk.paintings import collection
     from inkwalk.video import probe, save_image
-    from services.batch import render_collection
+    from inkwalk.walk_settings import WalkSettings
+    from services.collection import render_collection_on_ray
 
     folder = tmp_path / "paintings"
     for i, p in enumerate(collection(4, size=(80, 64), seed=7)):
         save_image(folder / f"{i:02d}.png", p)
     ws = WalkSettings.from_dict({"preset": "offline", **SMALL_WALK, "keyframes": 0, "frames": 3,
                                  "upscaler": "lanczos"})
-    first = render_collection(folder, tmp_path / "a.mp4", ws)
+    first = render_collection_on_ray(folder, tmp_path / "a.mp4", ws)
     expected = 3 * 1 * 4 + 1 + 4 * 2
     assert first.frames == expected and probe(tmp_path / "a.mp4").frames == expected
     assert first.chunks_rendered == 4 and first.chunks_reused == 0
-    second = render_collection(folder, tmp_path / "b.mp4", ws)
+    second = render_collection_on_ray(folder, tmp_path / "b.mp4", ws)
     assert second.chunks_rendered == 0 and second.chunks_reused == 4
     assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()
     # the in-process renderer makes the same chunks: every frame identical, seams included

@@ -178,7 +178,7 @@ def test_inkwalk_serve_builds_every_app_of_the_packaged_config_with_its_options(
     import yaml
 
     from services.apps import apps_from_config
-    from services.batch import DEFAULT_CONFIG
+    from services.collection import DEFAULT_CONFIG
     from services.commands.serve import app_overrides
 
     overrides = app_overrides(yaml.safe_load(DEFAULT_CONFIG.read_text()), str(tmp_path), str(tmp_path))

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inkwalk import video
+from inkwalk import video, video_writer
 from inkwalk.cli import main
 from helpers import moving_clip, psnr
 
 
 def test_round_trip_frames_size_fps_psnr(tmp_path):
     clip = moving_clip(24, 96, 128)
-    path = video.write_video(tmp_path / "clip.mp4", clip, fps=12.5)
+    path = video_writer.write_video(tmp_path / "clip.mp4", clip, fps=12.5)
     info = video.probe(path)
     assert (info.frames, info.width, info.height, info.codec) == (24, 128, 96, "h264")
     assert info.fps == pytest.approx(12.5, rel=1e-3)
@@ -27,7 +27,7 @@ def test_round_trip_frames_size_fps_psnr(tmp_path):
 
 def test_read_indices_and_resize_on_decode(tmp_path):
     clip = moving_clip(20, 64, 80)
-    path = video.write_video(tmp_path / "clip.mp4", clip, fps=10)
+    path = video_writer.write_video(tmp_path / "clip.mp4", clip, fps=10)
     picked = video.read_frames(path, [0, 4, 8, 12])
     assert psnr(picked, clip[[0, 4, 8, 12]]) > 35
     small = video.read_frames(path, [1, 2], size=(40, 32))
@@ -37,7 +37,7 @@ def test_read_indices_and_resize_on_decode(tmp_path):
 
 def test_odd_sizes_are_padded_not_cropped(tmp_path):
     clip = moving_clip(5, 65, 67)
-    path = video.write_video(tmp_path / "odd.mp4", clip, fps=8)
+    path = video_writer.write_video(tmp_path / "odd.mp4", clip, fps=8)
     back = video.read_frames(path)
     assert back.shape == (5, 66, 68, 3)
     assert psnr(back[:, :65, :67], clip) > 35
@@ -50,7 +50,7 @@ def test_streaming_write_memory_is_flat(tmp_path):
     """2,000 frames of 256×256 (393 MB raw) grow resident memory by less than MEMORY_BOUND_MB."""
     code = f"""
 import numpy as np, psutil
-from inkwalk.video import VideoWriter
+from inkwalk.video_writer import VideoWriter
 proc = psutil.Process()
 base = np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8)
 with VideoWriter({str(tmp_path / 'long.mp4')!r}, fps=25, preset="ultrafast") as w:
@@ -69,7 +69,7 @@ print((late - early) / 2**20, w.frames_written)
 
 
 def _bad_files(tmp_path):
-    good = video.write_video(tmp_path / "good.mp4", moving_clip(30, 64, 64), fps=10)
+    good = video_writer.write_video(tmp_path / "good.mp4", moving_clip(30, 64, 64), fps=10)
     data = good.read_bytes()
     (tmp_path / "empty.mp4").write_bytes(b"")
     (tmp_path / "truncated.mp4").write_bytes(data[: len(data) // 2])
@@ -95,7 +95,7 @@ def test_bad_video_files_raise_typed_error_with_file_and_reason(tmp_path):
 
 
 def test_out_of_range_index(tmp_path):
-    path = video.write_video(tmp_path / "c.mp4", moving_clip(4, 32, 32), fps=4)
+    path = video_writer.write_video(tmp_path / "c.mp4", moving_clip(4, 32, 32), fps=4)
     with pytest.raises(video.MediaError, match="out of range"):
         video.read_frames(path, [0, 9])
 
@@ -127,7 +127,7 @@ def test_fit_image_crop_and_letterbox():
 
 
 def test_info_cli(tmp_path, capsys):
-    path = video.write_video(tmp_path / "c.mp4", moving_clip(6, 32, 48), fps=6)
+    path = video_writer.write_video(tmp_path / "c.mp4", moving_clip(6, 32, 48), fps=6)
     assert main(["info", str(path)]) == 0
     out = capsys.readouterr().out
     assert "48×32, 6 frames, 6 fps" in out and "made by" not in out  # not an inkwalk video: nothing more
@@ -139,15 +139,16 @@ def test_info_cli_tells_how_a_walk_was_made(tmp_path, capsys):
     import hashlib
     import json
 
-    from inkwalk.artwalks import WalkSettings, render_collection
+    from inkwalk.local_render import render_collection_in_process
     from inkwalk.paintings import collection
+    from inkwalk.walk_settings import WalkSettings
 
     paths = []
     for i, painting in enumerate(collection(2, size=(48, 32), seed=4)):
         paths.append(tmp_path / f"p{i}.png")
         video.save_image(paths[-1], painting)
     settings = WalkSettings.with_preset("offline", frames=2, size=(48, 32), seed=3, weighting="sinh")
-    render_collection(paths, tmp_path / "walk.mp4", settings, cache_dir=tmp_path / "cache", sheet=False)
+    render_collection_in_process(paths, tmp_path / "walk.mp4", settings, cache_dir=tmp_path / "cache", sheet=False)
     assert main(["info", str(tmp_path / "walk.mp4")]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[1] == "made by inkwalk 0.1.0 (artwalks)" and lines[2] == "seed: 3"
@@ -163,7 +164,7 @@ def test_info_cli_tells_how_a_walk_was_made(tmp_path, capsys):
 def test_widths_decord_cannot_unpack_still_read(tmp_path, width):
     """decord 0.6 fails on some row strides; those videos must still read (PyAV path)."""
     clip = moving_clip(4, 40, width)
-    path = video.write_video(tmp_path / "w.mp4", clip, fps=4)
+    path = video_writer.write_video(tmp_path / "w.mp4", clip, fps=4)
     assert psnr(video.read_frames(path), clip) > 35
     assert video.read_frames(path, [3], size=(width + 8, 40)).shape == (1, 40, width + 8, 3)
     assert len(list(video.iter_frames(path))) == 4
@@ -210,16 +211,16 @@ def test_crop_fit_matches_resize_then_crop_on_ordinary_images():
 
 
 def test_video_writer_never_replaces_a_good_video_with_a_failed_one(tmp_path):
-    good = video.write_video(tmp_path / "out.mp4", moving_clip(6, 32, 32), fps=6)
+    good = video_writer.write_video(tmp_path / "out.mp4", moving_clip(6, 32, 32), fps=6)
     before = good.read_bytes()
     with pytest.raises(RuntimeError, match="render failed"):
-        with video.VideoWriter(good, fps=6) as writer:
+        with video_writer.VideoWriter(good, fps=6) as writer:
             writer.write_many(moving_clip(60, 64, 64))  # enough for x264 to hand packets to the muxer
             assert list(tmp_path.glob(".out.tmp-*.mp4"))  # the new video goes to a hidden sibling
             raise RuntimeError("render failed")
     assert good.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
-    video.write_video(good, moving_clip(4, 48, 48), fps=6)  # a complete write replaces it
+    video_writer.write_video(good, moving_clip(4, 48, 48), fps=6)  # a complete write replaces it
     assert video.probe(good).frames == 4 and sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
 
 

@@ -8,7 +8,7 @@ through the ``inkwalk.commands`` entry-point group, so this package never import
 
 Every user mistake ends in one line on stderr and a non-zero exit: 2 for a malformed command
 line (argparse), 1 for an `InkwalkError`, 130 / 143 when interrupted / terminated (outputs
-being written are dropped, never left torn: see `inkwalk.video.VideoWriter`).
+being written are dropped, never left torn: see `inkwalk.video_writer.VideoWriter`).
 """
 
 from __future__ import annotations

@@ -18,8 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def handler(args: argparse.Namespace) -> int:
     from inkwalk.availability import require_models
-    from inkwalk.limits import Limits, check_prompt
+    from inkwalk.limits import Limits
     from inkwalk.metrics import CLIP_MODEL, clip_temporal_score, clip_text_score
+    from inkwalk.settings_schemas import check_prompt
     from inkwalk.video import probe, read_frames
 
     check_prompt(args.prompt, Limits.cli())

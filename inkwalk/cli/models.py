@@ -35,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from inkwalk.models import REGISTRY, local_copy, models_dir
+    from inkwalk.model_registry import REGISTRY, models_dir
+    from inkwalk.models import local_copy
 
     mdir = models_dir(args.models)
     rows = [("NAME", "WHAT", "DEFAULT SOURCE", "LOCAL")]
@@ -66,7 +67,7 @@ def _fetch(args: argparse.Namespace) -> int:
 def _make_tiny(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from inkwalk.models import make_tiny
+    from inkwalk.tiny_models import make_tiny
 
     root = Path(args.dir)
     if root.exists() and not root.is_dir():

@@ -57,7 +57,8 @@ def handler(args: argparse.Namespace) -> int:
 
     from inkwalk.availability import interpolator_models, require_models
     from inkwalk.errors import InkwalkError
-    from inkwalk.limits import Limits, check_number, check_prompt, parse_conclvd_settings
+    from inkwalk.limits import Limits, check_number
+    from inkwalk.settings_schemas import check_prompt, parse_conclvd_settings
     from inkwalk.video import check_output
 
     # every user mistake is refused here, in milliseconds, before torch or any model loads

@@ -44,10 +44,13 @@ def handler(args: argparse.Namespace) -> int:
 
     from inkwalk.availability import require_models
     from inkwalk.errors import InkwalkError
-    from inkwalk.limits import Limits, admit_image, check_number, decode_painting, parse_frame_size
+    from inkwalk.image_admission import admit_image, decode_painting
+    from inkwalk.limits import Limits, check_number
     from inkwalk.progress import progress
+    from inkwalk.settings_schemas import parse_frame_size
     from inkwalk.upscale import DEFAULT_TILE, SR_MODELS, changes_aspect, get_upscaler, upscale_fit
-    from inkwalk.video import VideoWriter, check_output, iter_frames, probe, save_image
+    from inkwalk.video import check_output, iter_frames, probe, save_image
+    from inkwalk.video_writer import VideoWriter
 
     src = Path(args.input)
     is_video = src.suffix.lower() in VIDEO_SUFFIXES

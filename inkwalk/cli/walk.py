@@ -6,8 +6,8 @@ import argparse
 import time
 
 from inkwalk.cli._options import labels, option_names
-from inkwalk.artwalks import UPSCALERS
 from inkwalk.schedules import EASINGS, KEYFRAME_GRIDS, WEIGHTINGS
+from inkwalk.walk_settings import UPSCALERS
 
 # the options that are WalkSettings fields (None when not given: the preset's value applies)
 SETTINGS = ("preset", "keyframes", "frames", "weighting", "keyframe_grid", "scale", "easing", "strength", "hold", "fps",
@@ -69,17 +69,20 @@ def settings_from_args(args: argparse.Namespace, paintings: int = 2):
     """WalkSettings of the preset with every option the user gave, checked against the CLI limits
     (`inkwalk.limits.Limits.cli`) for a collection of `paintings`; a bad value is one line naming
     the option and its allowed range."""
-    from inkwalk.limits import Limits, parse_walk_settings
+    from inkwalk.limits import Limits
+    from inkwalk.settings_schemas import parse_walk_settings
 
     given = {k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None}
     return parse_walk_settings(given, {}, Limits.cli(), paintings, labels(args))
 
 
 def handler(args: argparse.Namespace) -> int:
-    from inkwalk.artwalks import load_walk_models, render_collection
+    from inkwalk.artwalks import load_walk_models
     from inkwalk.availability import require_models, walk_models
     from inkwalk.errors import InkwalkError
-    from inkwalk.limits import Limits, admit_image, decode_painting
+    from inkwalk.image_admission import admit_image, decode_painting
+    from inkwalk.limits import Limits
+    from inkwalk.local_render import render_collection_in_process
     from inkwalk.video import check_output
 
     start = time.perf_counter()
@@ -101,8 +104,9 @@ def handler(args: argparse.Namespace) -> int:
         models = load_walk_models(settings, models_dir=args.models, device=args.device)
     except InkwalkError as exc:  # weights present but unloadable: fail before any rendering
         raise InkwalkError(" ".join(str(exc).split()) + hint) from None
-    result = render_collection(args.paintings, args.output, settings, cache_dir=args.cache, models_dir=args.models,
-                               models=models, sheet=not args.no_sheet)
+    result = render_collection_in_process(args.paintings, args.output, settings, cache_dir=args.cache,
+                                          models_dir=args.models,
+                                          models=models, sheet=not args.no_sheet)
     w, h = result.size
     print(f"{result.path}: {result.frames} frames, {result.duration_s:.2f} s at {result.fps:g} fps, {w}x{h}; "
           f"chunks rendered {result.chunks_rendered}, reused {result.chunks_reused}; "

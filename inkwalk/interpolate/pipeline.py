@@ -125,6 +125,7 @@ def interpolate_video(src: str | os.PathLike, dst: str | os.PathLike, method: st
     """
     from inkwalk import video
     from inkwalk.progress import progress
+    from inkwalk.video_writer import VideoWriter
 
     passes = _passes(method, factor)
     info = video.probe(src)
@@ -139,6 +140,6 @@ def interpolate_video(src: str | os.PathLike, dst: str | os.PathLike, method: st
     last = video.read_frames(src, [info.frames - 1])[0] if method == "sofp" and passes else None
     bar = progress(video.iter_frames(src), total=info.frames, desc=f"interpolate ({method})", unit="frame",
                    disable=None if show_progress else True)
-    with video.VideoWriter(dst, out_fps, crf=crf) as writer:
+    with VideoWriter(dst, out_fps, crf=crf) as writer:
         writer.write_many(interpolate_frames(bar, interp, method, factor, last=last))
     return Path(dst)

@@ -38,11 +38,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handler(args: argparse.Namespace) -> int:
     from inkwalk.cli._options import labels
     from inkwalk.errors import InkwalkError
-    from inkwalk.limits import MAX_SEED, Limits, check_number, parse_frame_size, parse_walk_settings
+    from inkwalk.limits import MAX_SEED, Limits, check_number
     from inkwalk.paintings import draw
     from inkwalk.progress import progress
+    from inkwalk.settings_schemas import parse_frame_size, parse_walk_settings
     from inkwalk.video import check_output, save_image
-    from services.batch import render_collection
+    from services.collection import render_collection_on_ray
 
     start = time.perf_counter()
     if not 2 <= args.paintings <= 16:
@@ -63,8 +64,8 @@ def handler(args: argparse.Namespace) -> int:
             if args.save_paintings:
                 save_image(out.with_name(f"{out.stem}.p{i}.png"), image)
         with progress(total=1000, desc="render", unit="‰") as bar:
-            summary = render_collection(folder, out, settings, store=args.store or str(Path(tmp) / "store"),
-                                        sheet=False, on_progress=lambda s, f: bar.update(int(f * 1000) - bar.n))
+            summary = render_collection_on_ray(folder, out, settings, store=args.store or str(Path(tmp) / "store"),
+                                               sheet=False, on_progress=lambda s, f: bar.update(int(f * 1000) - bar.n))
     w, h = summary.size
     print(f"{summary.out}: {summary.frames} frames, {summary.frames / summary.fps:.2f} s at {summary.fps:g} fps, "
           f"{w}x{h}, {args.paintings} paintings rendered on Ray ({time.perf_counter() - start:.1f} s)")

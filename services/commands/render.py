@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handler(args: argparse.Namespace) -> int:
     from inkwalk.cli.walk import settings_from_args
     from inkwalk.progress import progress
-    from services.batch import render_collection
+    from services.collection import render_collection_on_ray
 
     settings = settings_from_args(args)
     render = {k: v for k, v in (("inflight", args.inflight), ("attempts", args.attempts)) if v is not None}
@@ -44,9 +44,10 @@ def handler(args: argparse.Namespace) -> int:
             bar.set_description(stage)
             bar.update(int(fraction * 1000) - bar.n)
 
-        summary = render_collection(args.collection, args.output, settings, store=args.store, address=args.address,
-                                    config=args.config, models_dir=args.models, num_cpus=args.num_cpus,
-                                    render=render, sheet=not args.no_sheet, on_progress=on_progress)
+        summary = render_collection_on_ray(args.collection, args.output, settings, store=args.store,
+                                           address=args.address,
+                                           config=args.config, models_dir=args.models, num_cpus=args.num_cpus,
+                                           render=render, sheet=not args.no_sheet, on_progress=on_progress)
     w, h = summary.size
     print(f"{summary.out}: {summary.frames} frames, {summary.frames / summary.fps:.2f} s at {summary.fps:g} fps, "
           f"{w}x{h}; chunks rendered {summary.chunks_rendered} on {len(summary.nodes)} node(s), reused "

@@ -32,7 +32,7 @@ def handler(args: argparse.Namespace) -> int:
 
     from inkwalk.errors import InkwalkError
     from services.apps import apps_from_config
-    from services.batch import DEFAULT_CONFIG, app_failure, ray_session
+    from services.collection import DEFAULT_CONFIG, app_failure, ray_session
 
     config_path = Path(args.config or DEFAULT_CONFIG)
     try:

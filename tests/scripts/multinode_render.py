@@ -19,11 +19,11 @@ def main(work: Path) -> dict:
     import numpy as np
     from ray.cluster_utils import Cluster
 
-    from inkwalk.artwalks import WalkSettings
-    from inkwalk.artwalks import render_collection as in_process
+    from inkwalk.local_render import render_collection_in_process as in_process
     from inkwalk.paintings import collection
     from inkwalk.video import read_frames, save_image
-    from services.batch import DEFAULT_CONFIG, render_collection
+    from inkwalk.walk_settings import WalkSettings
+    from services.collection import DEFAULT_CONFIG, render_collection_on_ray
 
     folder = work / "paintings"
     for i, p in enumerate(collection(4, size=(96, 64), seed=5)):
@@ -50,9 +50,9 @@ def main(work: Path) -> dict:
     ws = WalkSettings.with_preset("offline", size=(64, 64), frames=6, hold=0.25, fps=8, upscale="x2",
                                   upscaler="lanczos")
     try:
-        summary = render_collection(folder, work / "cluster.mp4", ws, address=cluster.address,
-                                    store=str(work / "store"), config=work / "config.yaml",
-                                    render={"inflight": 6})
+        summary = render_collection_on_ray(folder, work / "cluster.mp4", ws, address=cluster.address,
+                                           store=str(work / "store"), config=work / "config.yaml",
+                                           render={"inflight": 6})
     finally:
         cluster.shutdown()
     local = in_process(sorted(folder.iterdir()), work / "local.mp4", ws, cache_dir=work / "local-store",

@@ -29,8 +29,8 @@ def main(work: Path, workers: int, frames: int, repeats: int, compare: bool) -> 
     from inkwalk.conclvd.pipeline import conclvd_scheduler
     from inkwalk.conclvd.scroll import LocalWindowRunner, ScrollRequest, sample_scroll
     from inkwalk.conclvd.scroll_video import scroll_request
-    from inkwalk.models import make_tiny
-    from services.deployments import ConCLVDGenerator
+    from inkwalk.tiny_models import make_tiny
+    from services.conclvd_generator import ConCLVDGenerator
     from services.render import RenderOptions, _Responses
     from services.scroll import ServeWindowRunner
 

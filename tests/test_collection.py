@@ -10,7 +10,7 @@ from inkwalk.errors import InkwalkError
 from inkwalk.paintings import collection
 from inkwalk.store import Store
 from inkwalk.video import save_image
-from services.batch import collection_sources, copy_inputs
+from services.collection import collection_sources, copy_inputs
 
 
 @pytest.fixture

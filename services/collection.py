@@ -1,4 +1,4 @@
-"""Batch rendering of a whole collection on Ray: the driver behind `inkwalk render`.
+"""A whole collection rendered on Ray: the driver behind `inkwalk render`.
 
 The driver does what the HTTP ingress does, on the same code path (`services.render`): it
 copies the paintings into the store, then drives the pieces through the `artwalks` app's
@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from inkwalk.artwalks import WalkSettings, default_cache_dir
+from inkwalk.artwalks import default_cache_dir
 from inkwalk.errors import InkwalkError
 from inkwalk.store import Store, StoreError, file_uri, is_uri, resolve, sha256_file
+from inkwalk.walk_settings import WalkSettings
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 RENDER_APP = "inkwalk-render"  # the app the driver deploys when none is running
@@ -251,7 +252,7 @@ class RenderSummary:
     sheet: str | None = None
 
 
-def render_collection(source: str | Path, out: str | Path, settings: WalkSettings, *, store: str | None = None,
+def render_collection_on_ray(source: str | Path, out: str | Path, settings: WalkSettings, *, store: str | None = None,
                       address: str | None = None, config: str | Path | None = None, models_dir: str | None = None,
                       num_cpus: int | None = None, render: dict | None = None, sheet: bool = True,
                       on_progress: Callable[[str, float], None] = lambda stage, p: None) -> RenderSummary:
