@@ -226,3 +226,11 @@ def test_video_frames_decode_lazily_slice_by_slice(conclvd_tiny):
     finally:
         hook.remove()
     assert first.shape == (64, 64, 3) and len(rest) == 11 and decoded == [4, 4, 4]
+
+
+def test_a_window_longer_than_the_motion_modules_positions_is_one_line(conclvd_tiny):
+    from inkwalk.conclvd.scroll_video import scroll_request
+
+    positions = conclvd_tiny.unet.down_blocks[0].motion_modules[0].transformer_blocks[0].pos_embed.pe.shape[1]
+    with pytest.raises(InkwalkError, match=f"window {positions + 1}: this motion module handles at most"):
+        scroll_request(conclvd_tiny, "hills", frames=positions + 8, window=positions + 1, size=64)

@@ -22,6 +22,7 @@ from inkwalk.conclvd.pipeline import ConCLVDPipeline, conclvd_scheduler
 from inkwalk.conclvd.prompt_travel import frame_embeddings, full_schedule, schedule_text
 from inkwalk.conclvd.scroll import LocalWindowRunner, ScrollRequest, WindowRunner, decode_slices, sample_scroll
 from inkwalk.conclvd.windows import WindowPlan, resolve_windows
+from inkwalk.errors import InkwalkError
 
 
 def frame_size(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
@@ -50,6 +51,10 @@ def scroll_request(model: ConCLVD, prompt: str, frames: int = 8, steps: int = 25
     window, overlap = resolve_windows(frames, window, overlap)
     plan = WindowPlan(frames, window, overlap, loop=loop)
     pipe = ConCLVDPipeline.from_model(model)
+    positions = model.unet.down_blocks[0].motion_modules[0].transformer_blocks[0].pos_embed.pe.shape[1]
+    if window > positions:
+        raise InkwalkError(f"window {window}: this motion module handles at most {positions} frames per window; "
+                           "longer videos take more windows, not longer ones")
     pipe.check_inputs([prompt], window, height, width, steps, ())
     embeds, negative = (scroll_text(model, prompt, frames=frames, loop=loop, **settings) if with_text
                         else (None, None))
