@@ -1,7 +1,8 @@
 """The segment path: a render's pieces run on the deployments, the caller holds no frame.
 
-One function per app renders a job through deployment handles. It is the same code under the
-HTTP ingress (`services.apps`) and the batch driver (`inkwalk render`):
+`render_walks` renders an ArtWalks job through deployment handles (a ConCLVD job's path is
+`services.scroll`, which shares the retry policy below). It is the same code under the HTTP ingress
+(`services.apps`) and the batch driver (`inkwalk render`):
 
     for each piece (inkwalk.segments), at most `inflight` at a time, in video order:
         Keyframes.nodes(paintings) -> Interpolator.piece -> Upscaler.upscale -> Encoder.encode
