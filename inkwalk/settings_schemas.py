@@ -303,19 +303,6 @@ def check_prompt_length(text: str, limits: Limits, name: str) -> None:
                                 f"(CLIP reads 77 tokens anyway): shorten it")
 
 
-# legacy entry points of the HTTP ingress (services.limits): the same checks on a user dict
-
-
-def check_walk_settings(settings: Any, limits: Limits) -> None:
-    """Refuse (422) walk settings that break the schema or the limits, for the smallest collection."""
-    parse_walk_settings(settings, {}, limits, limits.min_paintings)
-
-
-def check_conclvd_settings(settings: Any, limits: Limits) -> None:
-    """Refuse (422) ConCLVD settings that break the schema or the limits."""
-    parse_conclvd_settings(settings, {}, limits)
-
-
 def check_total_upload(total: int, limits: Limits) -> None:
     if total > limits.max_total_upload_bytes:
         raise RequestError(413, f"the upload is {total} bytes in all; the limit is "

@@ -19,7 +19,6 @@ Serve config entry points (``import_path``): `services.apps:build_artwalks` and
 
 
 import asyncio
-import hmac
 import json
 import logging
 import os
@@ -29,7 +28,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
@@ -41,7 +40,9 @@ from inkwalk.conclvd.scroll_video import scroll_metadata
 from inkwalk.errors import InkwalkError
 from inkwalk.segments import content_key
 from inkwalk.walk_settings import WalkSettings
+from services import http_guard, safe_json
 from services import limits as L
+from services.api_docs import add_docs
 from services.conclvd_generator import ConCLVDGenerator
 from services.deployments import Encoder, Interpolator, Keyframes, Upscaler
 from services.metrics import serve_metrics
@@ -74,6 +75,7 @@ class AppArgs:
     retention: dict[str, Any] = field(default_factory=dict)
     upload_timeout_s: float = 30.0
     api_token: str | None = None  # else INKWALK_API_TOKEN; when set, every route needs it
+    guard: dict[str, Any] = field(default_factory=dict)  # body caps and deadlines (services.http_guard)
     deployment_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
@@ -87,18 +89,6 @@ class AppArgs:
         parsed.models_dir = parsed.models_dir or os.environ.get("INKWALK_MODELS") or None
         parsed.api_token = parsed.api_token or os.environ.get(TOKEN_ENV) or None
         return parsed
-
-
-def _check_token(request: Request) -> None:
-    """Every route of an app whose ingress has a token: ``Authorization: Bearer`` or the Studio's cookie."""
-    token = getattr(request.app.state, "api_token", None)
-    if not token:
-        return
-    given = request.headers.get("authorization", "")
-    given = given[7:] if given.lower().startswith("bearer ") else request.cookies.get("inkwalk_token", "")
-    if not hmac.compare_digest(given.encode(), token.encode()):
-        raise HTTPException(401, "missing or wrong API token: send 'Authorization: Bearer <token>'",
-                            headers={"WWW-Authenticate": "Bearer"})
 
 
 def _range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -115,10 +105,10 @@ def _range(header: str | None, size: int) -> tuple[int, int] | None:
         else:
             start, end = int(start_text), min(size, int(end_text) + 1) if end_text else size
     except ValueError:
-        raise HTTPException(416, f"unsupported Range {header!r}: use one 'bytes=START-END'",
+        raise HTTPException(416, f"unsupported Range {http_guard.clip(header)}: use one 'bytes=START-END'",
                             headers={"Content-Range": f"bytes */{size}"}) from None
     if start >= size or start >= end:
-        raise HTTPException(416, f"Range {header!r} is outside the {size} bytes",
+        raise HTTPException(416, f"Range {http_guard.clip(header)} is outside the {size} bytes",
                             headers={"Content-Range": f"bytes */{size}"})
     return start, end
 
@@ -135,7 +125,8 @@ class JobIngress:
         self.limits = L.Limits.from_dict(args.limits)
         self.render_options = RenderOptions.from_dict(args.render)
         self.retention = Retention.from_dict(args.retention)
-        api.state.api_token = args.api_token
+        http_guard.configure(api, http_guard.Guard(args.api_token, self.limits.max_total_upload_bytes,
+                                                   http_guard.GuardSettings.from_dict(args.guard)))
         try:
             self.replica = serve.get_replica_context().replica_id.unique_id
         except Exception:  # constructed outside Serve
@@ -329,9 +320,11 @@ def _png(rel: str, store: JobStore) -> Response:
 
 # ---------------------------------------------------------------------- ArtWalks
 
-artwalks_api = FastAPI(title="inkwalk ArtWalks", version=__version__, dependencies=[Depends(_check_token)],
+artwalks_api = FastAPI(title="inkwalk ArtWalks", version=__version__, docs_url=None, redoc_url=None,
                        description="Walks between paintings (ArtWalks): submit paintings, poll the job, "
                                    "download the mp4.")
+http_guard.install(artwalks_api)
+add_docs(artwalks_api)
 
 
 @serve.deployment(name="ArtWalksIngress", ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=64,
@@ -367,17 +360,14 @@ class ArtWalksIngress(JobIngress):
                               file_fields=("paintings",), text_fields=("settings",),
                               read_timeout_s=self.args.upload_timeout_s)
         try:
-            upload = await receive(request, self.store, folder, limits)
-            try:
+            try:  # a refused or aborted upload leaves nothing behind, not even its folder
+                upload = await receive(request, self.store, folder, limits)
                 paintings = upload.files
-                try:
-                    user = json.loads(upload.fields.get("settings") or "{}")
-                except json.JSONDecodeError as exc:
-                    raise L.RequestError(422, f"settings is not valid JSON ({exc})") from None
+                user = safe_json.loads(upload.fields.get("settings") or "{}", "settings")
                 ws = self._settings(user, len(paintings))
-                for f in paintings:  # headers only: nothing is decoded here
-                    await asyncio.to_thread(L.check_painting_file, f.filename or f.path, self.store, f.path,
-                                            self.limits, tuple(ws.size), ws.fit)
+                for i, f in enumerate(paintings):  # headers only: nothing is decoded here
+                    await asyncio.to_thread(L.check_painting_file, f.filename or f"painting {i + 1}", self.store,
+                                            f.path, self.limits, tuple(ws.size), ws.fit)
             except BaseException:
                 await asyncio.to_thread(self.store.delete_job, self.app_name, job_id)
                 raise
@@ -430,7 +420,8 @@ class ArtWalksIngress(JobIngress):
 
         job = WalkJob(paintings=[i["path"] for i in record.inputs], painting_ids=[i["sha256"] for i in record.inputs],
                       settings=ws, video=record.outputs["video"], sheet=record.outputs["keyframes"],
-                      metadata={"job_id": record.job_id})
+                      metadata={"job_id": record.job_id},
+                      painting_names=[i["name"] or f"painting {n + 1}" for n, i in enumerate(record.inputs)])
         record.models = await self._describe()
         result = await render_walks(self.handles, self.store, job, record.models, self.render_options,
                                     on_progress, walk_ready)
@@ -480,9 +471,11 @@ class ArtWalksIngress(JobIngress):
 
 # ---------------------------------------------------------------------- ConCLVD
 
-conclvd_api = FastAPI(title="inkwalk ConCLVD", version=__version__, dependencies=[Depends(_check_token)],
+conclvd_api = FastAPI(title="inkwalk ConCLVD", version=__version__, docs_url=None, redoc_url=None,
                       description="Text to Chinese-landscape-painting video (ConCLVD): submit a prompt, "
                                   "poll the job, download the mp4.")
+http_guard.install(conclvd_api)
+add_docs(conclvd_api)
 
 
 class ConCLVDRequest(BaseModel):

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import signal
-import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -33,6 +31,7 @@ from inkwalk.artwalks import default_cache_dir
 from inkwalk.errors import InkwalkError
 from inkwalk.store import Store, StoreError, file_uri, is_uri, resolve, sha256_file
 from inkwalk.walk_settings import WalkSettings
+from services.embedded_ray import session_folder, show_ray_info
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 RENDER_APP = "inkwalk-render"  # the app the driver deploys when none is running
@@ -100,11 +99,12 @@ def copy_inputs(store: Store, sources: list[str]) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[bool]:
+def ray_session(address: str | None = None, num_cpus: int | None = None, verbose: bool = False) -> Iterator[bool]:
     """Connect to the cluster at `address` / RAY_ADDRESS, or start an embedded one; yields `embedded`.
 
-    The embedded Ray gets a private temp folder, so it never joins another Ray on a shared machine,
-    and is shut down on the way out, whatever happens.
+    The embedded Ray gets a private session folder (`services.embedded_ray`), so it never joins
+    another Ray on a shared machine, and is shut down on the way out, whatever happens. Ray's and
+    Serve's INFO lines and the workers' output reach the terminal only when `verbose`.
     """
     import ray
 
@@ -118,24 +118,26 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     if address:
         _probe(address)
         try:
-            ray.init(address=address, log_to_driver=False, runtime_env={"env_vars": env})
+            ray.init(address=address, log_to_driver=verbose, configure_logging=verbose,
+                     runtime_env={"env_vars": env})
         except Exception as exc:  # ConnectionError, auth errors: one line, not Ray's traceback
             raise InkwalkError(f"cannot connect to the Ray cluster at {address}: {str(exc).splitlines()[0]}") from None
         _restore_sigterm(sigterm)
+        show_ray_info(verbose)
         try:
             yield False
         finally:
             ray.shutdown()
         return
-    temp = tempfile.mkdtemp(prefix="iw", dir="/tmp")  # short: Ray's socket paths have a length limit
-    ray.init(address="local", _temp_dir=temp, num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-             configure_logging=False, runtime_env={"env_vars": env})
-    _restore_sigterm(sigterm)
-    logging.getLogger("ray.serve").setLevel(logging.WARNING)  # replica start-up chatter is not news
-    try:
-        yield True
-    finally:
-        ray.shutdown()  # takes Serve and every replica with it
+    with session_folder() as temp:
+        ray.init(address="local", _temp_dir=str(temp), num_cpus=num_cpus, include_dashboard=False,
+                 log_to_driver=verbose, configure_logging=verbose, runtime_env={"env_vars": env})
+        _restore_sigterm(sigterm)
+        show_ray_info(verbose)
+        try:
+            yield True
+        finally:
+            ray.shutdown(wait_for_processes=True)  # Serve and every replica with it; then the folder can go
 
 
 def _probe(address: str, timeout_s: float = 5.0) -> None:
@@ -255,8 +257,10 @@ class RenderSummary:
 def render_collection_on_ray(source: str | Path, out: str | Path, settings: WalkSettings, *, store: str | None = None,
                       address: str | None = None, config: str | Path | None = None, models_dir: str | None = None,
                       num_cpus: int | None = None, render: dict | None = None, sheet: bool = True,
-                      on_progress: Callable[[str, float], None] = lambda stage, p: None) -> RenderSummary:
-    """Render a collection (folder, manifest or URI of either) into `out` through the segment path."""
+                      on_progress: Callable[[str, float], None] = lambda stage, p: None,
+                      verbose: bool = False) -> RenderSummary:
+    """Render a collection (folder, manifest or URI of either) into `out` through the segment path
+    (`verbose`: Ray's and Serve's INFO lines on the terminal)."""
     from services.render import Handles, RenderOptions, WalkJob, render_walks
 
     t0 = time.perf_counter()
@@ -268,7 +272,7 @@ def render_collection_on_ray(source: str | Path, out: str | Path, settings: Walk
 
         hint = " -- or render without any weights: --preset offline" if settings.preset == "paper" else ""
         require_models(walk_models(settings), models_dir, hint)
-    with ray_session(address, num_cpus) as embedded:
+    with ray_session(address, num_cpus, verbose) as embedded:
         handles = None if embedded else running_app_handles()
         if handles is not None:
             settings = served_settings(handles, settings)

@@ -85,19 +85,22 @@ class Keyframes:
         self.app = app
         self.lock = threading.Lock()
 
-    def _painting(self, rel: str, settings) -> np.ndarray:
-        """A painting from the store, admitted from its header (size, enlargement) before decoding."""
+    def _painting(self, rel: str, settings, name: str) -> np.ndarray:
+        """A painting from the store, admitted from its header (size, enlargement) before decoding;
+        errors say `name` (the file the user sent), not the store path."""
         from services.limits import decode_painting
 
         data = self.store.get_bytes(rel)
         if data is None:
-            raise InkwalkError(f"painting {rel} is not in the store {self.store.uri}")
-        return decode_painting(rel.rsplit("/", 1)[-1], data, self.limits, tuple(settings.size), settings.fit)
+            raise InkwalkError(f"painting {name} is no longer in the results store")
+        return decode_painting(name, data, self.limits, tuple(settings.size), settings.fit)
 
-    def nodes(self, paintings: Sequence[str], settings, row: str | None = None) -> np.ndarray:
+    def nodes(self, paintings: Sequence[str], settings, row: str | None = None,
+              names: Sequence[str] | None = None) -> np.ndarray:
         """``A, K_1..K_m, B`` (m+2×H×W×3 uint8) of the walk between two store paintings, or ``[A]``.
 
-        `row` (a store path) receives the nodes as one contact-sheet strip (PNG), for previews.
+        `row` (a store path) receives the nodes as one contact-sheet strip (PNG), for previews;
+        `names` are the paintings' names for messages (default: their store file names).
         """
         from inkwalk.artwalks import walk_nodes
         from inkwalk.sheets import contact_sheet
@@ -111,7 +114,8 @@ class Keyframes:
         if len(paintings) == 2 and settings.keyframes and self.keyframer is None:
             raise InkwalkError("this deployment has no keyframe model (keyframer 'none'); ask for "
                                "keyframes 0 or deploy Keyframes with keyframer 'kandinsky'")
-        images = [self._painting(rel, settings) for rel in paintings]
+        names = names or [rel.rsplit("/", 1)[-1] for rel in paintings]
+        images = [self._painting(rel, settings, name) for rel, name in zip(paintings, names)]
         if len(images) == 1:
             return walk_nodes(images[0], None, settings)
         with self.lock, StageTimer(self.app, "keyframes"):

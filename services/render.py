@@ -169,6 +169,7 @@ class WalkJob:
     video: str  # store path of the joined video
     sheet: str | None = None  # store path of the contact sheet
     metadata: dict[str, Any] = field(default_factory=dict)
+    painting_names: Sequence[str] = ()  # as the user named them, for messages (default: store file names)
 
 
 @dataclass
@@ -210,11 +211,10 @@ async def render_walks(h: Handles, store: Store, job: WalkJob, models: dict[str,
         uses[owner_of(p)] = uses.get(owner_of(p), 0) + 1
 
     def request_nodes(owner):
-        if owner == "last":
-            sources, row = [job.paintings[-1]], None
-        else:
-            sources, row = [job.paintings[owner], job.paintings[owner + 1]], walk_row_path(walk_keys[owner])
-        return responses.track(h.keyframes.nodes.remote(sources, ws, row))
+        picked = [len(job.paintings) - 1] if owner == "last" else [owner, owner + 1]
+        row = None if owner == "last" else walk_row_path(walk_keys[owner])
+        names = [job.painting_names[i] for i in picked] if job.painting_names else None
+        return responses.track(h.keyframes.nodes.remote([job.paintings[i] for i in picked], ws, row, names))
 
     nodes = _NodeSets(request_nodes, uses, responses.done)
     gate = asyncio.Semaphore(opts.inflight)

@@ -168,4 +168,20 @@ class JobStore(Store):
                 gone["shared"] += 1
         for folder in ("jobs", *SHARED):
             gone["temporaries"] += self.sweep_temporaries(folder, rules.temp_ttl_s)
+        gone["temporaries"] += self.sweep_unrecorded_jobs(app, rules.temp_ttl_s, now)
         return gone
+
+    def sweep_unrecorded_jobs(self, app: str, older_than_s: float, now: float) -> int:
+        """Remove job folders that never got a record (an upload refused or cut off, also by older
+        versions, which left its empty input folder) once nothing in them changed for `older_than_s`."""
+        removed = 0
+        for info in self.list(f"jobs/{app}"):
+            if info.type != pafs.FileType.Directory or not JOB_ID.match(info.base_name) \
+                    or self.exists(self.job_path(app, info.base_name, "job.json")):
+                continue
+            inside = self.fs.get_file_info(pafs.FileSelector(info.path, recursive=True, allow_not_found=True))
+            times = [i.mtime.timestamp() for i in [info, *inside] if i.mtime is not None]
+            if not times or now - max(times) > older_than_s:
+                self.delete_job(app, info.base_name)
+                removed += 1
+        return removed

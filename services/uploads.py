@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from inkwalk.store import Store, StoreError
+from services.http_guard import clip
 from services.limits import RequestError
 
 MAX_FIELD_BYTES = 64 * 1024
@@ -63,7 +64,7 @@ async def receive(request, store: Store, folder: str, limits: UploadLimits) -> U
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
-            raise RequestError(400, f"bad Content-Length header {declared!r}")
+            raise RequestError(400, f"bad Content-Length header {declared[:20]!r}")
         if int(declared) > limits.max_total_bytes:
             raise RequestError(413, f"the upload is {int(declared)} bytes; the limit is {limits.max_total_bytes} "
                                     "bytes per job")
@@ -140,11 +141,11 @@ async def _event(kind: str, value, part: _Part | None, upload: Upload, store: St
         part.headers[name] = text
     elif kind == "headers":
         _, params = parse_options_header(part.headers.get("content-disposition", ""))
-        part.name = params.get(b"name", b"").decode("utf-8", "replace")
-        part.filename = params.get(b"filename", b"").decode("utf-8", "replace")
+        part.name = _text(params.get(b"name", b""), "a form field's name")
+        part.filename = _text(params.get(b"filename", b""), "a file name")
         if b"filename" in params:
             if part.name not in limits.file_fields:
-                raise RequestError(422, f"unexpected file field {part.name!r}; send files as "
+                raise RequestError(422, f"unexpected file field {clip(part.name)}; send files as "
                                         f"{' / '.join(repr(f) for f in limits.file_fields)}")
             if sum(f.field == part.name for f in upload.files) >= limits.max_files:
                 raise RequestError(413, f"more than {limits.max_files} files sent; the limit is "
@@ -153,25 +154,36 @@ async def _event(kind: str, value, part: _Part | None, upload: Upload, store: St
             part.writer = await asyncio.to_thread(store.writer, rel, limits.max_file_bytes)
             writers.append(part.writer)
         elif part.name not in limits.text_fields:
-            raise RequestError(422, f"unexpected form field {part.name!r}; known: "
+            raise RequestError(422, f"unexpected form field {clip(part.name)}; known: "
                                     f"{', '.join(limits.file_fields + limits.text_fields)}")
     elif kind == "data":
         if part.writer is not None:
             try:
                 await asyncio.to_thread(part.writer.write, value)
             except StoreError:
-                raise RequestError(413, f"file {part.filename!r} is over {limits.max_file_bytes} bytes, the "
+                raise RequestError(413, f"file {clip(part.filename)} is over {limits.max_file_bytes} bytes, the "
                                         f"limit per painting: downscale or recompress it") from None
         else:
             part.buffer += value
             if len(part.buffer) > MAX_FIELD_BYTES:
-                raise RequestError(413, f"form field {part.name!r} is over {MAX_FIELD_BYTES} bytes")
+                raise RequestError(413, f"form field {clip(part.name)} is over {MAX_FIELD_BYTES} bytes")
     elif kind == "end":
         if part.writer is not None:
             sha = await asyncio.to_thread(part.writer.commit)
             writers.remove(part.writer)
             upload.files.append(UploadedFile(part.name, part.filename, part.writer.rel, part.writer.size, sha))
         else:
-            upload.fields[part.name] = part.buffer.decode("utf-8", "replace")
+            upload.fields[part.name] = _text(bytes(part.buffer), f"form field {clip(part.name)}")
         return None
     return part
+
+
+def _text(raw: bytes | str, what: str) -> str:
+    """Form text as sent, or RequestError(422): text that is not UTF-8 could not be stored and served back."""
+    try:
+        text = raw if isinstance(raw, str) else raw.decode("utf-8")
+        text.encode("utf-8")
+    except UnicodeError as exc:
+        raise RequestError(422, f"{what} is not UTF-8 text ({exc.reason} at position {exc.start}): "
+                                "send plain UTF-8") from None
+    return text

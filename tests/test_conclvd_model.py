@@ -10,8 +10,6 @@ from safetensors.torch import load_file
 from inkwalk.conclvd import MotionInitError, load_conclvd, training_step
 from inkwalk.conclvd.model import ConCLVDConfig
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 def test_frozen_parameters_do_not_require_grad(conclvd_tiny):
     model = conclvd_tiny

@@ -13,7 +13,6 @@ from inkwalk.conclvd.motion_module import ConCLVDMotionModule, SparseCausalAtten
 from inkwalk.conclvd.unet import (MotionInitError, adapter_config_for, build_motion_unet, init_from_animatediff,
                                   motion_modules, motion_state_dict)
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 FRAMES, TOKENS, DIM = 6, 4, 16
 

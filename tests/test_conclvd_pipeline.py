@@ -10,7 +10,6 @@ from diffusers import AnimateDiffPipeline, EulerAncestralDiscreteScheduler, Moti
 from inkwalk.conclvd.motion_module import ConCLVDMotionModule
 from inkwalk.conclvd.pipeline import ConCLVDPipeline, conclvd_scheduler
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 PROMPT = dict(prompt="misty mountains over a river", negative_prompt="blurry", num_frames=4, height=64, width=64,
               num_inference_steps=3, guidance_scale=8.0)

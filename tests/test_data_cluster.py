@@ -28,6 +28,8 @@ import pytest
 from helpers import free_port
 from test_training_job import BIN, _kill_head
 
+pytestmark = pytest.mark.ray
+
 SMALL = ["--frames", "4", "--stride", "3", "--size", "64"]
 
 

@@ -16,6 +16,8 @@ from data_pipeline.clvhd import Config, PipelineError, run
 from data_pipeline.shards import read_shards, row_to_arrays, shard_files
 from data_pipeline.synthetic import ClipPlan, generate, render_clip
 
+pytestmark = pytest.mark.ray
+
 SETTINGS = dict(frames=4, stride=3, size=32, seed=7)
 
 

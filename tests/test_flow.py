@@ -17,9 +17,6 @@ from inkwalk.flow.raft import RAFTFlow, pad_amounts
 from helpers import shifted_texture as texture
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
 @pytest.mark.parametrize(("preset", "finest_scale", "tolerance"),
                          [("fast", None, 0.25), ("fast", 1, 0.06), ("medium", None, 0.06)])
 def test_dis_recovers_a_subpixel_translation(preset, finest_scale, tolerance):

@@ -20,9 +20,6 @@ H, W = 96, 128
 INNER = (slice(10, -10), slice(10, -10))  # borders have no source pixels under a shift
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
 def texture(dx: float = 0.0, dy: float = 0.0, seed: int = 0, h: int = H, w: int = W) -> np.ndarray:
     return shifted_texture(h, w, dx, dy, seed)
 

@@ -6,6 +6,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.ray
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "serving.md"
 

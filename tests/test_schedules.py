@@ -126,11 +126,24 @@ def test_release_preset_paces_walks_like_the_release():
         assert walk_frame_count(paintings, s) == seconds * 30 + 1   # + the last painting's own frame
 
 
+def _s_curve_reference(frames: int, strength: float) -> list[float]:
+    """DESIGN.md's S-curve written out term by term: u^a / (u^a + (1 - u)^a), a = 1 + strength,
+    at u = i / (frames + 1)."""
+    a = 1 + strength
+    return [(i / (frames + 1)) ** a / ((i / (frames + 1)) ** a + (1 - i / (frames + 1)) ** a)
+            for i in range(1, frames + 1)]
+
+
 def test_walks_are_planned_at_the_named_easing():
+    """The pieces of a step, joined, run through the easing's frame times: the release's layout
+    (its own three runs), the S-curve's formula; also when a step is split over several pieces."""
     from inkwalk.segments import plan_pieces
     from inkwalk.walk_settings import WalkSettings
 
     for easing in ("release", "s-curve"):
-        settings = WalkSettings.with_preset("offline", frames=9, easing=easing)
-        first = plan_pieces(2, settings, max_frames=64)[0]
-        np.testing.assert_allclose(first.times, frame_times(9, easing), atol=0)
+        settings = WalkSettings.with_preset("offline", frames=99, easing=easing, strength=1.5)
+        expected = _release_segment_times(100)[1:] if easing == "release" else _s_curve_reference(99, 1.5)
+        for max_frames in (128, 40):
+            step = [p for p in plan_pieces(2, settings, max_frames=max_frames) if (p.walk, p.step) == (0, 0)]
+            assert len(step) == (1 if max_frames == 128 else 3)
+            np.testing.assert_allclose([t for p in step for t in p.times], expected, rtol=0, atol=1e-12)

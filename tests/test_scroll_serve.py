@@ -44,6 +44,7 @@ def _serve_latents(handle, request: ScrollRequest, text: dict, seen: list) -> to
     return asyncio.run(main())
 
 
+@pytest.mark.ray
 def test_serve_windows_equal_in_process_bit_for_bit(generators, conclvd_tiny):
     local = scroll_request(conclvd_tiny, "misty mountains", **SETTINGS)
     expected = sample_scroll(local, conclvd_scheduler(), LocalWindowRunner(conclvd_tiny.unet, 8.0),

@@ -10,7 +10,7 @@ import pytest
 
 from inkwalk.errors import InkwalkError
 from inkwalk.store import Store, StoreError
-from services.limits import Limits, RequestError, check_conclvd_settings, check_walk_settings, decode_painting
+from services.limits import Limits, RequestError, decode_painting, parse_conclvd_settings, parse_walk_settings
 from services.store import JobRecord, JobStore, Retention, new_job_id
 
 
@@ -93,17 +93,54 @@ def test_painting_checks_name_the_problem():
         assert info.value.status == status
 
 
-def test_settings_checks():
+def test_the_ingress_refuses_settings_past_its_configured_limits():
+    """The configured limits, not the defaults, bound what a request may ask (HTTP status 422)."""
     limits = Limits(max_keyframes=2, max_video_frames=8)
-    check_walk_settings({"keyframes": 2, "frames": 4, "hold": 1.5}, limits)
+    parse_walk_settings({"keyframes": 2, "frames": 4, "hold": 1.5}, {}, limits, limits.min_paintings)
     for bad, phrase in [({"keyframes": 3}, "0..2"), ({"frames": "many"}, "integer"), ({"hold": -1}, "'hold'"),
                         ({"keyframes": True}, "integer")]:
-        with pytest.raises(RequestError, match=phrase):
-            check_walk_settings(bad, limits)
-    check_conclvd_settings({"frames": 8, "steps": 10, "size": 64}, limits)
+        with pytest.raises(RequestError, match=phrase) as info:
+            parse_walk_settings(bad, {}, limits, limits.min_paintings)
+        assert info.value.status == 422
+    parse_conclvd_settings({"frames": 8, "steps": 10, "size": 64}, {}, limits)
     for bad, phrase in [({"frames": 9}, "2..8"), ({"size": 65}, r"'size'"), ({"size": 60}, "multiple of 8"),
                         ({"negative_prompt": "x" * 600}, "limit is 500")]:
         with pytest.raises(RequestError, match=phrase):
-            check_conclvd_settings(bad, limits)
-    with pytest.raises(Exception, match="unknown limit"):
+            parse_conclvd_settings(bad, {}, limits)
+    with pytest.raises(InkwalkError, match="unknown limit"):
         Limits.from_dict({"max_everything": 1})
+
+
+def test_serve_refuses_a_non_loopback_bind_while_a_job_app_has_no_token(monkeypatch):
+    from services.commands.serve import refuse_open_exposure
+
+    monkeypatch.delenv("INKWALK_API_TOKEN", raising=False)
+    config = {"applications": [{"name": "artwalks", "import_path": "services.apps:build_artwalks", "args": {}},
+                               {"name": "conclvd", "import_path": "services.apps:build_conclvd",
+                                "args": {"api_token": "t"}},
+                               {"name": "studio", "import_path": "services.studio:build_studio"}]}
+    for host in ("127.0.0.1", "localhost", "::1", "127.0.0.2"):
+        refuse_open_exposure(host, config)
+    for host in ("0.0.0.0", "::", "192.168.1.4", "myhost.example"):
+        with pytest.raises(InkwalkError, match="artwalks has no API token.*INKWALK_API_TOKEN.*--insecure-no-token"):
+            refuse_open_exposure(host, config)
+    monkeypatch.setenv("INKWALK_API_TOKEN", "t")
+    refuse_open_exposure("0.0.0.0", config)
+
+
+def test_retention_removes_job_folders_that_never_got_a_record(tmp_path):
+    import os
+
+    store = JobStore(tmp_path)
+    now = time.time()
+    kept = JobRecord(job_id=new_job_id(), app="artwalks", state="running")
+    store.save(kept)
+    litter, uploading = new_job_id(), new_job_id()
+    (tmp_path / "jobs" / "artwalks" / litter / "inputs").mkdir(parents=True)  # what a refused upload left
+    for folder in (tmp_path / "jobs" / "artwalks" / litter / "inputs", tmp_path / "jobs" / "artwalks" / litter):
+        os.utime(folder, (now - 7200, now - 7200))
+    store.put_bytes(f"jobs/artwalks/{uploading}/inputs/000", b"arriving")  # an upload in progress
+    gone = store.apply_retention("artwalks", Retention(temp_ttl_s=3600), now=now)
+    assert gone["temporaries"] == 1 and gone["jobs"] == 0
+    left = sorted(p.name for p in (tmp_path / "jobs" / "artwalks").iterdir())
+    assert left == sorted([kept.job_id, uploading])

@@ -24,6 +24,8 @@ from helpers import free_port
 httpx = pytest.importorskip("httpx")
 sync_api = pytest.importorskip("playwright.sync_api")
 
+pytestmark = [pytest.mark.ray, pytest.mark.browser]
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 TOKEN = "studio-test-token_42"
@@ -320,6 +322,57 @@ def test_a_text_to_video_job_with_tiny_models(page, api):
     page.wait_for_function("() => [...document.querySelectorAll('#jobs .thumb img')].every(i => i.naturalWidth > 0)")
     _screenshot(page, "gallery")
     STATE["text"] = job
+
+
+def test_a_page_on_another_port_cannot_use_the_studio_cookie_and_docs_stay_on_this_origin(page, api, studio,
+                                                                                             tmp_path):
+    """Issue 24: an auto-submitted form and a no-cors fetch from another port of the same host (same
+    site, so the SameSite=Strict cookie goes along) create no job; /docs loads only its own files."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    target = f"{studio}/conclvd/jobs"
+    pngs = [base64.b64encode(p.read_bytes()).decode() for p in _paintings(tmp_path, 2)]
+    # no-cors may send multipart (a CORS-safelisted type): two paintings as Blobs, a walk job
+    upload = ("const form = new FormData();"
+              + "".join(f'form.append("paintings", new Blob([Uint8Array.from(atob("{b}"), c => c.charCodeAt(0))],'
+                        f' {{type: "image/png"}}), "p{i}.png");' for i, b in enumerate(pngs))
+              + f'form.append("settings", \'{json.dumps({"keyframes": 0, "frames": 2, "size": [64, 64]})}\');'
+              + f'fetch("{studio}/artwalks/jobs", {{method: "POST", mode: "no-cors", credentials: "include", '
+              + 'body: form})')
+    attack = (f'<form id="f" method="POST" action="{target}" enctype="text/plain">'
+              '<input name=\'{"prompt": "pwned", "x": "\' value=\'"}\'></form>'
+              f'<script>{upload}.finally(() => fetch("{target}", {{method: "POST", mode: "no-cors", '
+              'credentials: "include", body: JSON.stringify({prompt: "pwned"})}))'
+              '.finally(() => document.getElementById("f").submit());</script>').encode()
+
+    class Attacker(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(attack)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Attacker)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    before = [api.get(f"/{app}/jobs").json()["total"] for app in ("artwalks", "conclvd")]
+    evil = page.context.new_page()
+    try:
+        with evil.expect_navigation(url=target):
+            evil.goto(f"http://127.0.0.1:{server.server_address[1]}/")
+        assert [api.get(f"/{app}/jobs").json()["total"] for app in ("artwalks", "conclvd")] == before
+        assert "cross-site request refused" in evil.content()
+        elsewhere: list = []
+        evil.on("request", lambda r: None if r.url.startswith(studio) else elsewhere.append(r.url))
+        evil.goto(f"{studio}/artwalks/docs")  # signed in by the Studio's cookie
+        evil.locator(".opblock").first.wait_for()
+        assert evil.locator(".opblock").count() >= 5 and elsewhere == []
+    finally:
+        evil.close()
+        server.shutdown()
 
 
 def test_without_the_token_the_studio_refuses_to_work(browser, studio):

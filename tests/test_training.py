@@ -51,6 +51,7 @@ def runs(ray_session, tiny_models, tmp_path_factory):
     return {"resumed": resumed, "faulty": faulty, "after_first": after_first, "storage": storage}
 
 
+@pytest.mark.ray
 def test_loss_falls_checkpoints_every_n_and_export(runs):
     cfg = runs["faulty"]
     rows = metrics_rows(cfg)
@@ -74,6 +75,7 @@ def test_loss_falls_checkpoints_every_n_and_export(runs):
     assert torch.equal(param.detach(), final[name])
 
 
+@pytest.mark.ray
 def test_worker_failure_resumes_from_last_checkpoint(runs):
     cfg = runs["faulty"]
     run = Path(cfg["run"]["storage_path"]) / cfg["run"]["name"]
@@ -84,6 +86,7 @@ def test_worker_failure_resumes_from_last_checkpoint(runs):
     assert restarts == {0, 2}  # lost step 3 only: less than one checkpoint interval
 
 
+@pytest.mark.ray
 def test_resubmission_continues_with_identical_state(runs):
     assert runs["after_first"] == ["checkpoint_00000002", "checkpoint_00000004"]
     rows = metrics_rows(runs["resumed"])
@@ -133,6 +136,7 @@ def test_config_builds_the_sparse_causal_ablation(tiny_models, tmp_path):
     assert not isinstance(block.transformer_blocks[0].attn2, SparseCausalAttention)
 
 
+@pytest.mark.ray
 def test_shard_batches_decode_and_resume_position(ray_session, tmp_path):
     """Frames from real Parquet shards through Ray Data, skipping what a checkpoint already consumed."""
     import numpy as np

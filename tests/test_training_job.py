@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from helpers import free_port
 
+pytestmark = pytest.mark.ray
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from inkwalk.cli._options import option_names
+from services.embedded_ray import add_verbose_flag
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--store", metavar="DIR|URI", default=None, help="store of chunks (default: a temporary one)")
     p.add_argument("--save-paintings", action="store_true",
                    help="also write the paintings next to the video (<out>.p0.png, ...)")
+    add_verbose_flag(p)
     p.set_defaults(func=handler, option_names=option_names(p))
 
 
@@ -65,7 +67,8 @@ def handler(args: argparse.Namespace) -> int:
                 save_image(out.with_name(f"{out.stem}.p{i}.png"), image)
         with progress(total=1000, desc="render", unit="‰") as bar:
             summary = render_collection_on_ray(folder, out, settings, store=args.store or str(Path(tmp) / "store"),
-                                               sheet=False, on_progress=lambda s, f: bar.update(int(f * 1000) - bar.n))
+                                               sheet=False, on_progress=lambda s, f: bar.update(int(f * 1000) - bar.n),
+                                               verbose=args.verbose)
     w, h = summary.size
     print(f"{summary.out}: {summary.frames} frames, {summary.frames / summary.fps:.2f} s at {summary.fps:g} fps, "
           f"{w}x{h}, {args.paintings} paintings rendered on Ray ({time.perf_counter() - start:.1f} s)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from services.embedded_ray import add_verbose_flag
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from inkwalk.cli.walk import add_settings_arguments
@@ -29,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--inflight", type=int, default=None, help="pieces in flight at once (8)")
     p.add_argument("--attempts", type=int, default=None, help="tries per piece before the render fails (3)")
     p.add_argument("--no-sheet", action="store_true", help="do not write the contact sheet PNG")
+    add_verbose_flag(p)
     p.set_defaults(func=handler)
 
 
@@ -47,7 +50,8 @@ def handler(args: argparse.Namespace) -> int:
         summary = render_collection_on_ray(args.collection, args.output, settings, store=args.store,
                                            address=args.address,
                                            config=args.config, models_dir=args.models, num_cpus=args.num_cpus,
-                                           render=render, sheet=not args.no_sheet, on_progress=on_progress)
+                                           render=render, sheet=not args.no_sheet, on_progress=on_progress,
+                                           verbose=args.verbose)
     w, h = summary.size
     print(f"{summary.out}: {summary.frames} frames, {summary.frames / summary.fps:.2f} s at {summary.fps:g} fps, "
           f"{w}x{h}; chunks rendered {summary.chunks_rendered} on {len(summary.nodes)} node(s), reused "

@@ -7,6 +7,8 @@ import signal
 import sys
 import time
 
+from services.embedded_ray import add_verbose_flag
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -21,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--models", metavar="DIR", default=None, help="models folder of every app (else $INKWALK_MODELS)")
     p.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
+    add_verbose_flag(p)
+    p.add_argument("--insecure-no-token", action="store_true",
+                   help="serve on a non-loopback host without an API token (anyone who can reach it can use it)")
     p.set_defaults(func=handler)
 
 
@@ -43,6 +48,8 @@ def handler(args: argparse.Namespace) -> int:
     http = dict(config.get("http_options") or {})
     http["host"] = args.host or http.get("host", "127.0.0.1")
     http["port"] = args.port or http.get("port", 8000)
+    if not args.insecure_no_token:
+        refuse_open_exposure(http["host"], config)
     overrides = app_overrides(config, args.store, args.models)
     pages = {app["name"] for app in config["applications"]
              if app.get("import_path", "").startswith("services.studio:")}
@@ -52,7 +59,7 @@ def handler(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
-        with ray_session(args.address, args.num_cpus):
+        with ray_session(args.address, args.num_cpus, args.verbose):
             serve.start(proxy_location=config.get("proxy_location", "HeadOnly"), http_options=http)
             built = apps_from_config(config_path, overrides)
             names = []
@@ -89,3 +96,23 @@ def app_overrides(config: dict, store: str | None, models: str | None) -> dict[s
     patch = {k: v for k, v in (("store", store), ("models_dir", models)) if v}
     return {app["name"]: patch for app in config["applications"]
             if app.get("import_path", "").startswith("services.apps:")}
+
+
+def refuse_open_exposure(host: str, config: dict) -> None:
+    """InkwalkError if a job app would answer anyone: a non-loopback bind and an app without a token."""
+    import ipaddress
+    import os
+
+    from inkwalk.errors import InkwalkError
+    from services.apps import TOKEN_ENV
+
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        loopback = False
+    open_apps = [app["name"] for app in config["applications"]
+                 if app.get("import_path", "").startswith("services.apps:")
+                 and not (app.get("args") or {}).get("api_token") and not os.environ.get(TOKEN_ENV)]
+    if not loopback and open_apps:
+        raise InkwalkError(f"--host {host} serves other machines but {', '.join(open_apps)} has no API token: set "
+                           f"{TOKEN_ENV} (or api_token in the config), or pass --insecure-no-token")

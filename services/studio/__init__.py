@@ -18,6 +18,7 @@ from fastapi.responses import FileResponse, Response
 from ray import serve
 
 from inkwalk.errors import InkwalkError
+from services import http_guard
 
 STATIC = Path(__file__).resolve().parent / "static"
 FILES = {"index.html": "text/html; charset=utf-8", "studio.css": "text/css; charset=utf-8",
@@ -33,6 +34,7 @@ HEADERS = {
 }
 
 studio_api = FastAPI(title="inkwalk Studio", docs_url=None, redoc_url=None, openapi_url=None)
+http_guard.install(studio_api)  # never configured: public files, no request body on any route
 
 
 def _file(name: str) -> Response:
