@@ -65,7 +65,7 @@ def once_vs_per_walk(spec: dict, paths: list[Path], models_dir: Path | None, wor
     start = time.perf_counter()
     for i, (a, b) in enumerate(zip(paths[:-1], paths[1:])):
         cmd = [sys.executable, "-m", "inkwalk.cli", "walk", str(a), str(b), "-o", str(work / f"pair{i}.mp4"),
-               "--cache", str(work / "cache-pairs"), *_cli_args(spec)]
+               "--store", str(work / "cache-pairs"), *_cli_args(spec)]
         if models_dir:
             cmd += ["--models", str(models_dir), "--device", "cpu"]
         subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)

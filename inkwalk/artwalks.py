@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -149,9 +149,14 @@ def painting_id(painting: np.ndarray | str | Path) -> str:
     return sha256_file(painting)
 
 
-def video_metadata(settings: WalkSettings, paintings: Sequence[str], models: dict[str, Any]) -> dict[str, Any]:
-    """What goes into the mp4 so a video says how it was made (settings, seed, models, version)."""
+def video_metadata(settings: WalkSettings, paintings: Sequence[str], models: dict[str, Any],
+                   names: Sequence[str] = ()) -> dict[str, Any]:
+    """What goes into the mp4 so a video says how it was made: the settings that did something,
+    seed, models, version, the paintings' content hashes (`paintings`) and file `names`."""
     from inkwalk import __version__
 
-    return {"inkwalk": __version__, "app": "artwalks", "settings": asdict(settings), "paintings": list(paintings),
+    made = {"inkwalk": __version__, "app": "artwalks", "settings": settings.recorded(), "paintings": list(paintings),
             "models": models}
+    if names:
+        made["painting_names"] = list(names)
+    return made

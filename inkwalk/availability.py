@@ -86,33 +86,40 @@ def unreachable(hosts: Iterable[str], timeout_s: float = REACH_TIMEOUT_S) -> set
     return hosts - answered
 
 
-def require_models(names: Iterable[str], models_dir: str | Path | None = None, hint: str = "",
-                   timeout_s: float = REACH_TIMEOUT_S) -> None:
-    """Raise `ModelsUnavailableError` (one line) unless every model in `names` can load now.
-
-    `hint` is appended to the message, e.g. a weight-free alternative (" -- or use --backend lanczos").
-    """
+def absent_models(names: Iterable[str], models_dir: str | Path | None = None) -> list[str]:
+    """The models in `names` with neither a local copy nor a cached download (no network asked)."""
     from inkwalk.model_registry import REGISTRY, models_dir as resolve_models_dir
     from inkwalk.models import local_copy
 
     mdir = resolve_models_dir(models_dir)
-    remote = {}
-    for name in dict.fromkeys(names):
-        spec = REGISTRY[name]
-        if local_copy(name, mdir) is not None or (spec.default is not None and _cached(spec)):
-            continue
-        remote[name] = spec
+    return [name for name in dict.fromkeys(names)
+            if local_copy(name, mdir) is None and not (REGISTRY[name].default is not None and _cached(REGISTRY[name]))]
+
+
+def require_models(names: Iterable[str], models_dir: str | Path | None = None, hint: str = "",
+                   timeout_s: float = REACH_TIMEOUT_S) -> None:
+    """Raise `ModelsUnavailableError` (one line naming every missing model) unless every model in
+    `names` can load now.
+
+    `hint` is appended to the message, e.g. a weight-free alternative (" -- or use --backend lanczos").
+    """
+    from inkwalk.model_registry import REGISTRY, models_dir as resolve_models_dir
+
+    mdir = resolve_models_dir(models_dir)
+    absent = absent_models(names, mdir)
     reasons = []
-    no_source = [n for n, spec in remote.items() if spec.default is None]
+    no_source = [n for n in absent if REGISTRY[n].default is None]
     if no_source:
         reasons.append(f"{', '.join(no_source)}: no public download")
-    downloadable = {n: spec for n, spec in remote.items() if spec.default is not None}
+    downloadable = [n for n in absent if REGISTRY[n].default is not None]
     lost = []
     if downloadable and _hub_offline():
-        lost, why = list(downloadable), "HF_HUB_OFFLINE is set, so nothing is downloaded"
-    elif downloadable and not no_source:  # failing anyway: no need to wait on the network
-        down = unreachable([_source_host(spec) for spec in downloadable.values()], timeout_s)
-        lost = [n for n, spec in downloadable.items() if _source_host(spec) in down]
+        lost, why = downloadable, "HF_HUB_OFFLINE is set, so nothing is downloaded"
+    elif downloadable and no_source:  # failing anyway: no need to wait on the network
+        lost, why = downloadable, "not downloaded yet"
+    elif downloadable:
+        down = unreachable([_source_host(REGISTRY[n]) for n in downloadable], timeout_s)
+        lost = [n for n in downloadable if _source_host(REGISTRY[n]) in down]
         why = f"{', '.join(sorted(down))} could not be reached within {timeout_s:g} s"
     if lost:
         reasons.append(f"{', '.join(lost)}: {why}")
@@ -120,11 +127,11 @@ def require_models(names: Iterable[str], models_dir: str | Path | None = None, h
     if not missing:
         return
     where = f"not in the models folder {mdir}"
-    many = len(missing) > 1
+    how = (f"To provide it: {REGISTRY[missing[0]].howto}" if len(missing) == 1
+           else "`inkwalk models list` shows where each one comes from and how to get it")
     raise ModelsUnavailableError(
-        f"model{'s' if many else ''} {', '.join(missing)} not available: {where}, not cached "
-        f"({'; '.join(reasons)}). To provide {'them' if many else 'it'}: {REGISTRY[missing[0]].howto}"
-        f"{' (likewise for the others; `inkwalk models list` shows each source)' if many else ''}{hint}")
+        f"{f'{len(missing)} models not available:' if len(missing) > 1 else 'model'} {', '.join(missing)}"
+        f"{' not available' if len(missing) == 1 else ''} ({where}, not cached; {'; '.join(reasons)}). {how}{hint}")
 
 
 def interpolator_models(method: str, flow: str = "dis") -> list[str]:

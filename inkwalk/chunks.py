@@ -15,7 +15,6 @@ keeps decode times increasing and never after presentation (checked per packet).
 
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +23,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from inkwalk.errors import InkwalkError
+from inkwalk.provenance import METADATA_KEY, encode_metadata
 from inkwalk.store import Store
 
 REORDER = 4  # frames of decode-time delay in the joined video (x264 needs at most 2)
-METADATA_KEY = "comment"  # the mp4 tag that carries inkwalk's JSON metadata
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ def join_chunks(store: Store, chunks: Sequence[str], out: str | Path,
                 metadata: dict[str, Any] | None = None) -> int:
     """Join chunk files (store paths, in order) into the local mp4 `out` by stream copy.
 
-    `metadata` is written as JSON into the mp4's comment tag (`read_metadata` reads it back).
+    `metadata` is written as JSON into the mp4's comment tag (`inkwalk.provenance.read_metadata` reads it back).
     Returns the number of frames.
     """
     import av
@@ -85,7 +84,7 @@ def join_chunks(store: Store, chunks: Sequence[str], out: str | Path,
     frames = 0
     with av.open(str(out), "w", format="mp4", options={"movflags": "+faststart"}) as dst:
         if metadata:
-            dst.metadata[METADATA_KEY] = json.dumps(metadata, sort_keys=True, default=str)
+            dst.metadata[METADATA_KEY] = encode_metadata(metadata)
         ostream = template = None
         duration = None
         pts_offset = 0
@@ -132,16 +131,3 @@ def join_chunks_to_store(store: Store, chunks: Sequence[str], rel: str,
         count = join_chunks(store, chunks, local, metadata)
         store.put_file(rel, local)
     return count
-
-
-def read_metadata(path: str | Path) -> dict[str, Any]:
-    """inkwalk's metadata of a video (settings, seed, models, version), {} when it has none."""
-    import av
-
-    with av.open(str(path)) as container:
-        text = container.metadata.get(METADATA_KEY, "")
-    try:
-        data = json.loads(text) if text else {}
-    except json.JSONDecodeError:
-        return {}
-    return data if isinstance(data, dict) else {}

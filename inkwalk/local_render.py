@@ -86,7 +86,7 @@ def render_collection_in_process(paintings: Sequence[np.ndarray | str | Path], o
     out = Path(out)
     with atomic_output(out) as tmp:
         frames = join_chunks(store, [chunk_path(p.key) for p in pieces], tmp,
-                             video_metadata(settings, ids, identities))
+                             video_metadata(settings, ids, identities, _names(paintings)))
     sheet_path = None
     if sheet:
         rows = [_walk_row(store, key, image(i), image(i + 1), settings, models) for i, key in enumerate(walks)]
@@ -103,3 +103,10 @@ def _walk_row(store, key: str, a: np.ndarray, b: np.ndarray, settings: WalkSetti
         store.put_bytes(walk_row_path(key), encode_png(row))
         return row
     return decode_png(data)
+
+
+def _names(paintings: Sequence[np.ndarray | str | Path]) -> list[str]:
+    """The paintings' file names, for the video's metadata (arrays have none: an empty list)."""
+    if any(isinstance(p, np.ndarray) for p in paintings):
+        return []
+    return [Path(p).name for p in paintings]

@@ -186,15 +186,36 @@ def _within(name: str, value: float, high: float, limit: str, model: type[BaseMo
 
 def parse_frame_size(text: Any, limits: Limits, name: str = "size", label: Labeler = setting_label
                      ) -> tuple[int, int]:
-    """``WIDTHxHEIGHT`` -> ``(width, height)``, each side 1..MAX_SIDE and at most `max_output_pixels`."""
+    """``WIDTHxHEIGHT`` -> ``(width, height)``, each side MIN_SIDE..MAX_SIDE and at most `max_output_pixels`."""
     match = re.fullmatch(r"(\d{1,6})[xX](\d{1,6})", text.strip()) if isinstance(text, str) else None
     w, h = (int(match[1]), int(match[2])) if match else (0, 0)
-    if not (1 <= w <= MAX_SIDE and 1 <= h <= MAX_SIDE):
-        raise RequestError(422, f"{label(name, text)}: must be WIDTHxHEIGHT, each side 1..{MAX_SIDE}")
+    if not (MIN_SIDE <= w <= MAX_SIDE and MIN_SIDE <= h <= MAX_SIDE):
+        raise RequestError(422, f"{label(name, text)}: must be WIDTHxHEIGHT, each side {MIN_SIDE}..{MAX_SIDE}")
     if w * h > limits.max_output_pixels:
         raise RequestError(422, f"{label(name, text)}: {w}x{h} = {w * h} pixels per frame exceeds the limit of "
                                 f"{limits.max_output_pixels} pixels (limit max_output_pixels)")
     return w, h
+
+
+def parse_output_size(text: str, source: tuple[int, int], limits: Limits, name: str = "size",
+                      label: Labeler = setting_label) -> tuple[int, int]:
+    """An output size written like `walk --upscale`: ``xF`` (a factor of the `source` size,
+    0 < F <= MAX_UPSCALE_FACTOR) or ``WIDTHxHEIGHT``; the resulting size is what is bounded."""
+    factor_text = text.strip().lower() if isinstance(text, str) else ""
+    if not factor_text.startswith("x"):
+        return parse_frame_size(text, limits, name, label)
+    try:
+        factor = float(factor_text[1:])
+    except ValueError:
+        factor = float("nan")
+    if not 0 < factor <= MAX_UPSCALE_FACTOR:
+        raise RequestError(422, f"{label(name, text)}: must be xF (a factor, 0 < F <= {MAX_UPSCALE_FACTOR:g}) "
+                                f"or WIDTHxHEIGHT")
+    w, h = round(source[0] * factor), round(source[1] * factor)
+    if not (MIN_SIDE <= w <= MAX_SIDE and MIN_SIDE <= h <= MAX_SIDE):
+        raise RequestError(422, f"{label(name, text)}: the output size {w}x{h}: each side must be "
+                                f"{MIN_SIDE}..{MAX_SIDE} pixels")
+    return parse_frame_size(f"{w}x{h}", limits, name, lambda _name, _value: label(name, text))
 
 
 def check_paintings_count(count: int, limits: Limits) -> None:
@@ -208,8 +229,13 @@ def check_paintings_count(count: int, limits: Limits) -> None:
 
 def check_walk_sizes(size: tuple[int, int], output_size: tuple[int, int], limits: Limits, upscale: str = "",
                      label: Labeler = setting_label) -> None:
-    """Walk size and output size (after `upscale`) within the pixel limit of a frame."""
+    """Walk size and output size (after `upscale`): each side in MIN_SIDE..MAX_SIDE and within the
+    pixel limit of a frame. The resulting size is checked, not the text: ``x0.001`` rounds to 0x0."""
     for name, value, (w, h) in (("size", tuple(size), size), ("upscale", upscale, output_size)):
+        if not (MIN_SIDE <= w <= MAX_SIDE and MIN_SIDE <= h <= MAX_SIDE):
+            what = "" if name == "size" else "the output size "
+            raise RequestError(422, f"{label(name, value)}: {what}{w}x{h}: each side must be "
+                                    f"{MIN_SIDE}..{MAX_SIDE} pixels")
         if w * h > limits.max_output_pixels:
             what = "" if name == "size" else "the output size "
             raise RequestError(422, f"{label(name, value)}: {what}{w}x{h} = {w * h} pixels per frame exceeds the "

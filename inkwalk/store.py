@@ -11,6 +11,7 @@ Large files are copied in blocks, never read whole into memory.
 from __future__ import annotations
 
 import hashlib
+import io
 import shutil
 import time
 import uuid
@@ -97,8 +98,12 @@ class Store:
             return src.read()
 
     def open_input(self, rel: str) -> BinaryIO:
-        """A seekable reader of a file (for decoders and ranged HTTP responses)."""
-        return self.fs.open_input_file(self.full(rel))
+        """A seekable reader of a file (for decoders and ranged HTTP responses).
+
+        Wrapped in `io.BufferedReader`: pyarrow's own file has no `readline`, and Pillow's format
+        probes call it, so a TIFF or WebP read from the store failed as "corrupt" without this.
+        """
+        return io.BufferedReader(self.fs.open_input_file(self.full(rel)))
 
     def iter_bytes(self, rel: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """The bytes ``[start, end)`` of a file in blocks: streaming without holding the file."""

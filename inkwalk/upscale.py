@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from inkwalk.errors import InkwalkError
+from inkwalk.progress import iter_progress
 
 # backend -> the registry model it runs (inkwalk.models); "lanczos" needs none
 SR_MODELS = {"realesrgan": "realesrgan-x4plus", "realesrgan-compact": "realesr-animevideov3"}
@@ -132,17 +133,17 @@ class RealESRGANUpscaler:
         n, h, w, _ = frames.shape
         s, t, o = self.scale, self.tile, self.overlap
         out = np.empty((n, h * s, w * s, 3), np.float32)
-        for y0 in tile_starts(h, t):
-            for x0 in tile_starts(w, t):
-                y1, x1 = min(y0 + t, h), min(x0 + t, w)
-                # context around the tile, clipped at the frame's border
-                cy0, cx0 = max(y0 - o, 0), max(x0 - o, 0)
-                cy1, cx1 = min(y1 + o, h), min(x1 + o, w)
-                for b in range(0, n, self.batch_size):
-                    part = self._run(np.ascontiguousarray(frames[b:b + self.batch_size, cy0:cy1, cx0:cx1]))
-                    oy, ox = (y0 - cy0) * s, (x0 - cx0) * s
-                    out[b:b + self.batch_size, y0 * s:y1 * s, x0 * s:x1 * s] = \
-                        part[:, oy:oy + (y1 - y0) * s, ox:ox + (x1 - x0) * s]
+        tiles = [(y0, x0) for y0 in tile_starts(h, t) for x0 in tile_starts(w, t)]
+        for y0, x0 in iter_progress(tiles, desc="Real-ESRGAN tiles", unit="tile"):  # minutes for a large image
+            y1, x1 = min(y0 + t, h), min(x0 + t, w)
+            # context around the tile, clipped at the frame's border
+            cy0, cx0 = max(y0 - o, 0), max(x0 - o, 0)
+            cy1, cx1 = min(y1 + o, h), min(x1 + o, w)
+            for b in range(0, n, self.batch_size):
+                part = self._run(np.ascontiguousarray(frames[b:b + self.batch_size, cy0:cy1, cx0:cx1]))
+                oy, ox = (y0 - cy0) * s, (x0 - cx0) * s
+                out[b:b + self.batch_size, y0 * s:y1 * s, x0 * s:x1 * s] = \
+                    part[:, oy:oy + (y1 - y0) * s, ox:ox + (x1 - x0) * s]
         return out
 
     def upscale(self, frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -207,14 +207,12 @@ def iter_frames(path: PathLike, size: tuple[int, int] | None = None, chunk: int 
 def image_to_rgb(im: Image.Image) -> np.ndarray:
     """Decode an opened image as ``H×W×3`` uint8 RGB, EXIF orientation applied.
 
-    Transparent pixels are composited over white (paintings scanned with alpha look right).
+    Deep pixel formats are scaled, not clipped, and transparency is composited over white
+    (`inkwalk.pixel_formats`).
     """
-    im = ImageOps.exif_transpose(im)
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        rgba = im.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        im = Image.alpha_composite(background, rgba)
-    return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+    from inkwalk.pixel_formats import to_rgb8
+
+    return to_rgb8(ImageOps.exif_transpose(im))
 
 
 def read_image(path: PathLike) -> np.ndarray:
@@ -233,6 +231,16 @@ def read_image(path: PathLike) -> np.ndarray:
         raise MediaError(p, f"image is too large to decode ({_first_line(exc)})") from None
     except Exception as exc:  # every decoder failure is the file's, never a traceback
         raise MediaError(p, f"image is truncated or corrupt ({_first_line(exc)})") from None
+
+
+def format_fps(fps: float) -> str:
+    """A frame rate as people write it: the nearest ratio with a denominator up to 1001, so a
+    container's 29.9999 prints as 30 and NTSC's 30000/1001 as 29.97 (23.976, 59.94)."""
+    from fractions import Fraction
+
+    if not fps or not np.isfinite(fps):
+        return "unknown"
+    return f"{round(float(Fraction(fps).limit_denominator(1001)), 3):g}"
 
 
 VIDEO_SUFFIXES = (".mp4",)  # what VideoWriter writes: H.264 in an MP4 container
@@ -268,14 +276,24 @@ def check_output(path: PathLike, kind: str) -> Path:
     return p
 
 
-def save_image(path: PathLike, frame: np.ndarray) -> Path:
-    """Write one frame, atomically (PNG/JPEG/WebP/BMP/TIFF by extension)."""
+def save_image(path: PathLike, frame: np.ndarray, metadata: dict | None = None) -> Path:
+    """Write one frame, atomically (PNG/JPEG/WebP/BMP/TIFF by extension); a PNG keeps inkwalk's
+    `metadata` in a text chunk (`inkwalk.provenance`), the other formats have no such place."""
     from inkwalk.atomic import atomic_output
 
     p = check_output(path, "image")
     image = Image.fromarray(check_frame(frame))
+    fmt = IMAGE_SUFFIXES[p.suffix.lower()]
+    extra = {}
+    if metadata and fmt == "PNG":
+        from PIL.PngImagePlugin import PngInfo
+
+        from inkwalk.provenance import METADATA_KEY, encode_metadata
+
+        extra["pnginfo"] = PngInfo()
+        extra["pnginfo"].add_text(METADATA_KEY, encode_metadata(metadata))
     with atomic_output(p) as tmp:
-        image.save(tmp, format=IMAGE_SUFFIXES[p.suffix.lower()])
+        image.save(tmp, format=fmt, **extra)
     return p
 
 

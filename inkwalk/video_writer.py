@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import ExitStack
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -29,13 +29,15 @@ class VideoWriter:
     so no picture content is lost.
     """
 
-    def __init__(self, path: PathLike, fps: float, crf: int = 18, preset: str = "medium"):
+    def __init__(self, path: PathLike, fps: float, crf: int = 18, preset: str = "medium",
+                 metadata: dict[str, Any] | None = None):
         if not fps or not np.isfinite(fps) or fps <= 0:
             raise InkwalkError(f"fps must be a positive number, got {fps}")
         self.path = check_output(path, "video")
         self.fps = float(fps)
         self.crf = int(crf)
         self.preset = preset
+        self.metadata = metadata  # how the video was made, for `inkwalk info` and `--from`
         self.frames_written = 0
         self._container = None
         self._stream = None
@@ -59,6 +61,10 @@ class VideoWriter:
         tmp = self._output.enter_context(atomic_output(self.path))
         # faststart puts the index first: the file plays while it downloads over HTTP.
         self._container = av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"})
+        if self.metadata:
+            from inkwalk.provenance import METADATA_KEY, encode_metadata
+
+            self._container.metadata[METADATA_KEY] = encode_metadata(self.metadata)
         rate = Fraction(self.fps).limit_denominator(1001)
         stream = self._container.add_stream("libx264", rate=rate)
         stream.width, stream.height = width + width % 2, height + height % 2
@@ -114,9 +120,10 @@ class VideoWriter:
             output.__exit__(_Aborted, _Aborted(), None)
 
 
-def write_video(path: PathLike, frames: Iterable[np.ndarray], fps: float, crf: int = 18) -> Path:
-    """Write an iterable of frames to an mp4, streaming; returns the path."""
-    with VideoWriter(path, fps, crf=crf) as writer:
+def write_video(path: PathLike, frames: Iterable[np.ndarray], fps: float, crf: int = 18,
+                metadata: dict[str, Any] | None = None) -> Path:
+    """Write an iterable of frames to an mp4, streaming, with inkwalk's `metadata`; returns the path."""
+    with VideoWriter(path, fps, crf=crf, metadata=metadata) as writer:
         writer.write_many(frames)
     if writer.frames_written == 0:
         raise InkwalkError(f"no frames to write to {path}")

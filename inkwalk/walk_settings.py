@@ -148,18 +148,29 @@ class WalkSettings:
             return (int(round(w * factor)), int(round(h * factor)))
         return parse_size(text)
 
+    def unused_fields(self) -> set[str]:
+        """Settings that change nothing in this walk: no keyframes, no diffusion settings; no
+        flow-warp, no flow."""
+        unused = set()
+        if self.keyframes == 0:
+            unused |= {"weighting", "keyframe_grid", "scale", "keyframer", "seed", "steps", "guidance"}
+        if self.interpolator != "flow-warp":
+            unused.add("flow")
+        return unused
+
     def cache_fields(self) -> dict[str, Any]:
         """The settings that change a walk's pixels (hold and fps only change the assembly)."""
-        d = asdict(self)
+        d = {k: v for k, v in asdict(self).items() if k not in self.unused_fields()}
         for k in ("preset", "hold", "fps", "batch"):
             d.pop(k)
         d["output_size"] = list(self.output_size)
-        if self.keyframes == 0:
-            for k in ("weighting", "keyframe_grid", "scale", "keyframer", "seed", "steps", "guidance"):
-                d.pop(k)
-        if self.interpolator != "flow-warp":
-            d.pop("flow")
         return d
+
+    def recorded(self) -> dict[str, Any]:
+        """The settings a video records: those that did something (no upscaler when nothing was
+        upscaled); the preset's values fill the rest back in (`with_preset`)."""
+        unused = self.unused_fields() | ({"upscaler"} if self.output_size == tuple(self.size) else set())
+        return {k: v for k, v in asdict(self).items() if k not in unused}
 
 
 def walk_frame_count(paintings: int, settings: WalkSettings) -> int:

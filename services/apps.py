@@ -46,10 +46,13 @@ from services.api_docs import add_docs
 from services.conclvd_generator import ConCLVDGenerator
 from services.deployments import Encoder, Interpolator, Keyframes, Upscaler
 from services.metrics import serve_metrics
+from services.output_names import content_disposition, output_stem
 from services.render import Handles, RenderError, RenderOptions, WalkJob, one_line, render_walks
 from services.scroll import render_scroll
+from services.settings_form import conclvd_form, walk_form
 from services.store import JOB_ID, TERMINAL, JobRecord, JobStore, Retention, new_job_id
 from services.uploads import UploadLimits, receive
+from services.walk_frames import frame_counts, latest_frame_png, walk_pieces
 
 log = logging.getLogger("ray.serve")
 TOKEN_ENV = "INKWALK_API_TOKEN"
@@ -194,7 +197,7 @@ class JobIngress:
                 self.records.pop(record.job_id, None)
                 self.active.pop(record.job_id, None)
                 raise
-            record.state, record.stage, record.error = "cancelled", "cancelled", "cancelled by DELETE"
+            record.state, record.stage, record.error = "cancelled", "cancelled", "cancelled"
         except Exception as exc:  # a failure inside a deployment fails the job, never the replica
             record.state, record.error = "failed", one_line(exc)
             record.resubmittable = isinstance(exc, RenderError) or not isinstance(exc, InkwalkError)
@@ -299,7 +302,7 @@ class JobIngress:
         start, end = span or (0, size)
         headers = {"Accept-Ranges": "bytes", "Content-Length": str(end - start)}
         if filename:
-            headers["Content-Disposition"] = f'inline; filename="{filename}"'
+            headers["Content-Disposition"] = content_disposition(filename)
         if span:
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
         return StreamingResponse(self.store.iter_bytes(rel, start, end), status_code=206 if span else 200,
@@ -399,15 +402,22 @@ class ArtWalksIngress(JobIngress):
         """
         if not isinstance(user, dict):
             raise L.RequestError(422, 'settings must be a JSON object, e.g. {"frames": 16, "hold": 1}')
-        served = {"keyframer": self.args.keyframer,
-                  "interpolator": self.args.interpolator.get("method", "flow-warp"),
-                  "flow": self.args.interpolator.get("flow", "dis"),
-                  "upscaler": self.args.upscaler.get("backend", "lanczos")}
+        served = self._served()
         for key, value in served.items():
             if key in user and user[key] != value:
                 raise L.RequestError(422, f"this app serves {key} {value!r}, not {user[key]!r}: leave "
                                           f"{key!r} out or deploy an app with that backend")
         return L.parse_walk_settings({**user, **served}, self.args.defaults, self.limits, paintings)
+
+    def _served(self) -> dict[str, str]:
+        """The backends this app's deployments run (chosen in the Serve config, not per request)."""
+        return {"keyframer": self.args.keyframer, "interpolator": self.args.interpolator.get("method", "flow-warp"),
+                "flow": self.args.interpolator.get("flow", "dis"),
+                "upscaler": self.args.upscaler.get("backend", "lanczos")}
+
+    @artwalks_api.get("/settings", summary="Defaults per preset, choices and limits of this app's settings")
+    def settings_form(self) -> dict:
+        return walk_form(self.args.defaults, self.limits, self._served())
 
     async def _work(self, record: JobRecord, on_progress) -> None:
         ws = WalkSettings.from_dict(record.settings)
@@ -420,7 +430,7 @@ class ArtWalksIngress(JobIngress):
 
         job = WalkJob(paintings=[i["path"] for i in record.inputs], painting_ids=[i["sha256"] for i in record.inputs],
                       settings=ws, video=record.outputs["video"], sheet=record.outputs["keyframes"],
-                      metadata={"job_id": record.job_id},
+                      metadata={"job_id": record.job_id, "painting_names": [i["name"] for i in record.inputs]},
                       painting_names=[i["name"] or f"painting {n + 1}" for n, i in enumerate(record.inputs)])
         record.models = await self._describe()
         result = await render_walks(self.handles, self.store, job, record.models, self.render_options,
@@ -443,7 +453,8 @@ class ArtWalksIngress(JobIngress):
     @artwalks_api.get("/jobs/{job_id}/video", summary="The rendered mp4 (H.264), streamed, with Range support",
                       response_class=Response)
     def video(self, request: Request, job_id: str = JOB_ID_PATH) -> Response:
-        return self._stream(self._output(job_id, "video"), "video/mp4", request, f"{job_id}.mp4")
+        return self._stream(self._output(job_id, "video"), "video/mp4", request,
+                            f"{output_stem(self._record(job_id))}.mp4")
 
     @artwalks_api.get("/jobs/{job_id}/keyframes", summary="Contact sheet (PNG) of the diffusion keyframes",
                       response_class=Response)
@@ -459,6 +470,20 @@ class ArtWalksIngress(JobIngress):
         if walk not in record.previews:
             raise HTTPException(404, f"walk {walk} of job {job_id} has no keyframes yet")
         return _png(walk_row_path(record.walk_keys[walk]), self.store)
+
+    @artwalks_api.get("/jobs/{job_id}/frames", summary="Frames of the walk finished so far, and in all")
+    async def frames(self, job_id: str = JOB_ID_PATH) -> dict:
+        pieces = walk_pieces(self._record(job_id), self.render_options.codec)
+        return await asyncio.to_thread(frame_counts, pieces, self.store)
+
+    @artwalks_api.get("/jobs/{job_id}/frames/latest", response_class=Response,
+                      summary="The newest in-between frame (PNG): the first of the finished piece furthest along")
+    async def latest_frame(self, job_id: str = JOB_ID_PATH) -> Response:
+        pieces = walk_pieces(self._record(job_id), self.render_options.codec)
+        png = await asyncio.to_thread(latest_frame_png, pieces, self.store)
+        if png is None:
+            raise HTTPException(404, f"no piece of walk job {job_id} has finished yet")
+        return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
     @artwalks_api.get("/jobs/{job_id}/paintings/{index}", summary="An uploaded painting, as sent",
                       response_class=Response)
@@ -536,6 +561,10 @@ class ConCLVDIngress(JobIngress):
         record.frames = await render_scroll(self.handles, self.store, prompt, settings, key, record.outputs["video"],
                                             preview, self.args.fps, metadata, opts, on_progress, on_windows)
 
+    @conclvd_api.get("/settings", summary="Defaults, choices and limits of this app's settings")
+    def settings_form(self) -> dict:
+        return conclvd_form(self.args.defaults, self.limits)
+
     @conclvd_api.get("/jobs", summary="Jobs of this app, newest first (paged)")
     def list_jobs(self, limit: int = Query(20, ge=1, le=200), offset: int = Query(0, ge=0)) -> dict:
         return self._list(limit, offset)
@@ -551,7 +580,8 @@ class ConCLVDIngress(JobIngress):
     @conclvd_api.get("/jobs/{job_id}/video", response_class=Response,
                      summary="The rendered mp4 (2N-1 frames after SOFP, 2N looping), with Range support")
     def video(self, request: Request, job_id: str = JOB_ID_PATH) -> Response:
-        return self._stream(self._output(job_id, "video"), "video/mp4", request, f"{job_id}.mp4")
+        return self._stream(self._output(job_id, "video"), "video/mp4", request,
+                            f"{output_stem(self._record(job_id))}.mp4")
 
     @conclvd_api.get("/jobs/{job_id}/previews/latest", response_class=Response,
                      summary="The latents being sampled as a PNG strip (a linear map of the 4 channels to RGB)")

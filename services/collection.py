@@ -296,7 +296,8 @@ def render_collection_on_ray(source: str | Path, out: str | Path, settings: Walk
         key = _render_key(ids, settings, models, opts)
         job = WalkJob(paintings=[i["path"] for i in inputs], painting_ids=ids, settings=settings,
                       video=f"renders/{key[:2]}/{key}.mp4", sheet=f"renders/{key[:2]}/{key}.sheet.png" if sheet else None,
-                      metadata={"paintings": [i["name"] for i in inputs]})
+                      metadata={"painting_names": [i["name"] for i in inputs]},
+                      painting_names=[i["name"] for i in inputs])
         result = asyncio.run(render_walks(h, job_store, job, models, opts, on_progress))
         _copy_out(job_store, job.video, out)
         sheet_out = None

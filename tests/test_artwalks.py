@@ -129,8 +129,8 @@ def test_paper_preset_without_weights_fails_fast_and_suggests_offline(tmp_path, 
     for name in ("a", "b"):
         save_image(tmp_path / f"{name}.png", draw("river", (32, 32), 0))
     out = tmp_path / "w.mp4"
-    code = main(["walk", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o", str(out),
-                 "--models", str(tmp_path / "empty"), "--cache", str(tmp_path / "cache")])
+    code = main(["walk", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o", str(out), "--preset", "paper",
+                 "--models", str(tmp_path / "empty"), "--store", str(tmp_path / "cache")])
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("inkwalk: error:")]
     assert code == 1 and len(err) == 1
     assert "kandinsky-2-2-prior" in err[0] and "--preset offline" in err[0]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inkwalk.chunks import Codec, encode_chunk_to_store, join_chunks, read_metadata
+from inkwalk.chunks import Codec, encode_chunk_to_store, join_chunks
+from inkwalk.provenance import read_metadata
 from inkwalk.errors import InkwalkError
 from inkwalk.store import Store
 from inkwalk.video import read_frames

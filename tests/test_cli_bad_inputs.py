@@ -80,7 +80,7 @@ def test_the_table_covers_every_command_and_kind_of_mistake():
 
 def _walk(files, out, cache, *extra) -> list[str]:
     return ["walk", str(files["a.png"]), str(files["b.png"]), "-o", str(out), "--preset", "offline",
-            "--size", "160x120", "--frames", "2", "--cache", str(cache), "--no-sheet", *extra]
+            "--size", "160x120", "--frames", "2", "--store", str(cache), "--no-sheet", *extra]
 
 
 def _debris(*folders) -> list[str]:

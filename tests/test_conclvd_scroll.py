@@ -197,7 +197,7 @@ def test_sparse_causal_inside_a_wrapped_window_matches_diffusers_attention(first
 
 def test_t2v_cli_loop_prompt_travel_wide_frames_and_metadata(tiny_models, tmp_path):
     """A looping, prompt-travelling, wide scroll: 2N frames, and the mp4 records how to make it again."""
-    from inkwalk.chunks import read_metadata
+    from inkwalk.provenance import read_metadata
     from inkwalk.cli import main
     from inkwalk.video import read_frames
 
@@ -210,6 +210,9 @@ def test_t2v_cli_loop_prompt_travel_wide_frames_and_metadata(tiny_models, tmp_pa
     settings = read_metadata(out)["settings"]
     assert (settings["window"], settings["overlap"], settings["loop"], settings["seed"]) == (4, 1, True, 5)
     assert settings["prompts"] == "0:hills|3:a river" and settings["size"] == [96, 64]
+    again = tmp_path / "again.mp4"                                      # re-made from what the video records
+    assert main(["t2v", "--from", str(out), "-o", str(again), "--models", str(tiny_models), "--device", "cpu"]) == 0
+    assert read_metadata(again)["settings"] == settings and read_frames(again).shape == (12, 64, 96, 3)
 
 
 def test_video_frames_decode_lazily_slice_by_slice(conclvd_tiny):

@@ -14,7 +14,7 @@ from PIL import Image
 from bad_inputs import png_header
 from inkwalk.conclvd.windows import resolve_windows
 from inkwalk.image_admission import ImageHeader, admit_image, decode_painting, image_header
-from inkwalk.limits import Limits, RequestError
+from inkwalk.limits import MIN_SIDE, Limits, RequestError
 from inkwalk.schedules import WEIGHTINGS
 from inkwalk.settings_schemas import (ConCLVDSettingsModel, WalkSettingsModel, parse_conclvd_settings,
                                       parse_walk_settings)
@@ -63,7 +63,7 @@ def test_any_walk_settings_parse_within_every_bound_or_refuse_in_one_line(user, 
     assert 0 <= ws.hold <= LIMITS.max_hold_seconds and 1 <= ws.fps <= LIMITS.max_fps
     assert 1 <= ws.steps <= LIMITS.max_steps and 1 <= ws.batch <= LIMITS.max_batch
     for w, h in (ws.size, ws.output_size):
-        assert 1 <= w * h <= LIMITS.max_output_pixels
+        assert min(w, h) >= MIN_SIDE and w * h <= LIMITS.max_output_pixels
     assert LIMITS.min_paintings <= paintings <= LIMITS.max_paintings
     assert walk_frame_count(paintings, ws) <= LIMITS.max_output_frames
 
@@ -96,6 +96,8 @@ def test_any_conclvd_settings_parse_within_every_bound_or_refuse_in_one_line(use
     ({"hold": 10, "fps": 60, "frames": 128, "keyframes": 32}, "the limit is 10000 frames per job"),
     ({"size": [4000, 4000]}, "exceeds the limit of 3686400 pixels"),
     ({"upscale": "x9"}, "setting 'upscale' = 'x9'"),
+    ({"upscale": "x0.001"}, "setting 'upscale' = 'x0.001': the output size 1x1: each side must be 16..16384"),
+    ({"upscale": "2x2"}, "setting 'upscale' = '2x2': the output size 2x2: each side must be 16..16384"),
     ({"colour": "red"}, "unknown setting 'colour'"),
 ])
 def test_walk_refusals_name_the_field_and_the_allowed_range(user, phrase):

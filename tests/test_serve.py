@@ -103,7 +103,7 @@ def _frames(data: bytes, tmp_path: Path) -> np.ndarray:
 
 def test_artwalks_job_end_to_end_matches_the_in_process_renderer(serve_apps, tmp_path, tiny_models):
     from inkwalk.artwalks import load_walk_models
-    from inkwalk.chunks import read_metadata
+    from inkwalk.provenance import read_metadata
     from inkwalk.local_render import render_collection_in_process
     from inkwalk.walk_settings import WalkSettings
 
@@ -172,7 +172,7 @@ def test_conclvd_job_end_to_end(serve_apps, tmp_path):
 
 def test_conclvd_scroll_job_loops_travels_and_previews(serve_apps, tmp_path):
     """A looping, prompt-travelling scroll in windows: 2N frames, window progress, the latent preview."""
-    from inkwalk.chunks import read_metadata
+    from inkwalk.provenance import read_metadata
 
     settings = {**CONCLVD, "frames": 8, "window": 4, "overlap": 1, "loop": True, "size": "96x64",
                 "prompts": {"0": "spring mountains", "5": "autumn river"}}

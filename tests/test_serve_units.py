@@ -144,3 +144,16 @@ def test_retention_removes_job_folders_that_never_got_a_record(tmp_path):
     assert gone["temporaries"] == 1 and gone["jobs"] == 0
     left = sorted(p.name for p in (tmp_path / "jobs" / "artwalks").iterdir())
     assert left == sorted([kept.job_id, uploading])
+
+
+def test_a_painting_refused_on_a_replica_is_named_as_uploaded(tmp_path):
+    """The job's message names the user's file, never the store path it was saved under."""
+    from inkwalk.walk_settings import WalkSettings
+    from services.deployments import Keyframes
+
+    keyframes = Keyframes.func_or_class(str(tmp_path), keyframer="none")
+    keyframes.store.put_bytes("inputs/job/000", _png((50, 50, 3))[:60])
+    settings = WalkSettings.with_preset("offline", size=(32, 32), keyframes=0)
+    with pytest.raises(RequestError, match="painting 'my scan.png' is truncated") as info:
+        keyframes.nodes(["inputs/job/000"], settings, None, ["my scan.png"])
+    assert "inputs/job" not in str(info.value)

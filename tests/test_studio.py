@@ -16,6 +16,7 @@ import io
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -108,6 +109,7 @@ def _screenshot(page, name: str) -> None:
         from PIL import Image
 
         Path(folder).mkdir(parents=True, exist_ok=True)
+        page.evaluate("scrollTo(0, 0)")  # from the top: the tabs belong in the picture
         shot = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
         shot.quantize(256, dither=Image.Dither.NONE).save(Path(folder) / f"{name}.png", optimize=True)
 
@@ -123,20 +125,23 @@ def _paintings(tmp_path: Path, k: int) -> list[Path]:
     return paths
 
 
-def _drop(page, path: Path) -> None:
+def _drop(page, path: Path, mime: str = "image/png", target: str = "dropzone") -> None:
     """Drag a file from the desktop onto the drop zone (a DragEvent carrying it, as the browser makes)."""
-    page.evaluate("""([name, b64]) => {
+    page.evaluate("""([name, b64, mime, target]) => {
         const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
         const data = new DataTransfer();
-        data.items.add(new File([bytes], name, {type: "image/png"}));
-        const zone = document.getElementById("dropzone");
+        data.items.add(new File([bytes], name, {type: mime}));
+        const zone = document.getElementById(target);
         for (const type of ["dragover", "drop"]) {
             zone.dispatchEvent(new DragEvent(type, {dataTransfer: data, bubbles: true, cancelable: true}));
         }
-    }""", [path.name, base64.b64encode(path.read_bytes()).decode()])
+    }""", [path.name, base64.b64encode(path.read_bytes()).decode(), mime, target])
 
 
-def _order(page) -> list[str]:
+def _order(page, count: int | None = None) -> list[str]:
+    """The paintings' names in walk order (once there are `count` of them: files are read before they show)."""
+    if count is not None:
+        page.wait_for_function("(n) => document.querySelectorAll('#paintings li').length === n", arg=count)
     return page.locator("#paintings li").evaluate_all("items => items.map(li => li.dataset.name)")
 
 
@@ -150,6 +155,7 @@ def _watch_until_done(page, slot: str, timeout_s: float = 240) -> list[tuple[str
         const shown = (window.__shown ||= {});
         const key = state + '|' + text;
         (shown[slot] ||= []).includes(key) || shown[slot].push(key);
+        (window.__texts ||= []).includes(text) || window.__texts.push(text);
         return ['done', 'failed', 'cancelled'].includes(state) && shown[slot];
     }""", arg=slot, polling=50, timeout=timeout_s * 1000).json_value()
     out = []
@@ -190,11 +196,93 @@ def test_inkwalk_serve_builds_every_app_of_the_packaged_config_with_its_options(
     assert set(overrides) == {"artwalks", "conclvd"}
 
 
+def _focused(page) -> str:
+    """What the keyboard is on: the focused element's aria-label, else its text, else its tag."""
+    return page.evaluate("() => { const e = document.activeElement; "
+                         "return e.getAttribute('aria-label') || e.textContent.trim() || e.tagName; }")
+
+
+def test_a_keyboard_user_adds_orders_and_removes_paintings(page, tmp_path):
+    a, b, c = _paintings(tmp_path, 3)
+    page.get_by_role("tab", name="Walk").focus()
+    for _ in range(10):  # Tab from the tabs reaches "choose files"
+        page.keyboard.press("Tab")
+        if _focused(page) == "choose files":
+            break
+    assert _focused(page) == "choose files"
+    outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
+    assert outline not in ("", "none"), outline  # the focus is visible
+    # Playwright intercepts file choosers only once a listener exists: set it up before the first key
+    page.on("filechooser", lambda _: None)
+    page.evaluate("0")
+    for key in ("Enter", "Space"):  # a button: Enter and Space both open the file chooser
+        with page.expect_file_chooser() as chooser:
+            page.keyboard.press(key)
+        chooser.value.set_files([str(a), str(b)] if key == "Enter" else [str(c)])
+        _order(page, 2 if key == "Enter" else 3)
+    assert _order(page) == ["a.png", "b.png", "c.png"]
+
+    page.get_by_role("button", name="Move a.png later").focus()
+    page.keyboard.press("Enter")
+    assert _order(page) == ["b.png", "a.png", "c.png"]
+    assert _focused(page) == "Move a.png later"  # the keyboard stays on the moved painting
+    page.keyboard.press("Enter")
+    assert _order(page) == ["b.png", "c.png", "a.png"]
+    assert _focused(page) == "Move a.png earlier"  # last now: its other arrow
+    page.keyboard.press("Space")
+    assert _order(page) == ["b.png", "a.png", "c.png"] and _focused(page) == "Move a.png earlier"
+
+    page.get_by_role("button", name="Remove a.png").focus()
+    page.keyboard.press("Enter")
+    assert _order(page) == ["b.png", "c.png"] and _focused(page) == "Remove c.png"
+    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")
+    assert _order(page) == [] and _focused(page) == "choose files"
+
+
+def test_the_forms_show_the_servers_real_defaults_and_backends(page, api):
+    from inkwalk.walk_settings import PRESETS
+
+    form = page.locator("#walk-form")
+    frames = form.locator("[name=frames]")
+    page.wait_for_function("() => document.querySelector('#walk-form [name=frames]').placeholder !== 'default'")
+    # the app's defaults (preset offline, steps 2) over the preset's own values, as a job would get them
+    assert frames.get_attribute("placeholder") == str(PRESETS["offline"]["frames"])
+    assert form.locator("[name=preset] option[value='']").inner_text() == "offline (default)"
+    assert form.locator("[name=width]").get_attribute("placeholder") == "720"
+    assert form.locator("[name=weighting] option[value='']").inner_text() == "logit (default)"
+    assert frames.get_attribute("max") == "16"  # the app's limit max_frames_per_segment
+    # this server's offline defaults break its own frame limit: the page says so before a refusal does
+    note = page.locator("#walk-defaults-note")
+    assert note.is_visible() and "'frames' = 24" in note.inner_text()
+    # backends: the one this app runs is shown, not choosable; fit offers both
+    interpolator = form.locator("[name=interpolator]")
+    assert interpolator.is_disabled() and interpolator.inner_text().strip() == "flow-warp (default)"
+    assert form.locator("[name=upscaler]").inner_text().strip() == "lanczos (default)"
+    assert form.locator("[name=fit] option").all_inner_texts() == ["crop (default)", "crop", "letterbox"]
+    form.locator("[name=preset]").select_option("paper")  # another preset, its own defaults
+    assert form.locator("[name=upscale]").get_attribute("placeholder") == PRESETS["paper"]["upscale"]
+    form.locator("[name=preset]").select_option("")
+    text = page.locator("#text-form")
+    assert text.locator("[name=steps]").get_attribute("placeholder") == "4"  # serve_config.cpu.yaml's default
+    assert text.locator("[name=frames]").get_attribute("max") == "8"
+    assert api.get("/conclvd/settings").json()["settings"]["steps"] == 4
+
+
 def test_a_walk_from_two_uploaded_paintings_renders_and_plays(page, api, tmp_path):
     a, b, c = _paintings(tmp_path, 3)
     page.locator("#walk-files").set_input_files([str(a), str(c)])
+    _order(page, 2)
     _drop(page, b)  # drag and drop from the desktop
+    assert _order(page, 3) == ["a.png", "c.png", "b.png"]
+    # a text file named .png is refused by the page, by name, and the walk is unchanged
+    notes = tmp_path / "notes.png"
+    notes.write_text("not a painting")
+    page.locator("#walk-files").set_input_files([str(notes)])
+    page.locator("#error-text").wait_for()
+    assert page.locator("#error-text").inner_text().startswith("notes.png: not an image")
     assert _order(page) == ["a.png", "c.png", "b.png"]
+    page.get_by_role("button", name="Dismiss").click()
     page.get_by_role("button", name="Remove c.png").click()
     page.get_by_role("button", name="Move b.png earlier").click()
     assert _order(page) == ["b.png", "a.png"]
@@ -222,11 +310,13 @@ def test_a_walk_from_two_uploaded_paintings_renders_and_plays(page, api, tmp_pat
     job = page.locator("#walk-job .job").get_attribute("data-job")
     assert page.url.endswith(f"#artwalks/{job}")
 
+    assert any(f"frame {WALK_FRAMES} of {WALK_FRAMES}" in t for t in page.evaluate("window.__texts"))
     _loaded(page, "#walk-job img.preview")  # the walk's A, K_1, B as soon as they existed
     assert _plays(page, "#walk-job") > 0
     download = page.locator("#walk-job a.download")
     assert download.get_attribute("href").endswith(f"/artwalks/jobs/{job}/video")
-    assert download.get_attribute("download").endswith(".mp4")
+    assert download.get_attribute("download") == "walk-b_a-seed7.mp4"  # what made it, not the job id
+    assert "walk-b_a-seed7.mp4" in api.get(f"/artwalks/jobs/{job}/video").headers["content-disposition"]
     _screenshot(page, "walk")
 
     record = api.get(f"/artwalks/jobs/{job}").json()
@@ -236,6 +326,25 @@ def test_a_walk_from_two_uploaded_paintings_renders_and_plays(page, api, tmp_pat
         (7, 1, 8, [128, 128], "linear", 1.5)
     STATE["walk"] = job
     STATE["paintings"] = [b.read_bytes(), a.read_bytes()]
+
+
+def test_the_newest_in_between_frame_is_a_frame_of_the_walk(api, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from inkwalk.video import read_frames
+
+    job = STATE["walk"]
+    assert api.get(f"/artwalks/jobs/{job}/frames").json() == {"done": WALK_FRAMES, "total": WALK_FRAMES}
+    latest = api.get(f"/artwalks/jobs/{job}/frames/latest")
+    assert latest.status_code == 200 and latest.headers["content-type"] == "image/png"
+    video = tmp_path / "walk.mp4"
+    video.write_bytes(api.get(f"/artwalks/jobs/{job}/video").content)
+    held = 1 + 4  # the last piece: the last painting, held round(hold * fps) more frames
+    expected = read_frames(video, [WALK_FRAMES - held])[0]  # decoded independently, from the joined video
+    frame = np.asarray(Image.open(io.BytesIO(latest.content)).convert("RGB"))
+    assert frame.shape == expected.shape == (256, 256, 3)
+    assert np.abs(frame.astype(int) - expected.astype(int)).max() <= 2
 
 
 def test_inkwalk_info_tells_how_the_studio_video_was_made(api, tmp_path, capsys):
@@ -269,28 +378,75 @@ def test_the_gallery_shows_the_job_after_a_reload_and_reruns_it_with_edits(page,
     page.locator("#walk").wait_for()
     form = page.locator("#walk-form")
     assert form.locator("[name=seed]").input_value() == "7" and form.locator("[name=frames]").input_value() == "8"
-    page.wait_for_function("() => document.querySelectorAll('#paintings li').length === 2")
-    assert _order(page) == ["b.png", "a.png"]  # fetched back from the job
+    assert _order(page, 2) == ["b.png", "a.png"]  # fetched back from the job
     _loaded(page, "#paintings img")
     form.locator("[name=seed]").fill("8")
     form.locator("[name=frames]").fill("4")
+    page.set_viewport_size({"width": 390, "height": 800})  # a phone: the job shows below the form
     page.get_by_role("button", name="Render", exact=True).click()
     page.wait_for_function(f"() => location.hash.startsWith('#artwalks/') && !location.hash.endsWith('{job}')")
     rerun = page.evaluate("location.hash.split('/')[1]")
+    page.locator(f"#walk-job .job[data-job='{rerun}']").wait_for()
+    assert page.evaluate("() => { const r = document.querySelector('#walk-job').getBoundingClientRect(); "
+                         "return r.top >= 0 && r.top < innerHeight; }")  # scrolled to the job
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+    page.reload()  # mid-render: the form, the paintings and the job all come back
+    page.locator(f"#walk-job .job[data-job='{rerun}']").wait_for()
+    assert form.locator("[name=seed]").input_value() == "8" and form.locator("[name=frames]").input_value() == "4"
+    assert form.locator("[name=weighting]").input_value() == "linear"
+    assert _order(page, 2) == ["b.png", "a.png"]
     assert _watch_until_done(page, "#walk-job")[-1] == ("done", 100)
     record = api.get(f"/artwalks/jobs/{rerun}").json()
     s = record["settings"]
     assert (s["seed"], s["frames"], s["weighting"]) == (8, 4, "linear")  # edited, and kept
     assert [api.get(f"/artwalks/jobs/{rerun}/paintings/{i}").content for i in range(2)] == STATE["paintings"]
 
-    # delete removes the job and its results
+    # the re-run's card says what changed; each job shows once
     page.get_by_role("tab", name="Gallery").click()
     card = page.locator(f"#jobs li[data-job='{rerun}']")
+    card.locator(".differs").wait_for()
+    differs = card.locator(".differs").inner_text()
+    assert "frames 8 → 4" in differs and "seed 7 → 8" in differs, differs
+    ids = page.locator("#jobs li").evaluate_all("cards => cards.map(c => c.dataset.job)")
+    assert len(ids) == len(set(ids)) == 2
+
+    # delete removes the job and its results
     page.once("dialog", lambda dialog: dialog.accept())
     card.get_by_role("button", name="Delete").click()
     card.wait_for(state="detached")
     assert api.get(f"/artwalks/jobs/{rerun}").status_code == 404
     assert page.locator(f"#jobs li[data-job='{job}']").is_visible()
+
+
+def test_a_batch_is_queued_reordered_and_compared(page, api):
+    page.get_by_role("tab", name="Walk").click()
+    assert _order(page, 2) == ["b.png", "a.png"]
+    form = page.locator("#walk-form")
+    form.locator("[name=seed]").fill("20")
+    form.locator("[name=frames]").fill("2")
+    batch = form.locator(".batch")
+    batch.locator("summary").click()
+    batch.locator(".vary").select_option("sweep")
+    batch.locator(".runs").fill("3")
+    batch.get_by_role("button", name="Queue the batch").click()
+    page.wait_for_function("() => location.hash === '#queue'")
+    # one is sent at once, two wait in the page: the last moves first, by keyboard
+    page.get_by_role("button", name="Move seed 22 earlier").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => [...document.querySelectorAll('#queue-waiting .what + .hint')]"
+                           ".map(e => e.textContent).join() === 'seed 22,seed 21'")
+    assert _focused(page) == "Move seed 22 later"  # first now: the keyboard stays on it
+    page.wait_for_function("() => [...document.querySelectorAll('#batches video')].length === 3 && "
+                           "[...document.querySelectorAll('#batches video')].every(v => v.duration > 0)",
+                           timeout=240_000)
+    assert page.locator("#batches figcaption").all_inner_texts() == ["seed 20", "seed 21", "seed 22"]
+    _screenshot(page, "queue")
+    jobs = [j for j in api.get("/artwalks/jobs?limit=10").json()["jobs"] if j["settings"]["frames"] == 2]
+    assert [j["settings"]["seed"] for j in sorted(jobs, key=lambda j: j["created_at"])] == [20, 22, 21]
+    assert all(j["state"] == "done" and j["paintings"] == ["b.png", "a.png"] for j in jobs)
+    for j in jobs:
+        api.delete(f"/artwalks/jobs/{j['job_id']}")
 
 
 def test_a_text_to_video_job_with_tiny_models(page, api):
@@ -322,6 +478,120 @@ def test_a_text_to_video_job_with_tiny_models(page, api):
     page.wait_for_function("() => [...document.querySelectorAll('#jobs .thumb img')].every(i => i.naturalWidth > 0)")
     _screenshot(page, "gallery")
     STATE["text"] = job
+
+
+SCROLL_SETTINGS = {"negative_prompt": "", "frames": 64, "window": 16, "overlap": 4, "loop": False, "prompts": {},
+                   "steps": 4, "guidance": 8.0, "size": "64x64", "seed": 0}
+
+
+def test_the_text_to_video_tab_speaks_the_scroll_contract(browser, studio):
+    """Against a server with scrolls (its answers stubbed in the browser): the schedule, window, overlap, loop
+    and size go out as the contract names them; windows progress and the latent preview come back."""
+    from PIL import Image
+
+    fake = "f" * 32
+    sent: list = []
+    png = io.BytesIO()
+    Image.new("RGB", (64, 32), (90, 120, 150)).save(png, format="PNG")
+    errors: list = []
+    page = _new_page(browser, errors)
+    try:
+        page.route(re.compile(r".*/conclvd/settings$"), lambda route: route.fulfill(json={
+            "settings": SCROLL_SETTINGS, "refused": None, "choices": {}, "limits": {"frames": 1024}}))
+
+        def jobs(route):
+            sent.append(route.request.post_data_json)
+            route.fulfill(status=202, json={"job_id": fake, "state": "queued"})
+
+        page.route(re.compile(r".*/conclvd/jobs$"), jobs)
+        page.route(re.compile(rf".*/conclvd/jobs/{fake}$"), lambda route: route.fulfill(json={
+            "job_id": fake, "app": "conclvd", "state": "running", "stage": "generate", "progress": 0.3,
+            "error": None, "settings": {"prompt": "spring mountains"}, "created_at": time.time() - 10,
+            "started_at": time.time() - 10, "windows": {"done": 3, "total": 8, "replicas": ["r1"]}}))
+        page.route(re.compile(rf".*/conclvd/jobs/{fake}/previews/latest.*"),
+                   lambda route: route.fulfill(body=png.getvalue(), content_type="image/png"))
+        page.goto(f"{studio}/studio/#text")
+        _sign_in(page, TOKEN)
+        form = page.locator("#text-form")
+        window = form.locator("[name=window]")
+        window.wait_for()
+        assert window.get_attribute("placeholder") == "16" and form.locator("[name=loop]").is_visible()
+        form.locator("[name=prompt]").fill("spring mountains")
+        page.get_by_role("button", name="Add a prompt at a later frame").click()
+        page.keyboard.type("48")  # the new row's frame has the focus
+        page.keyboard.press("Tab")
+        page.keyboard.type("autumn river")
+        for name, value in {"frames": "64", "window": "16", "overlap": "4", "size": "512x256"}.items():
+            form.locator(f"[name={name}]").fill(value)
+        form.locator("[name=loop]").check()
+        page.get_by_role("button", name="Generate").click()
+        page.locator("#text-job .latest").wait_for()
+        assert sent == [{"prompt": "spring mountains", "settings": {
+            "frames": 64, "window": 16, "overlap": 4, "size": "512x256", "loop": True,
+            "prompts": {"0": "spring mountains", "48": "autumn river"}}}]
+        _loaded(page, "#text-job .latest")  # the live latent preview
+        text = page.locator("#text-job .progress-text").inner_text()
+        assert "windows 3 of 8" in text and "left" in text, text
+    finally:
+        page.context.close()
+    assert not errors, errors
+
+
+def test_cancel_says_cancelled_and_the_bar_never_jumps_back(page, api, tmp_path):
+    paths = _paintings(tmp_path, 3)
+    files = [("paintings", (p.name, p.read_bytes(), "image/png")) for p in paths]
+    settings = {"keyframes": 2, "frames": 16, "size": [256, 256], "upscale": "x4", "fps": 8, "hold": 2}
+    job = api.post("/artwalks/jobs", files=files, data={"settings": json.dumps(settings)}).json()["job_id"]
+    page.goto(page.url.split("#")[0] + f"#artwalks/{job}")
+    view = page.locator(f"#walk-job .job[data-job='{job}']")
+    view.wait_for()
+    page.wait_for_function("() => document.querySelector('#walk-job progress').value > 0")
+    page.evaluate("window.__shown = {}")  # what this job's view shows from now on
+    view.get_by_role("button", name="Cancel").click()
+    shown = _watch_until_done(page, "#walk-job")
+    assert shown[-1][0] == "cancelled", shown
+    percents = [p for _, p in shown if p >= 0]
+    assert percents == sorted(percents), shown  # the bar only moves forward
+    assert view.locator(".job-error").inner_text() == "cancelled"
+    record = api.get(f"/artwalks/jobs/{job}").json()
+    assert record["state"] == "cancelled" and "DELETE" not in (record["error"] or "")
+
+
+def test_a_dropped_video_fills_the_form_that_made_it(page, api, tmp_path):
+    from inkwalk.provenance import read_metadata
+
+    walk, text = tmp_path / "my walk.mp4", tmp_path / "clip.mp4"
+    walk.write_bytes(api.get(f"/artwalks/jobs/{STATE['walk']}/video").content)
+    text.write_bytes(api.get(f"/conclvd/jobs/{STATE['text']}/video").content)
+    # the page's reading of the mp4 tag = PyAV's (ffmpeg's mp4 demuxer)
+    parsed = page.evaluate("""async (b64) => {
+        const { videoMetadata } = await import("./from-video.js");
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        return videoMetadata(new File([bytes], "w.mp4", {type: "video/mp4"}));
+    }""", base64.b64encode(walk.read_bytes()).decode())
+    assert parsed == json.loads(json.dumps(read_metadata(walk)))
+
+    page.get_by_role("tab", name="Walk").click()
+    page.locator("#walk-form").evaluate("f => f.reset()")
+    _drop(page, walk, "video/mp4", target="walk-form")  # anywhere on the page, not only the drop zone
+    form = page.locator("#walk-form")
+    page.wait_for_function("() => document.querySelector('#walk-form [name=seed]').value === '7'")
+    assert form.locator("[name=frames]").input_value() == "8" and form.locator("[name=weighting]").input_value() == "linear"
+    assert (form.locator("[name=width]").input_value(), form.locator("[name=upscale]").input_value()) == ("128", "x2")
+    assert _order(page, 2) == ["b.png", "a.png"]  # its job still has the paintings
+
+    _drop(page, text, "video/mp4")
+    page.wait_for_function("() => location.hash === '#text'")
+    form = page.locator("#text-form")
+    assert form.locator("[name=prompt]").input_value() == "misty mountains over a river, ink wash"
+    assert (form.locator("[name=seed]").input_value(), form.locator("[name=frames]").input_value()) == ("5", "3")
+
+    notes = tmp_path / "holiday.mp4"
+    notes.write_bytes(b"\x00\x00\x00\x18ftypisom" + bytes(64))
+    _drop(page, notes, "video/mp4")
+    page.locator("#error-text").wait_for()
+    assert page.locator("#error-text").inner_text().startswith("holiday.mp4 carries no inkwalk settings")
+    page.get_by_role("button", name="Dismiss").click()
 
 
 def test_a_page_on_another_port_cannot_use_the_studio_cookie_and_docs_stay_on_this_origin(page, api, studio,

@@ -151,13 +151,47 @@ def test_info_cli_tells_how_a_walk_was_made(tmp_path, capsys):
     render_collection_in_process(paths, tmp_path / "walk.mp4", settings, cache_dir=tmp_path / "cache", sheet=False)
     assert main(["info", str(tmp_path / "walk.mp4")]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[1] == "made by inkwalk 0.1.0 (artwalks)" and lines[2] == "seed: 3"
-    assert lines[3].startswith("settings: ") and {"size=48x32", "weighting=sinh", "preset=offline"} <= set(lines[3].split())
-    assert lines[4].startswith("paintings: 2 (sha256 " + hashlib.sha256(paths[0].read_bytes()).hexdigest()[:12])
+    assert lines[1] == "made by inkwalk 0.1.0 (artwalks)"
+    assert lines[2].startswith("settings: ") and {"size=48x32", "preset=offline", "flow=dis"} <= set(lines[2].split())
+    # no keyframes: the seed, weighting and the diffusion settings did nothing, and nothing was upscaled
+    assert not {"seed", "weighting", "steps", "guidance", "keyframer", "upscaler"} & \
+        {item.split("=")[0] for item in lines[2].split()[1:]} and not any(line.startswith("seed") for line in lines)
+    digest = hashlib.sha256(paths[0].read_bytes()).hexdigest()
+    assert lines[3] == f"paintings: 2 (name and sha256): p0.png ({digest[:12]}), p1.png (" + \
+        hashlib.sha256(paths[1].read_bytes()).hexdigest()[:12] + ")"
     assert "  interpolator: flow-warp (flow dis)" in lines and "  upscaler: lanczos" in lines
     assert main(["info", "--json", str(tmp_path / "walk.mp4")]) == 0
     metadata = json.loads(capsys.readouterr().out)
-    assert metadata["settings"]["seed"] == 3 and metadata["app"] == "artwalks"
+    assert metadata["paintings"][0] == digest and metadata["painting_names"] == ["p0.png", "p1.png"]
+    assert "seed" not in metadata["settings"] and metadata["app"] == "artwalks"
+
+
+def test_interpolate_and_upscale_record_how_they_were_made(tmp_path, capsys):
+    import hashlib
+
+    from inkwalk.provenance import read_metadata
+
+    src = video_writer.write_video(tmp_path / "c.mp4", moving_clip(3, 32, 48), fps=6)
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    assert main(["interpolate", str(src), "-o", str(tmp_path / "i.mp4")]) == 0
+    made = read_metadata(tmp_path / "i.mp4")
+    assert made["app"] == "interpolate" and made["source"] == {"name": "c.mp4", "sha256": digest}
+    assert made["settings"] == {"method": "flow-warp", "factor": 2, "fps": 12.0, "crf": 18, "flow": "dis"}
+    assert main(["upscale", str(src), "-o", str(tmp_path / "u.mp4"), "--backend", "lanczos", "--size", "96x64"]) == 0
+    made = read_metadata(tmp_path / "u.mp4")
+    assert made["app"] == "upscale" and made["source"]["sha256"] == digest
+    assert made["settings"]["backend"] == "lanczos" and made["settings"]["size"] == [96, 64]
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "u.mp4")]) == 0
+    assert f"source: c.mp4 (sha256 {digest[:12]})" in capsys.readouterr().out
+    still = tmp_path / "still.png"
+    video.save_image(still, moving_clip(1, 32, 48)[0])
+    assert main(["upscale", str(still), "-o", str(tmp_path / "big.png"), "--backend", "lanczos", "--size", "x2"]) == 0
+    made = read_metadata(tmp_path / "big.png")
+    assert made["app"] == "upscale" and made["source"]["name"] == "still.png" and made["settings"]["size"] == [96, 64]
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "big.png")]) == 0
+    assert "source: still.png" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("width", [16, 48, 72])

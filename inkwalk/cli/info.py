@@ -17,7 +17,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from inkwalk import video
-    from inkwalk.chunks import read_metadata
+    from inkwalk.provenance import read_metadata
 
     try:
         info = video.probe(args.file)
@@ -26,12 +26,14 @@ def run(args: argparse.Namespace) -> int:
             raise
         frame = video.read_image(args.file)
         print(f"{args.file}: image {frame.shape[1]}×{frame.shape[0]}")
+        for line in describe(read_metadata(args.file)):
+            print(line)
         return 0
     metadata = read_metadata(args.file)
     if args.json:
         print(json.dumps(metadata, indent=2, sort_keys=True))
         return 0
-    print(f"{info.path}: {info.width}×{info.height}, {info.frames} frames, {info.fps:g} fps, "
+    print(f"{info.path}: {info.width}×{info.height}, {info.frames} frames, {video.format_fps(info.fps)} fps, "
           f"{info.duration_s:.2f} s, codec {info.codec}")
     for line in describe(metadata):
         print(line)
@@ -47,12 +49,18 @@ def describe(metadata: dict[str, Any]) -> list[str]:
     lines = [made + (f", job {metadata['job_id']}" if metadata.get("job_id") else "")]
     if "prompt" in metadata:
         lines.append(f"prompt: {metadata['prompt']}")
-    lines.append(f"seed: {settings.pop('seed', 'default')}")
+    if "seed" in settings:  # a walk without keyframes has none: nothing random happened
+        lines.append(f"seed: {settings.pop('seed')}")
     if settings:
         lines.append("settings: " + " ".join(f"{k}={_value(v)}" for k, v in sorted(settings.items())))
-    paintings = metadata.get("paintings") or []
+    paintings, names = metadata.get("paintings") or [], metadata.get("painting_names") or []
     if paintings:
-        lines.append(f"paintings: {len(paintings)} (sha256 " + ", ".join(p[:12] for p in paintings) + ")")
+        named = [f"{name} ({digest[:12]})" for name, digest in zip(names, paintings)] if len(names) == len(paintings) \
+            else [digest[:12] for digest in paintings]
+        lines.append(f"paintings: {len(paintings)} (name and sha256): " + ", ".join(named))
+    source = metadata.get("source") or {}
+    if source:
+        lines.append(f"source: {source.get('name', '?')} (sha256 {str(source.get('sha256', '?'))[:12]})")
     models = metadata.get("models") or {}
     if models:
         lines.append("models:")

@@ -38,10 +38,11 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from inkwalk.availability import interpolator_models, require_models
+    from inkwalk.provenance import command_metadata
     from inkwalk.errors import InkwalkError
     from inkwalk.interpolate import interpolate_video, output_frame_count
     from inkwalk.limits import Limits, RequestError, check_number
-    from inkwalk.video import check_output, probe
+    from inkwalk.video import check_output, format_fps, probe
 
     check_output(args.output, "video")
     limits, label = Limits.cli(), labels(args)
@@ -62,10 +63,13 @@ def run(args: argparse.Namespace) -> int:
             else " -- or use --flow dis (no weights)")
     require_models(interpolator_models(args.method, args.flow or "dis"), args.models, hint)
     fps = info.fps if args.keep_fps else args.fps
+    recorded = {"method": args.method, "factor": args.factor, "fps": fps or info.fps * args.factor, "crf": args.crf}
+    if args.method in ("flow-warp", "sofp"):
+        recorded["flow"] = args.flow or "dis"
     out = interpolate_video(args.input, args.output, method=args.method, flow=args.flow or "dis",
                             factor=args.factor, fps=fps, models_dir=args.models, device=args.device,
-                            crf=args.crf)
+                            crf=args.crf, metadata=command_metadata("interpolate", recorded, args.input))
     out_fps = fps if fps else info.fps * args.factor
-    print(f"{out}: {output_frame_count(info.frames, args.factor)} frames at {out_fps:g} fps "
-          f"(from {info.frames} at {info.fps:g} fps, {args.method})")
+    print(f"{out}: {output_frame_count(info.frames, args.factor)} frames at {format_fps(out_fps)} fps "
+          f"(from {info.frames} at {format_fps(info.fps)} fps, {args.method})")
     return 0

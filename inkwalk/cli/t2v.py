@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from inkwalk.cli._options import labels, option_names
+from inkwalk.cli._options import fill_from, labels, option_names, recorded_settings
 
 SD15 = ["sd15-tokenizer", "sd15-text-encoder", "sd15-vae", "sd15-unet"]
+# options left out take the `--from` video's value, else these
+DEFAULTS = {"negative_prompt": "", "frames": 8, "steps": 25, "guidance": 8.0, "size": "256", "seed": 0, "fps": 8.0,
+            "flow": "dis", "no_sofp": False, "loop": False, "prompt_interpolation": "linear"}
+SCROLL = ("window", "overlap", "prompts")  # left out: the `--from` video's, else the sampler's defaults
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -14,26 +18,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description="Generate N frames with ConCLVD (SD 1.5 + motion module) by DDIM "
                                           "with classifier-free guidance, in overlapping windows of frames, then "
                                           "SOFP-interpolate to 2N-1 frames (2N when looping).")
-    p.add_argument("prompt", help="what the video shows")
+    p.add_argument("prompt", nargs="?", default=None, help="what the video shows (with --from: the video's prompt)")
     p.add_argument("-o", "--output", required=True, help="output video (.mp4)")
-    p.add_argument("--negative", dest="negative_prompt", default="",
+    p.add_argument("--negative", dest="negative_prompt", default=None,
                    help="negative prompt (what to steer away from)")
-    p.add_argument("--frames", type=int, default=8, help="latent frames sampled by diffusion, N (default 8)")
+    p.add_argument("--frames", type=int, default=None, help="latent frames sampled by diffusion, N (default 8)")
     p.add_argument("--window", type=int, default=None,
                    help="frames per model call (default 16, at most N): longer videos are sampled in windows")
     p.add_argument("--overlap", type=int, default=None, help="frames neighbouring windows share (default 4)")
-    p.add_argument("--loop", action="store_true",
+    p.add_argument("--loop", action="store_true", default=None,
                    help="seamless loop: windows wrap from the last frame to the first; SOFP gives 2N frames")
     p.add_argument("--prompts", metavar="FILE.json|SCHEDULE", default=None,
                    help="prompt travel: a JSON file or text like '0:spring mountains|48:autumn river' (frame: "
                         "prompt, frames increasing); PROMPT is frame 0's unless the schedule names frame 0")
-    p.add_argument("--steps", type=int, default=25, help="DDIM steps (default 25)")
-    p.add_argument("--guidance", type=float, default=8.0, help="classifier-free guidance scale (default 8)")
     p.add_argument("--prompt-interpolation", choices=("linear", "slerp"), default=None,
                    help="how prompt travel blends neighbouring prompts' text embeddings (default linear)")
-    p.add_argument("--size", default="256", help="frame size WIDTHxHEIGHT or one side (square), multiples of 8 "
-                                                 "(default 256; a handscroll is wide: 512x256)")
-    p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same video (default 0)")
+    p.add_argument("--steps", type=int, default=None, help="DDIM steps (default 25)")
+    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default 8)")
+    p.add_argument("--size", default=None, help="frame size WIDTHxHEIGHT or one side (square), multiples of 8 "
+                                               "(default 256; a handscroll is wide: 512x256)")
+    p.add_argument("--seed", type=int, default=None, help="random seed: same seed, same video (default 0)")
     p.add_argument("--motion-module", metavar="PATH", default=None,
                    help="trained motion module (.safetensors from training), an mm_sd_v15_v2 checkpoint or a "
                         "diffusers MotionAdapter folder (default: the registry's AnimateDiff adapter)")
@@ -43,10 +47,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--norm-mode", choices=("per-frame", "joint"), default=None,
                    help="motion-module GroupNorm: per-frame (AnimateDiff's original, the default) or joint "
                         "(diffusers'). Default: the motion module file's own setting")
-    p.add_argument("--no-sofp", action="store_true", help="skip SOFP interpolation (keep the N sampled frames)")
-    p.add_argument("--flow", default="dis", choices=["dis", "raft", "raft-large", "raft-small"],
+    p.add_argument("--no-sofp", action="store_true", default=None, help="skip SOFP interpolation (keep the N sampled frames)")
+    p.add_argument("--flow", default=None, choices=["dis", "raft", "raft-large", "raft-small"],
                    help="optical flow for SOFP (default dis, weight-free; the paper uses raft)")
-    p.add_argument("--fps", type=float, default=8.0, help="output frame rate (default 8)")
+    p.add_argument("--fps", type=float, default=None, help="output frame rate (default 8)")
+    p.add_argument("--from", dest="from_video", metavar="VIDEO.mp4", default=None,
+                   help="reuse the prompt and settings recorded in an inkwalk ConCLVD video; options and a prompt "
+                        "given here override them")
     p.add_argument("--models", metavar="DIR", default=None, help="local models folder (else $INKWALK_MODELS, then the hub)")
     p.add_argument("--device", default=None, help="torch device (default cuda if available, else cpu)")
     p.set_defaults(func=handler, option_names=option_names(p))
@@ -56,18 +63,29 @@ def handler(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from inkwalk.availability import interpolator_models, require_models
+    from inkwalk.provenance import command_metadata
     from inkwalk.errors import InkwalkError
     from inkwalk.limits import Limits, check_number
     from inkwalk.settings_schemas import check_prompt, parse_conclvd_settings
-    from inkwalk.video import check_output
+    from inkwalk.video import check_output, format_fps
 
     # every user mistake is refused here, in milliseconds, before torch or any model loads
     check_output(args.output, "video")
+    if args.from_video:
+        made = recorded_settings(args.from_video, "conclvd")
+        recorded = {**made["settings"], "prompt": made.get("prompt")}
+        if args.no_sofp is None and isinstance(recorded.get("sofp"), bool):
+            args.no_sofp = not recorded["sofp"]
+        fill_from(args, recorded, ("prompt", *DEFAULTS, *SCROLL, "sparse_causal", "norm_mode"))
+    if args.prompt is None:
+        raise InkwalkError("give a prompt (or --from VIDEO.mp4 to reuse a video's)")
+    for name, value in DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     limits = Limits.cli()
     check_prompt(args.prompt, limits)
-    given = {k: getattr(args, k) for k in ("negative_prompt", "frames", "window", "overlap", "prompt_interpolation",
-                                           "steps", "guidance", "size", "seed")}
-    given["loop"] = args.loop
+    given = {k: getattr(args, k) for k in ("negative_prompt", "frames", "window", "overlap", "loop",
+                                           "prompt_interpolation", "steps", "guidance", "size", "seed")}
     if args.prompts is not None:
         given["prompts"] = _schedule(args.prompts, labels(args))
     settings = parse_conclvd_settings({k: v for k, v in given.items() if v is not None}, {}, limits, labels(args))
@@ -80,7 +98,6 @@ def handler(args: argparse.Namespace) -> int:
 
     import torch
 
-    from inkwalk import __version__
     from inkwalk.conclvd import load_conclvd, render_video
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -89,11 +106,12 @@ def handler(args: argparse.Namespace) -> int:
                  if v is not None}
     model = load_conclvd(models_dir=args.models, motion_module=args.motion_module, device=device, dtype=dtype,
                          config=structure)
+    recorded = {"fps": args.fps, "sofp": not args.no_sofp, "flow": args.flow, **structure}
     count = render_video(model, args.prompt, args.output, args.fps, settings.model_dump(),
-                         metadata={"inkwalk": __version__, "app": "t2v"}, sofp=not args.no_sofp, flow=args.flow,
+                         metadata=command_metadata("conclvd", recorded), sofp=not args.no_sofp, flow=args.flow,
                          models_dir=args.models, show_progress=True)
     width, height = settings.size
-    print(f"{args.output}: {count} frames {width}x{height} at {args.fps:g} fps")
+    print(f"{args.output}: {count} frames {width}x{height} at {format_fps(args.fps)} fps")
     return 0
 
 

@@ -24,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=("realesrgan", "realesrgan-compact", "lanczos"), default="realesrgan",
                    help="realesrgan: x4plus, best quality (default); realesrgan-compact: realesr-animevideov3, "
                         "fast CPU previews; lanczos: no weights")
-    p.add_argument("--size", metavar="WxH", default=None, help="exact output size (default: 4x the input)")
+    p.add_argument("--size", metavar="xF|WxH", default=None,
+                   help="output size, as `walk --upscale`: a factor (x2) or an exact WIDTHxHEIGHT (default x4)")
     p.add_argument("--fit", choices=("crop", "letterbox", "stretch"), default=None,
                    help="how to reach a --size of another aspect ratio (required then)")
     p.add_argument("--tile", type=int, default=None,
@@ -43,11 +44,12 @@ def handler(args: argparse.Namespace) -> int:
     import numpy as np
 
     from inkwalk.availability import require_models
+    from inkwalk.provenance import command_metadata
     from inkwalk.errors import InkwalkError
     from inkwalk.image_admission import admit_image, decode_painting
     from inkwalk.limits import Limits, check_number
     from inkwalk.progress import progress
-    from inkwalk.settings_schemas import parse_frame_size
+    from inkwalk.settings_schemas import parse_output_size
     from inkwalk.upscale import DEFAULT_TILE, SR_MODELS, changes_aspect, get_upscaler, upscale_fit
     from inkwalk.video import check_output, iter_frames, probe, save_image
     from inkwalk.video_writer import VideoWriter
@@ -65,7 +67,7 @@ def handler(args: argparse.Namespace) -> int:
         w, h, fps = info.width, info.height, info.fps or 24.0
     else:
         _, w, h = admit_image(src, limits)
-    size = parse_frame_size(args.size if args.size else f"{4 * w}x{4 * h}", limits, "size", label)
+    size = parse_output_size(args.size or "x4", (w, h), limits, "size", label)
     if args.fit is None and changes_aspect((w, h), size):
         raise InkwalkError(f"--size {size[0]}x{size[1]} changes the aspect ratio of the {w}x{h} input "
                            f"({w / h:.3f} -> {size[0] / size[1]:.3f}): add --fit crop (cut the sides), "
@@ -80,13 +82,14 @@ def handler(args: argparse.Namespace) -> int:
     except InkwalkError as exc:
         raise InkwalkError(" ".join(str(exc).split()) + hint) from None
     fit = args.fit or "stretch"  # the aspect ratio is kept to within 1%
+    recorded = {"backend": args.backend, "size": list(size), "fit": fit, "tile": tile, "overlap": args.overlap}
     if not is_video:
         image = decode_painting(str(src), src, limits)
-        save_image(args.output, upscale_fit(upscaler, image, size, fit))
+        save_image(args.output, upscale_fit(upscaler, image, size, fit), command_metadata("upscale", recorded, src))
         print(f"{args.output}: {size[0]}x{size[1]}")
         return 0
     frames = iter_frames(src)
-    with VideoWriter(args.output, fps) as writer:
+    with VideoWriter(args.output, fps, metadata=command_metadata("upscale", recorded, src)) as writer:
         bar = progress(total=info.frames, desc="upscale", unit="frame")
         while batch := list(itertools.islice(frames, args.batch)):
             writer.write_many(upscale_fit(upscaler, np.stack(batch), size, fit))

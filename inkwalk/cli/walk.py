@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
-from inkwalk.cli._options import labels, option_names
+from inkwalk.cli._options import DeprecatedAlias, fill_from, labels, option_names, recorded_settings
 from inkwalk.schedules import EASINGS, KEYFRAME_GRIDS, WEIGHTINGS
 from inkwalk.walk_settings import UPSCALERS
 
@@ -25,9 +26,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("paintings", nargs="+", metavar="PAINTING", help="two or more image files, in order")
     p.add_argument("-o", "--output", required=True, metavar="OUT.mp4", help="output video (.mp4)")
     add_settings_arguments(p)
+    p.add_argument("--from", dest="from_video", metavar="VIDEO.mp4", default=None,
+                   help="reuse the settings recorded in an inkwalk walk video; options given here override them")
     p.add_argument("--models", metavar="DIR", default=None, help="local models folder (else $INKWALK_MODELS, then the hub)")
-    p.add_argument("--cache", metavar="DIR", default=None, help="store of rendered chunks, a folder or URI "
-                                                                "(else $INKWALK_CACHE, then ~/.cache/inkwalk/store)")
+    p.add_argument("--store", metavar="DIR|URI", default=None, help="store of rendered chunks, a folder or URI, "
+                   "shared with `inkwalk render` (else $INKWALK_CACHE, then ~/.cache/inkwalk/store)")
+    p.add_argument("--cache", dest="store", metavar="DIR|URI", action=DeprecatedAlias, new="--store")
     p.add_argument("--device", default=None, help="torch device (default cuda if available, else cpu)")
     p.add_argument("--no-sheet", action="store_true", help="do not write the contact sheet PNG")
     p.set_defaults(func=handler)
@@ -35,11 +39,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def add_settings_arguments(p: argparse.ArgumentParser) -> None:
     """The walk settings options, shared by `inkwalk walk` and `inkwalk render`."""
-    p.add_argument("--preset", choices=("paper", "offline", "release"), default="paper",
-                   help="paper: Kandinsky 2.2 keyframes + FILM + Real-ESRGAN (needs weights; default); "
+    p.add_argument("--preset", choices=("paper", "offline", "release"), default=None,
+                   help="paper: Kandinsky 2.2 keyframes + FILM + Real-ESRGAN (needs weights); "
                         "offline: no keyframes, flow-warp with DIS, no upscaling (no weights); "
                         "release: the paper's models at the authors' released pacing (30 fps, 10 s segments "
-                        "and holds, their weighting, keyframe grid and easing)")
+                        "and holds, their weighting, keyframe grid and easing). Default: `walk` takes paper when "
+                        "its weights are on this machine, else offline, and says which ran; `render`: paper")
     p.add_argument("-m", "--keyframes", type=int, help="diffusion keyframes between two paintings (paper: 5)")
     p.add_argument("-n", "--frames", type=int, help="interpolated frames between neighbouring frames (24)")
     p.add_argument("--weighting", choices=WEIGHTINGS, help="embedding weighting (logit)")
@@ -65,6 +70,25 @@ def add_settings_arguments(p: argparse.ArgumentParser) -> None:
     p.set_defaults(option_names=option_names(p))
 
 
+def default_preset(args: argparse.Namespace) -> tuple[str, str]:
+    """The preset `walk` runs without --preset: paper when every model it would load is on this
+    machine (local or cached, no network asked), else offline; and a line that says so."""
+    from inkwalk.availability import absent_models, walk_models
+    from inkwalk.limits import Limits, RequestError
+    from inkwalk.settings_schemas import parse_walk_settings
+
+    given = {k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None}
+    try:
+        paper = parse_walk_settings({**given, "preset": "paper"}, {}, Limits.cli(), len(args.paintings))
+    except RequestError:  # a bad option: `settings_from_args` refuses it in one line, naming it
+        return "paper", ""
+    absent = absent_models(walk_models(paper), args.models)
+    if not absent:
+        return "paper", "preset: paper (its weights are on this machine)"
+    return "offline", (f"preset: offline (no weights needed); paper needs {', '.join(absent)}: "
+                       f"`inkwalk models list` says how to get them, then pass --preset paper")
+
+
 def settings_from_args(args: argparse.Namespace, paintings: int = 2):
     """WalkSettings of the preset with every option the user gave, checked against the CLI limits
     (`inkwalk.limits.Limits.cli`) for a collection of `paintings`; a bad value is one line naming
@@ -83,19 +107,26 @@ def handler(args: argparse.Namespace) -> int:
     from inkwalk.image_admission import admit_image, decode_painting
     from inkwalk.limits import Limits
     from inkwalk.local_render import render_collection_in_process
-    from inkwalk.video import check_output
+    from inkwalk.video import check_output, format_fps
 
     start = time.perf_counter()
     # everything a user can get wrong is refused here, in milliseconds, before any decode or model
     check_output(args.output, "video")
     limits = Limits.cli()
+    if args.from_video:
+        fill_from(args, recorded_settings(args.from_video, "artwalks")["settings"], SETTINGS)
+    chosen = args.preset is None
+    if chosen:
+        args.preset, note = default_preset(args)
     settings = settings_from_args(args, len(args.paintings))
     for path in args.paintings:  # headers only: a bad last painting fails before the first decodes
         admit_image(path, limits, size=settings.size, fit=settings.fit)
-    hint = " -- or render without any weights: --preset offline" if args.preset == "paper" else ""
+    hint = " -- or render without any weights: --preset offline" if settings.preset != "offline" else ""
     require_models(walk_models(settings), args.models, hint)
     for path in args.paintings:  # truncated pixel data fails here, one painting in memory at a time
         decode_painting(path, path, limits, settings.size, settings.fit)
+    if chosen and note:
+        print(note, file=sys.stderr)
 
     from diffusers.utils import logging as diffusers_logging
 
@@ -104,11 +135,12 @@ def handler(args: argparse.Namespace) -> int:
         models = load_walk_models(settings, models_dir=args.models, device=args.device)
     except InkwalkError as exc:  # weights present but unloadable: fail before any rendering
         raise InkwalkError(" ".join(str(exc).split()) + hint) from None
-    result = render_collection_in_process(args.paintings, args.output, settings, cache_dir=args.cache,
+    result = render_collection_in_process(args.paintings, args.output, settings, cache_dir=args.store,
                                           models_dir=args.models,
                                           models=models, sheet=not args.no_sheet)
     w, h = result.size
-    print(f"{result.path}: {result.frames} frames, {result.duration_s:.2f} s at {result.fps:g} fps, {w}x{h}; "
+    print(f"{result.path}: {result.frames} frames, {result.duration_s:.2f} s at {format_fps(result.fps)} fps, "
+          f"{w}x{h}; "
           f"chunks rendered {result.chunks_rendered}, reused {result.chunks_reused}; "
           f"{time.perf_counter() - start:.1f} s")
     if result.sheet:

@@ -129,7 +129,8 @@ def render_video(model: ConCLVD, prompt: str, out: str | Path, fps: float, setti
     latents = scroll_latents(model, prompt, runner=runner, progress=_bar(show_progress), **settings)
     window = resolve_windows(settings.get("frames", 8), settings.get("window"), settings.get("overlap"))[0]
     frames = video_frames(model, latents, settings.get("loop", False), sofp, flow, models_dir, slice_frames=window)
-    record = {**(metadata or {}), "prompt": prompt, "settings": scroll_metadata(prompt, settings)}
+    made = dict(metadata or {})
+    record = {**made, "prompt": prompt, "settings": {**made.get("settings", {}), **scroll_metadata(prompt, settings)}}
     with tempfile.TemporaryDirectory(prefix="inkwalk-scroll-") as tmp:
         store = Store(tmp)
         chunks = []

@@ -117,11 +117,13 @@ def interpolate_clip(frames: np.ndarray, method: str = DEFAULT_METHOD, flow: str
 
 def interpolate_video(src: str | os.PathLike, dst: str | os.PathLike, method: str = DEFAULT_METHOD,
                       flow: str = "dis", factor: int = 2, fps: float | None = None, models_dir=None,
-                      device=None, crf: int = 18, show_progress: bool = True) -> Path:
+                      device=None, crf: int = 18, show_progress: bool = True,
+                      metadata: dict | None = None) -> Path:
     """Interpolate a video file into an mp4, streaming (memory does not grow with its length).
 
     `fps` defaults to the source fps times `factor`, so the duration is kept and motion gets
-    smoother; pass the source fps to get slow motion instead.
+    smoother; pass the source fps to get slow motion instead. `metadata`: what the mp4 records
+    about how it was made (`inkwalk.chunks.command_metadata`).
     """
     from inkwalk import video
     from inkwalk.progress import progress
@@ -140,6 +142,6 @@ def interpolate_video(src: str | os.PathLike, dst: str | os.PathLike, method: st
     last = video.read_frames(src, [info.frames - 1])[0] if method == "sofp" and passes else None
     bar = progress(video.iter_frames(src), total=info.frames, desc=f"interpolate ({method})", unit="frame",
                    disable=None if show_progress else True)
-    with VideoWriter(dst, out_fps, crf=crf) as writer:
+    with VideoWriter(dst, out_fps, crf=crf, metadata=metadata) as writer:
         writer.write_many(interpolate_frames(bar, interp, method, factor, last=last))
     return Path(dst)

@@ -44,7 +44,7 @@ def handler(args: argparse.Namespace) -> int:
     from inkwalk.paintings import draw
     from inkwalk.progress import progress
     from inkwalk.settings_schemas import parse_frame_size, parse_walk_settings
-    from inkwalk.video import check_output, save_image
+    from inkwalk.video import check_output, format_fps, save_image
     from services.collection import render_collection_on_ray
 
     start = time.perf_counter()
@@ -70,6 +70,7 @@ def handler(args: argparse.Namespace) -> int:
                                                sheet=False, on_progress=lambda s, f: bar.update(int(f * 1000) - bar.n),
                                                verbose=args.verbose)
     w, h = summary.size
-    print(f"{summary.out}: {summary.frames} frames, {summary.frames / summary.fps:.2f} s at {summary.fps:g} fps, "
+    print(f"{summary.out}: {summary.frames} frames, {summary.frames / summary.fps:.2f} s at "
+          f"{format_fps(summary.fps)} fps, "
           f"{w}x{h}, {args.paintings} paintings rendered on Ray ({time.perf_counter() - start:.1f} s)")
     return 0

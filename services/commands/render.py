@@ -38,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handler(args: argparse.Namespace) -> int:
     from inkwalk.cli.walk import settings_from_args
     from inkwalk.progress import progress
+    from inkwalk.video import format_fps
     from services.collection import render_collection_on_ray
 
     settings = settings_from_args(args)
@@ -53,7 +54,8 @@ def handler(args: argparse.Namespace) -> int:
                                            render=render, sheet=not args.no_sheet, on_progress=on_progress,
                                            verbose=args.verbose)
     w, h = summary.size
-    print(f"{summary.out}: {summary.frames} frames, {summary.frames / summary.fps:.2f} s at {summary.fps:g} fps, "
+    print(f"{summary.out}: {summary.frames} frames, {summary.frames / summary.fps:.2f} s at "
+          f"{format_fps(summary.fps)} fps, "
           f"{w}x{h}; chunks rendered {summary.chunks_rendered} on {len(summary.nodes)} node(s), reused "
           f"{summary.chunks_reused}; {summary.seconds:.1f} s")
     if summary.sheet:

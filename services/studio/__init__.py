@@ -1,6 +1,6 @@
 """The Studio: the web page artists use to make walks and landscape videos (app `studio`).
 
-Plain HTML, CSS and JS in `static/`, no build step and nothing fetched from elsewhere (the
+Plain HTML, CSS and JS modules (`<script type="module">`) in `static/`, no build step and nothing fetched from elsewhere (the
 machine and its users may be offline). The page talks to the two job apps on the same origin
 (`../artwalks/jobs`, `../conclvd/jobs`), so one Serve proxy serves everything.
 
@@ -21,8 +21,10 @@ from inkwalk.errors import InkwalkError
 from services import http_guard
 
 STATIC = Path(__file__).resolve().parent / "static"
-FILES = {"index.html": "text/html; charset=utf-8", "studio.css": "text/css; charset=utf-8",
-         "studio.js": "text/javascript; charset=utf-8", "favicon.svg": "image/svg+xml"}
+MEDIA_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
+               ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml"}
+# the page's files, named once at import: a request can only ever name one of these
+FILES = {p.name: MEDIA_TYPES[p.suffix] for p in STATIC.iterdir() if p.suffix in MEDIA_TYPES}
 # Only our own files, scripts and styles; images and videos from this origin (and the browser's
 # own object URLs for thumbnails of paintings not yet uploaded); never framed by another site.
 HEADERS = {
