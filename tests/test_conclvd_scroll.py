@@ -209,7 +209,7 @@ def test_t2v_cli_loop_prompt_travel_wide_frames_and_metadata(tiny_models, tmp_pa
     assert read_frames(out).shape == (12, 64, 96, 3)                   # loop: SOFP also fills last -> first
     settings = read_metadata(out)["settings"]
     assert (settings["window"], settings["overlap"], settings["loop"], settings["seed"]) == (4, 1, True, 5)
-    assert settings["prompts"] == "0:hills|3:a river" and settings["size"] == [96, 64]
+    assert settings["prompts"] == {"0": "hills", "3": "a river"} and settings["size"] == [96, 64]
     again = tmp_path / "again.mp4"                                      # re-made from what the video records
     assert main(["t2v", "--from", str(out), "-o", str(again), "--models", str(tiny_models), "--device", "cpu"]) == 0
     assert read_metadata(again)["settings"] == settings and read_frames(again).shape == (12, 64, 96, 3)

@@ -190,7 +190,7 @@ def test_conclvd_scroll_job_loops_travels_and_previews(serve_apps, tmp_path):
     assert _frames(path.read_bytes(), tmp_path).shape == (16, 64, 96, 3)    # loop: 2N frames
     recorded = read_metadata(path)["settings"]
     assert (recorded["window"], recorded["overlap"], recorded["loop"]) == (4, 1, True)
-    assert recorded["prompts"] == "0:spring mountains|5:autumn river"
+    assert recorded["prompts"] == {"0": "spring mountains", "5": "autumn river"}
 
 
 def _png_header(width: int, height: int) -> bytes:

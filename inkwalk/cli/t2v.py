@@ -86,8 +86,8 @@ def handler(args: argparse.Namespace) -> int:
     check_prompt(args.prompt, limits)
     given = {k: getattr(args, k) for k in ("negative_prompt", "frames", "window", "overlap", "loop",
                                            "prompt_interpolation", "steps", "guidance", "size", "seed")}
-    if args.prompts is not None:
-        given["prompts"] = _schedule(args.prompts, labels(args))
+    if args.prompts is not None:  # a --from video's schedule is already the job setting
+        given["prompts"] = args.prompts if isinstance(args.prompts, dict) else _schedule(args.prompts, labels(args))
     settings = parse_conclvd_settings({k: v for k, v in given.items() if v is not None}, {}, limits, labels(args))
     check_number("fps", args.fps, 1, limits.max_fps, label=labels(args))
     if args.motion_module and not Path(args.motion_module).exists():

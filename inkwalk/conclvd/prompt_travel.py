@@ -121,8 +121,3 @@ def frame_embeddings(encode: Callable[[list[str]], torch.Tensor], schedule: Mapp
             out[frame] = start if torch.equal(start, end) else interpolate(start, end, (frame - a) / (b - a), method)
     return out
 
-
-def schedule_text(schedule: Mapping[int, str]) -> str:
-    """The schedule as the CLI writes it, for metadata and messages."""
-    return "|".join(f"{k}:{v}" for k, v in schedule.items())
-

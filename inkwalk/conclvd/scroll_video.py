@@ -19,7 +19,7 @@ import torch
 
 from inkwalk.conclvd.model import ConCLVD, encode_prompts
 from inkwalk.conclvd.pipeline import ConCLVDPipeline, conclvd_scheduler
-from inkwalk.conclvd.prompt_travel import frame_embeddings, full_schedule, schedule_text
+from inkwalk.conclvd.prompt_travel import frame_embeddings, full_schedule
 from inkwalk.conclvd.scroll import LocalWindowRunner, ScrollRequest, WindowRunner, decode_slices, sample_scroll
 from inkwalk.conclvd.windows import WindowPlan, resolve_windows
 from inkwalk.errors import InkwalkError
@@ -145,7 +145,7 @@ def scroll_metadata(prompt: str, settings: Mapping[str, Any]) -> dict[str, Any]:
     frames = settings.get("frames", 8)
     window, overlap = resolve_windows(frames, settings.get("window"), settings.get("overlap"))
     return {**settings, "window": window, "overlap": overlap, "loop": bool(settings.get("loop", False)),
-            "prompts": schedule_text(full_schedule(prompt, settings.get("prompts")))}
+            "prompts": {str(k): v for k, v in full_schedule(prompt, settings.get("prompts")).items()}}
 
 
 def _batches(frames: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
