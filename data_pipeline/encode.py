@@ -35,7 +35,7 @@ class ClipEncoder:
         try:
             self._load(models_dir, device)
         except InkwalkError as exc:  # an actor that dies in __init__ reaches the driver as text only;
-            # clvhd._user_error finds this class name in that text
+            # ray_execution._user_error finds this class name in that text
             raise EncoderSetupError(str(exc)) from None
         self.vae_batch = vae_batch
 

@@ -1,4 +1,4 @@
-"""Parquet shards of clips: where they live, the schema, an atomic shard writer, and the readers.
+"""Parquet shards of clips: where they are, the schema, an atomic shard writer, and the readers.
 
 One row per clip. Tensors are stored as raw little-endian bytes plus their shape: Parquet keeps
 a binary value as one contiguous blob, while a list-typed tensor (Arrow's fixed-shape tensor)
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import posixpath
-from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
@@ -37,6 +36,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from data_pipeline.location import Location
 from inkwalk.errors import InkwalkError
 
 
@@ -69,38 +69,6 @@ REJECTS_KEY = "inkwalk.rejects"
 def shard_schema(encoded: bool) -> pa.Schema:
     """The schema of a shard, with or without the cached latents and text embeddings."""
     return pa.schema(BASE_FIELDS + (ENCODE_FIELDS if encoded else []))
-
-
-@dataclass(frozen=True)
-class Location:
-    """A run folder: a pyarrow filesystem and a path in it.
-
-    Built once on the driver (a local path is made absolute *there*) and pickled into the tasks,
-    so every worker on every node writes and reads the same place, whatever its working folder.
-    """
-
-    fs: pafs.FileSystem
-    root: str
-
-    @classmethod
-    def of(cls, where: "str | Location", filesystem: pafs.FileSystem | None = None) -> "Location":
-        """A local path, a URI pyarrow knows (``file://``, ``s3://``, ``gs://``, ``hdfs://``), or a
-        path inside an explicit pyarrow `filesystem` (e.g. a ``SubTreeFileSystem``)."""
-        if isinstance(where, Location):
-            return where
-        where = str(where)
-        if filesystem is not None:
-            return cls(filesystem, where.rstrip("/") or "/")
-        if "://" in where:
-            fs, path = pafs.FileSystem.from_uri(where)
-            return cls(fs, path.rstrip("/") or "/")
-        return cls(pafs.LocalFileSystem(), posixpath.abspath(where))
-
-    def path(self, *parts: str) -> str:
-        return posixpath.join(self.root, *parts)
-
-    def is_dir(self, path: str) -> bool:
-        return self.fs.get_file_info(path).type == pafs.FileType.Directory
 
 
 def shard_files(where: "str | Location") -> list[str]:

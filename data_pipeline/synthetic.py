@@ -150,7 +150,7 @@ def render_clip(plan: ClipPlan) -> Iterator[np.ndarray]:
         yield frame
 
 
-def plan_clips(n: int, seed: int = 0, min_frames: int = 36, max_frames: int = 72,
+def plan_synthetic_clips(n: int, seed: int = 0, min_frames: int = 36, max_frames: int = 72,
                scale: float = 1.0) -> list[ClipPlan]:
     """Varied clips: size, length, fps, motions and direction drawn from the seed."""
     if n < 1:
@@ -181,7 +181,7 @@ def generate(out: str | Path, clips: int, seed: int = 0, min_frames: int = 36, m
 
     out = Path(out)
     (out / "videos").mkdir(parents=True, exist_ok=True)
-    plans = plan_clips(clips, seed, min_frames, max_frames, scale)
+    plans = plan_synthetic_clips(clips, seed, min_frames, max_frames, scale)
     rows = []
     for plan in progress(plans, desc="synthetic clips", unit="clip"):
         with VideoWriter(out / "videos" / plan.name, plan.fps, crf=20, preset="veryfast") as writer:

@@ -216,26 +216,36 @@ def load_ncnn(param_text: str, bin_data: bytes) -> tuple[list[Layer], list[Weigh
     return layers, read_weights(layers, bin_data)
 
 
-def ncnn_upscale(param: str | Path, image: np.ndarray, threads: int | None = None) -> np.ndarray:
-    """Super-resolve one H×W×3 uint8 RGB image with the ncnn CPU runtime on `param` (+ its .bin).
+class NcnnNet:
+    """The ncnn CPU runtime with one model loaded: `net(image)` super-resolves one H×W×3 uint8 RGB image.
 
     Used exactly as STACK.md 13 found to work (`Mat.from_pixels`, `substract_mean_normalize`, no
     Vulkan; a Mat built from a float array gives garbage); the output is clipped and rounded to
     uint8, the convention of inkwalk's upscaler.
     """
-    import ncnn
 
-    net = ncnn.Net()
-    net.opt.use_vulkan_compute = False
-    if threads:
-        net.opt.num_threads = threads
-    param = Path(param)
-    net.load_param(str(param))
-    net.load_model(str(param.with_suffix(".bin")))
-    h, w = image.shape[:2]
-    mat = ncnn.Mat.from_pixels(np.ascontiguousarray(image), ncnn.Mat.PixelType.PIXEL_RGB, w, h)
-    mat.substract_mean_normalize([], [1 / 255.0] * 3)
-    ex = net.create_extractor()
-    ex.input("data", mat)
-    _, out = ex.extract("output")
-    return np.rint(np.clip(np.array(out).transpose(1, 2, 0), 0, 1) * 255.0).astype(np.uint8)
+    def __init__(self, param: str | Path, threads: int | None = None) -> None:
+        import ncnn
+
+        self.ncnn = ncnn
+        self.net = ncnn.Net()
+        self.net.opt.use_vulkan_compute = False
+        if threads:
+            self.net.opt.num_threads = threads
+        param = Path(param)
+        self.net.load_param(str(param))
+        self.net.load_model(str(param.with_suffix(".bin")))
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        mat = self.ncnn.Mat.from_pixels(np.ascontiguousarray(image), self.ncnn.Mat.PixelType.PIXEL_RGB, w, h)
+        mat.substract_mean_normalize([], [1 / 255.0] * 3)
+        ex = self.net.create_extractor()
+        ex.input("data", mat)
+        _, out = ex.extract("output")
+        return np.rint(np.clip(np.array(out).transpose(1, 2, 0), 0, 1) * 255.0).astype(np.uint8)
+
+
+def ncnn_upscale(param: str | Path, image: np.ndarray, threads: int | None = None) -> np.ndarray:
+    """Super-resolve one H×W×3 uint8 RGB image with the ncnn CPU runtime on `param` (+ its .bin)."""
+    return NcnnNet(param, threads)(image)

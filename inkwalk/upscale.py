@@ -20,8 +20,10 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from inkwalk.distinct_frames import distinct_frames
 from inkwalk.errors import InkwalkError
 from inkwalk.progress import iter_progress
+from inkwalk.tiling import run_cropped
 
 # backend -> the registry model it runs (inkwalk.models); "lanczos" needs none
 SR_MODELS = {"realesrgan": "realesrgan-x4plus", "realesrgan-compact": "realesr-animevideov3"}
@@ -80,6 +82,9 @@ class LanczosUpscaler:
 
     name = "lanczos"
 
+    def describe(self) -> dict:
+        return {"backend": self.name}
+
     def upscale(self, frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         """Resize frames (N×H×W×3 or H×W×3 uint8) to exactly `size=(width, height)`."""
         batch, single = _check_frames(frames)
@@ -87,64 +92,37 @@ class LanczosUpscaler:
         return out[0] if single else out
 
 
-def tile_starts(length: int, tile: int) -> list[int]:
-    """Start offsets of equal tiles covering `length`; the last one is pulled back to end flush.
-
-    Equal tiles let every position of a frame batch run as one network call.
-    """
-    if length <= tile:
-        return [0]
-    starts = list(range(0, length - tile, tile))
-    starts.append(length - tile)
-    return starts
-
-
 class RealESRGANUpscaler:
     """Real-ESRGAN (any spandrel-loadable SR model) run on overlapping tiles, in frame batches."""
 
-    def __init__(self, descriptor, device: str | None = None, tile: int = 256, overlap: int = DEFAULT_OVERLAP,
-                 batch_size: int = 4, dtype=None, name: str = "realesrgan"):
-        import torch
-
-        self.name = name
+    def __init__(self, net, scale: int, device: str = "cpu", tile: int = 256, overlap: int = DEFAULT_OVERLAP,
+                 batch_size: int = 4, name: str = "realesrgan", descriptor=None):
         if tile < 16 or overlap < 0:
             raise UpscaleError(f"tile must be >= 16 and overlap >= 0, got tile={tile} overlap={overlap}")
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        if dtype is None:
-            dtype = torch.float16 if self.device.type == "cuda" and descriptor.supports_half else torch.float32
-        self.dtype = dtype
-        self.descriptor = descriptor.to(self.device).to(dtype).eval()
-        self.scale = int(descriptor.scale)
+        self.name = name
+        self._run = net  # one network call: uint8 N×h×w×3 -> float32 N×(h·s)×(w·s)×3 in [0, 1]
+        self.runtime = net.runtime
+        self.scale = int(scale)
+        self.device = device
+        self.descriptor = descriptor  # the spandrel model when PyTorch runs it
         self.tile = int(tile)
         self.overlap = int(overlap)
         self.batch_size = max(1, int(batch_size))
+        self.frames_upscaled = 0  # distinct frames run through the network so far
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
-        """One network call: uint8 N×h×w×3 -> float32 N×(h·s)×(w·s)×3 in [0, 1]."""
-        import torch
-
-        x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).to(self.dtype) / 255.0
-        with torch.inference_mode():
-            y = self.descriptor(x).clamp_(0, 1)
-            return y.permute(0, 2, 3, 1).float().cpu().numpy()
+    def describe(self) -> dict:
+        """What runs the frames: backend, runtime, threads, device and tiling (the Serve Upscaler reports it)."""
+        return {"backend": self.name, "runtime": self.runtime, "threads": self._run.threads, "device": self.device,
+                "tile": self.tile, "overlap": self.overlap}
 
     def upscale_native(self, frames: np.ndarray) -> np.ndarray:
         """Upscale N×H×W×3 uint8 frames by the model's own factor, tiled; returns float32 [0, 1]."""
-        n, h, w, _ = frames.shape
-        s, t, o = self.scale, self.tile, self.overlap
-        out = np.empty((n, h * s, w * s, 3), np.float32)
-        tiles = [(y0, x0) for y0 in tile_starts(h, t) for x0 in tile_starts(w, t)]
-        for y0, x0 in iter_progress(tiles, desc="Real-ESRGAN tiles", unit="tile"):  # minutes for a large image
-            y1, x1 = min(y0 + t, h), min(x0 + t, w)
-            # context around the tile, clipped at the frame's border
-            cy0, cx0 = max(y0 - o, 0), max(x0 - o, 0)
-            cy1, cx1 = min(y1 + o, h), min(x1 + o, w)
-            for b in range(0, n, self.batch_size):
-                part = self._run(np.ascontiguousarray(frames[b:b + self.batch_size, cy0:cy1, cx0:cx1]))
-                oy, ox = (y0 - cy0) * s, (x0 - cx0) * s
-                out[b:b + self.batch_size, y0 * s:y1 * s, x0 * s:x1 * s] = \
-                    part[:, oy:oy + (y1 - y0) * s, ox:ox + (x1 - x0) * s]
-        return out
+        def run(tiles: np.ndarray) -> np.ndarray:  # every tile position: `batch_size` frames per call
+            return np.concatenate([self._run(np.ascontiguousarray(tiles[b:b + self.batch_size]))
+                                   for b in range(0, len(tiles), self.batch_size)])
+
+        return run_cropped(run, frames, self.tile, self.overlap, self.scale,  # minutes for a large image
+                           wrap=lambda tiles: iter_progress(tiles, desc="Real-ESRGAN tiles", unit="tile"))
 
     def upscale(self, frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         """Upscale frames (N×H×W×3 or H×W×3 uint8) to exactly `size=(width, height)`.
@@ -153,45 +131,69 @@ class RealESRGANUpscaler:
         """
         batch, single = _check_frames(frames)
         w, h = _check_size(size)
-        out = np.empty((len(batch), h, w, 3), np.uint8)
+        first, inverse = distinct_frames(batch)  # held and repeated frames are upscaled once
+        distinct = batch[first]
+        out = np.empty((len(distinct), h, w, 3), np.uint8)
         # a few frames at a time: the native-resolution float copy is what takes memory
-        for b in range(0, len(batch), self.batch_size):
-            native = self.upscale_native(batch[b:b + self.batch_size])
+        for b in range(0, len(distinct), self.batch_size):
+            native = self.upscale_native(distinct[b:b + self.batch_size])
             out[b:b + self.batch_size] = resize_lanczos(np.rint(native * 255.0).astype(np.uint8), (w, h))
+        self.frames_upscaled += len(distinct)
+        out = out if len(first) == len(batch) else out[inverse]
         return out[0] if single else out
 
 
 def load_realesrgan(models_dir: str | Path | None = None, path: str | Path | None = None,
                     device: str | None = None, tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
-                    batch_size: int = 4, backend: str = "realesrgan") -> RealESRGANUpscaler:
+                    batch_size: int = 4, backend: str = "realesrgan", runtime: str | None = None,
+                    threads: int | None = None) -> RealESRGANUpscaler:
     """Load a Real-ESRGAN backend's weights from the model registry through spandrel.
 
-    `tile` None: the backend's `DEFAULT_TILE`. Missing weights raise the registry's
-    ModelNotFoundError, which names `inkwalk models fetch`.
+    `tile` None: the backend's `DEFAULT_TILE`. `runtime` None: the measured choice for the device
+    (inkwalk.sr_runtimes); `threads` None: the CPUs this process may use. Missing weights raise the
+    registry's ModelNotFoundError, which names `inkwalk models fetch`.
     """
+    from inkwalk.models import weights_file
+    from inkwalk.sr_runtimes import choose_runtime, cuda_present, export_path, load_net, native_scale, open_export
+
+    file = Path(weights_file(SR_MODELS[backend], path=path, models_dir=models_dir))
+    device = device or ("cuda" if cuda_present() else "cpu")
+    runtime = choose_runtime(backend, device.split(":")[0], runtime)
+    descriptor = None
+    if runtime != "torch" and export_path(file).is_file():  # exported before: no torch, no spandrel
+        net = open_export(runtime, export_path(file), threads)
+    else:
+        descriptor = _load_descriptor(file)
+        net = load_net(runtime, descriptor, file, device, threads)
+    return RealESRGANUpscaler(net, native_scale(net), device=device, tile=tile or DEFAULT_TILE[backend],
+                              overlap=overlap, batch_size=batch_size, name=backend, descriptor=descriptor)
+
+
+def _load_descriptor(file: Path):
+    """The spandrel model in `file`, or one clear error."""
     from spandrel import ImageModelDescriptor, ModelLoader
 
-    from inkwalk.models import weights_file
-
-    file = weights_file(SR_MODELS[backend], path=path, models_dir=models_dir)
     try:
         descriptor = ModelLoader().load_from_file(str(file))
     except Exception as exc:  # spandrel raises several types for unreadable/unknown files
         raise UpscaleError(f"cannot load super-resolution weights {file}: {exc}") from exc
     if not isinstance(descriptor, ImageModelDescriptor):
         raise UpscaleError(f"{file} is not an image super-resolution model ({type(descriptor).__name__})")
-    return RealESRGANUpscaler(descriptor, device=device, tile=tile or DEFAULT_TILE[backend], overlap=overlap,
-                              batch_size=batch_size, name=backend)
+    return descriptor
 
 
 def get_upscaler(name: str, models_dir: str | Path | None = None, device: str | None = None,
-                 tile: int | None = None, overlap: int = DEFAULT_OVERLAP, batch_size: int = 4) -> Upscaler:
-    """An upscaler by backend name (`BACKENDS`): a Real-ESRGAN model via the registry, or Lanczos."""
+                 tile: int | None = None, overlap: int = DEFAULT_OVERLAP, batch_size: int = 4,
+                 runtime: str | None = None, threads: int | None = None) -> Upscaler:
+    """An upscaler by backend name (`BACKENDS`): a Real-ESRGAN model via the registry, or Lanczos.
+
+    `runtime`/`threads`: see `load_realesrgan` (Lanczos ignores them).
+    """
     if name == "lanczos":
         return LanczosUpscaler()
     if name in SR_MODELS:
         return load_realesrgan(models_dir=models_dir, device=device, tile=tile, overlap=overlap,
-                               batch_size=batch_size, backend=name)
+                               batch_size=batch_size, backend=name, runtime=runtime, threads=threads)
     raise UpscaleError(f"unknown upscaler {name!r}; choose one of: {', '.join(BACKENDS)}")
 
 

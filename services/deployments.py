@@ -20,6 +20,7 @@ import time
 from typing import Any, Sequence
 
 import numpy as np
+import ray
 from ray import serve
 
 from inkwalk.errors import InkwalkError
@@ -244,13 +245,17 @@ class Upscaler:
     """Super-resolution to an exact size: Real-ESRGAN (tiled, batched) or Lanczos."""
 
     def __init__(self, backend: str = "lanczos", models_dir: str | None = None, device: str | None = None,
-                 tile: int = 256, batch_size: int = 4, app: str = "artwalks", batch: dict | None = None):
+                 tile: int = 256, batch_size: int = 4, app: str = "artwalks", batch: dict | None = None,
+                 threads: int | None = None):
         from inkwalk.artwalks import stage_identity
+        from inkwalk.sr_runtimes import threads_for_share
         from inkwalk.upscale import get_upscaler
 
         self.backend = backend
+        # `threads` None: the replica's own CPU share, not the host's cores (a 0.25-CPU replica runs one)
+        share = ray.get_runtime_context().get_assigned_resources().get("CPU") if ray.is_initialized() else None
         self.impl = get_upscaler(backend, models_dir=models_dir, device=device, tile=tile,
-                                 batch_size=batch_size)
+                                 batch_size=batch_size, threads=threads or threads_for_share(share))
         self.identity = stage_identity("upscaler", backend, models_dir)
         self.app = app
         self.lock = threading.Lock()
@@ -293,6 +298,11 @@ class Upscaler:
 
     def describe(self) -> dict:
         return {"upscaler": self.identity}
+
+    def runtime(self) -> dict:
+        """What runs the network here (backend, runtime, threads, device, tiling) and how many distinct
+        frames it has upscaled."""
+        return {**self.impl.describe(), "frames_upscaled": getattr(self.impl, "frames_upscaled", None)}
 
     def check_health(self) -> None:
         if self.impl is None:

@@ -124,7 +124,8 @@ def _on_a_cluster(manifest: str, work: str) -> dict:
     from ray.cluster_utils import Cluster
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    from data_pipeline.clvhd import Config, run
+    from data_pipeline.clvhd import run
+    from data_pipeline.config import Config
     from data_pipeline.shards import read_shards
     from training.data import columns_for, shard_batches
 

@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from data_pipeline.clips import ClipSpec, make_clip
-from data_pipeline.clvhd import Config, PipelineError, run
+from data_pipeline.clvhd import run
+from data_pipeline.config import Config, PipelineError
 from data_pipeline.shards import read_shards, row_to_arrays, shard_files
 from data_pipeline.synthetic import ClipPlan, generate, render_clip
 

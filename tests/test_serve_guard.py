@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from helpers import free_port
 
+pytestmark = pytest.mark.ray
+
 httpx = pytest.importorskip("httpx")
 psutil = pytest.importorskip("psutil")
 

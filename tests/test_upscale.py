@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inkwalk.upscale import LanczosUpscaler, get_upscaler, tile_starts
+from inkwalk.tiling import tile_starts
+from inkwalk.upscale import LanczosUpscaler, get_upscaler
 
 
 @pytest.fixture(scope="module")
@@ -44,15 +45,17 @@ def _loud(upscaler):
 
 
 def test_realesrgan_tiled_equals_untiled(tiny_models, frames):
-    whole = _loud(get_upscaler("realesrgan", models_dir=tiny_models, device="cpu", tile=512))
+    # _loud re-draws the weights in memory, which only the PyTorch path sees
+    whole = _loud(get_upscaler("realesrgan", models_dir=tiny_models, device="cpu", tile=512, runtime="torch"))
     a = whole.upscale_native(frames)
     assert a.shape == (2, 37 * 4, 45 * 4, 3)
     assert a.std() > 0.05 and ((a > 0) & (a < 1)).mean() > 0.5  # a real picture, not a clamped constant
     tiled = _loud(get_upscaler("realesrgan", models_dir=tiny_models, device="cpu", tile=16, overlap=24,
-                               batch_size=1))
+                               batch_size=1, runtime="torch"))
     assert np.abs(a - tiled.upscale_native(frames)).max() <= 1 / 255
     # without context around the tiles the seams are visible: the overlap is what makes it exact
-    seamy = _loud(get_upscaler("realesrgan", models_dir=tiny_models, device="cpu", tile=16, overlap=0))
+    seamy = _loud(get_upscaler("realesrgan", models_dir=tiny_models, device="cpu", tile=16, overlap=0,
+                               runtime="torch"))
     assert np.abs(a - seamy.upscale_native(frames)).max() > 1 / 255
 
 
@@ -85,14 +88,16 @@ def test_unknown_backend_and_missing_weights_are_clear(tmp_path):
 
 
 def test_compact_backend_runs_the_compact_model(tiny_models, frames):
-    up = get_upscaler("realesrgan-compact", models_dir=tiny_models, device="cpu")
+    up = get_upscaler("realesrgan-compact", models_dir=tiny_models, device="cpu", runtime="torch")
     assert up.name == "realesrgan-compact" and up.descriptor.architecture.id == "Compact" and up.tile == 512
     assert up.upscale(frames, (90, 74)).shape == (2, 74, 90, 3)
     # SRVGGNetCompact's receptive field (1 pixel per 3x3 conv, 4 convs here) fits in the overlap: tiles are exact
     whole = _loud(up).upscale_native(frames)
-    tiled = _loud(get_upscaler("realesrgan-compact", models_dir=tiny_models, device="cpu", tile=16, overlap=4))
+    tiled = _loud(get_upscaler("realesrgan-compact", models_dir=tiny_models, device="cpu", tile=16, overlap=4,
+                                 runtime="torch"))
     assert np.abs(tiled.upscale_native(frames) - whole).max() <= 1e-5
-    seamy = _loud(get_upscaler("realesrgan-compact", models_dir=tiny_models, device="cpu", tile=16, overlap=2))
+    seamy = _loud(get_upscaler("realesrgan-compact", models_dir=tiny_models, device="cpu", tile=16, overlap=2,
+                                 runtime="torch"))
     assert np.abs(seamy.upscale_native(frames) - whole).max() > 1 / 255
 
 
@@ -130,3 +135,40 @@ def test_fit_decides_how_an_aspect_change_is_reached():
     assert cropped[:, 5:75].mean() > 190  # the centre 20x20 fills the frame
     assert boxed[:15].max() == 0 and boxed[25:55].mean() > 50  # black bars above and below the whole frame
     assert not changes_aspect((1000, 563), (1920, 1080)) and changes_aspect((33, 21), (50, 30))
+
+
+def test_each_distinct_frame_is_upscaled_once(tiny_models):
+    from inkwalk.distinct_frames import distinct_frames
+
+    rng = np.random.default_rng(2)
+    a, b = rng.integers(0, 256, (2, 12, 16, 3), dtype=np.uint8)
+    frames = np.stack([a, a, b, a, b, b])
+    first, inverse = distinct_frames(frames)
+    assert first.tolist() == [0, 2] and inverse.tolist() == [0, 0, 1, 0, 1, 1]
+    assert (frames[first][inverse] == frames).all()
+    up = get_upscaler("realesrgan-compact", models_dir=tiny_models, device="cpu")
+    out = up.upscale(frames, (64, 48))
+    assert up.frames_upscaled == 2 and out.shape == (6, 48, 64, 3)
+    assert (out[1] == out[0]).all() and (out[3] == out[0]).all() and (out[5] == out[2]).all()
+    assert (out[2] == up.upscale(b, (64, 48))).all()  # repeating changes nothing
+
+
+def test_a_walk_upscales_each_distinct_frame_once(tiny_models, tmp_path):
+    """Held paintings are upscaled once and repeated: the in-process walk runs the network on exactly
+    the pieces' distinct frames (the Ray paths send the same pieces to the Upscaler deployment)."""
+    from inkwalk.artwalks import WalkModels
+    from inkwalk.local_render import render_collection_in_process
+    from inkwalk.walk_settings import WalkSettings, walk_frame_count
+    from inkwalk.interpolate import get_interpolator
+    from inkwalk.paintings import collection
+    from inkwalk.segments import plan_pieces
+
+    settings = WalkSettings.with_preset("offline", size=(32, 24), upscale="x2", upscaler="realesrgan-compact",
+                                        frames=3, hold=0.5, fps=8)
+    up = get_upscaler("realesrgan-compact", models_dir=tiny_models, device="cpu")
+    models = WalkModels(None, get_interpolator("flow-warp", flow="dis"), up)
+    result = render_collection_in_process(collection(3, (32, 24), 0), tmp_path / "w.mp4", settings,
+                                          cache_dir=tmp_path / "c", models=models, sheet=False)
+    distinct = sum(p.distinct for p in plan_pieces(3, settings))
+    assert result.frames == walk_frame_count(3, settings) > distinct
+    assert up.frames_upscaled == distinct

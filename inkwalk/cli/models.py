@@ -37,15 +37,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _list(args: argparse.Namespace) -> int:
     from inkwalk.model_registry import REGISTRY, models_dir
     from inkwalk.models import local_copy
+    from inkwalk.sr_runtimes import choose_runtime
+    from inkwalk.upscale import SR_MODELS
 
     mdir = models_dir(args.models)
+    cpu_runtime = {model: choose_runtime(backend, "cpu") for backend, model in SR_MODELS.items()}
     rows = [("NAME", "WHAT", "DEFAULT SOURCE", "LOCAL")]
     for spec in REGISTRY.values():
         local = local_copy(spec.name, mdir)
         default = spec.default or "convert the official release (see docs/models.md)"
         if spec.subfolder:
             default = f"{default} ({spec.subfolder}/)"
-        rows.append((spec.name, spec.description, default, str(local) if local else "-"))
+        what = spec.description
+        if spec.name in cpu_runtime:
+            what = f"{what} [on CPU: {cpu_runtime[spec.name]}, on CUDA: torch]"
+        rows.append((spec.name, what, default, str(local) if local else "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[3])

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from inkwalk.cli._options import labels, option_names
+from inkwalk.sr_runtimes import RUNTIMES, RuntimeUnavailable
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm"}
 NO_WEIGHTS_HINT = (" -- or use --backend lanczos (no weights), or download the model with "
@@ -35,6 +36,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--models", metavar="DIR", default=None, help="local models folder (else $INKWALK_MODELS, else "
                    "~/.cache/inkwalk/models)")
     p.add_argument("--device", default=None, help="torch device (default cuda if available, else cpu)")
+    p.add_argument("--runtime", choices=RUNTIMES, default=None,
+                   help="what runs the network: torch, or on CPU onnxruntime / openvino on an ONNX export of the "
+                        "same weights (default: torch on CUDA, the measured fastest on CPU)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads of the network (default: the CPUs this process may use)")
     p.set_defaults(func=handler, option_names=option_names(p))
 
 
@@ -62,6 +68,8 @@ def handler(args: argparse.Namespace) -> int:
     check_number("tile", tile, 16, 4096, integer=True, label=label)
     check_number("overlap", args.overlap, 0, tile // 2, integer=True, label=label)
     check_number("batch", args.batch, 1, limits.max_batch, integer=True, label=label)
+    if args.threads is not None:
+        check_number("threads", args.threads, 1, 256, integer=True, label=label)
     if is_video:
         info = probe(src)
         w, h, fps = info.width, info.height, info.fps or 24.0
@@ -78,7 +86,10 @@ def handler(args: argparse.Namespace) -> int:
         require_models([model], args.models, hint)
     try:
         upscaler = get_upscaler(args.backend, models_dir=args.models, device=args.device, tile=tile,
-                                overlap=args.overlap, batch_size=args.batch)
+                                overlap=args.overlap, batch_size=args.batch, runtime=args.runtime,
+                                threads=args.threads)
+    except RuntimeUnavailable:
+        raise  # about the runtime, not the weights: no weights hint
     except InkwalkError as exc:
         raise InkwalkError(" ".join(str(exc).split()) + hint) from None
     fit = args.fit or "stretch"  # the aspect ratio is kept to within 1%

@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from contextlib import nullcontext
 from typing import Sequence
@@ -31,6 +30,7 @@ from torch.nn import functional as F
 from inkwalk.errors import InkwalkError
 from inkwalk.interpolate.film.net import FilmNet
 from inkwalk.progress import progress
+from inkwalk.tiling import run_blended
 
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
            "half": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
@@ -89,25 +89,6 @@ def _window(model: FilmNet, x0: torch.Tensor, x1: torch.Tensor, times: torch.Ten
     return torch.cat(out)[:, :, top:top + height, left:left + width].float().clamp_(0.0, 1.0)
 
 
-def _starts(total: int, tile: int, overlap: int) -> list[int]:
-    """Window starts covering [0, total) with neighbours sharing at least `overlap` pixels."""
-    if total <= tile:
-        return [0]
-    count = math.ceil((total - overlap) / (tile - overlap))
-    return sorted({round(i * (total - tile) / (count - 1)) for i in range(count)})
-
-
-def _ramp(start: int, length: int, total: int, overlap: int) -> np.ndarray:
-    """1-D blending weight of a window: linear ramps over `overlap` on interior edges, else 1."""
-    pos = np.arange(length, dtype=np.float32)
-    weight = np.ones(length, np.float32)
-    if start > 0:
-        weight = np.minimum(weight, (pos + 1) / (overlap + 1))
-    if start + length < total:
-        weight = np.minimum(weight, (length - pos) / (overlap + 1))
-    return weight
-
-
 def _blend_windows(model: FilmNet, x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor, tile: int | None,
                    overlap: int | None, batch_size: int) -> np.ndarray:
     """All times for the whole frame, in one window or blended tiles: T×H×W×3 float in [0, 1]."""
@@ -118,16 +99,10 @@ def _blend_windows(model: FilmNet, x0: torch.Tensor, x1: torch.Tensor, t: torch.
     if tile < 8 or not 0 <= overlap < tile:
         raise FilmInputError(f"FILM tiling needs tile >= 8 and 0 <= overlap < tile, got tile={tile}, "
                              f"overlap={overlap}")
-    windows = [(y, x, min(tile, height), min(tile, width))
-               for y in _starts(height, tile, overlap) for x in _starts(width, tile, overlap)]
-    out = np.zeros((len(t), height, width, 3), np.float32)
-    total = np.zeros((height, width, 1), np.float32)
-    for y, x, h, w in progress(windows, desc="FILM tiles", unit="tile"):
-        part = _window(model, x0[..., y:y + h, x:x + w], x1[..., y:y + h, x:x + w], t, batch_size)
-        weight = np.outer(_ramp(y, h, height, overlap), _ramp(x, w, width, overlap))[..., None]
-        out[:, y:y + h, x:x + w] += part.permute(0, 2, 3, 1).cpu().numpy() * weight
-        total[y:y + h, x:x + w] += weight
-    return out / total
+    run = lambda y, x, h, w: _window(model, x0[..., y:y + h, x:x + w], x1[..., y:y + h, x:x + w], t,  # noqa: E731
+                                     batch_size).permute(0, 2, 3, 1).cpu().numpy()
+    return run_blended(run, height, width, tile, overlap,
+                       wrap=lambda windows: progress(windows, desc="FILM tiles", unit="tile"))
 
 
 def interpolate_pair(model: FilmNet, frame0: np.ndarray, frame1: np.ndarray, times: Sequence[float],
