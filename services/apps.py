@@ -29,6 +29,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from inkwalk import __version__
+from inkwalk.conclvd.scroll_video import scroll_metadata
 from inkwalk.config_model import ConfigModel, parse_config
 from inkwalk.errors import InkwalkError
 from inkwalk.limits import shown_value
@@ -42,7 +43,8 @@ from services.api_docs import add_docs
 from services.conclvd_generator import ConCLVDGenerator
 from services.deployments import Encoder, Interpolator, Keyframes, Upscaler
 from services.job_routes import JOB_ID_PATH, job_routes
-from services.render import Handles, RenderOptions, WalkJob, render_text_video, render_walks
+from services.render import Handles, RenderOptions, WalkJob, render_walks
+from services.scroll import render_scroll
 from services.settings_form import conclvd_form, walk_form
 from services.store import TERMINAL, JobRecord, Retention, new_job_id
 from services.uploads import UploadLimits, receive
@@ -258,7 +260,7 @@ class ConCLVDRequest(BaseModel):
                   max_queued_requests=128)
 @serve.ingress(conclvd_api)
 class ConCLVDIngress(job_routes(conclvd_api, "conclvd",
-                                "The rendered mp4 (2N-1 frames after SOFP), with Range support")):
+                                "The rendered mp4 (2N-1 frames after SOFP, 2N looping), with Range support")):
 
     def __init__(self, generator: DeploymentHandle, interpolator: DeploymentHandle, encoder: DeploymentHandle,
                  args: AppArgs | dict):
@@ -293,18 +295,30 @@ class ConCLVDIngress(job_routes(conclvd_api, "conclvd",
         key = content_key({"prompt": prompt, "settings": stored, "models": record.models, "fps": self.args.fps,
                            "codec": opts.codec.fields()})
         preview = preview_path(key)
-        record.outputs["keyframes"] = preview
-        metadata = {"inkwalk": __version__, "app": "conclvd", "prompt": prompt, "settings": stored,
-                    "models": record.models, "job_id": record.job_id}
-        record.frames = await render_text_video(self.handles, self.store, prompt, settings, key,
-                                                record.outputs["video"], preview, self.args.fps, metadata, opts,
-                                                on_progress)
+        record.outputs["keyframes"] = record.outputs["preview"] = preview
+        values = settings.model_dump()
+        metadata = {"inkwalk": __version__, "app": "conclvd", "prompt": prompt,
+                    "settings": scroll_metadata(prompt, values), "models": record.models, "job_id": record.job_id}
+
+        def on_windows(windows: dict) -> None:
+            record.windows = windows
+
+        record.frames = await render_scroll(self.handles, self.store, prompt, values, key, record.outputs["video"],
+                                            preview, self.args.fps, metadata, opts, on_progress, on_windows)
 
     @conclvd_api.get("/settings", summary="Defaults, choices and limits of this app's settings")
     def settings_form(self) -> dict:
         return conclvd_form(self.args.defaults, self.limits)
 
-    @conclvd_api.get("/jobs/{job_id}/keyframes", summary="Contact sheet (PNG) of the N generated frames",
+    @conclvd_api.get("/jobs/{job_id}/previews/latest", response_class=Response,
+                     summary="The latents being sampled as a PNG strip (a linear map of the 4 channels to RGB)")
+    def preview(self, job_id: str = JOB_ID_PATH) -> Response:
+        rel = self._record(job_id).outputs.get("preview")
+        if not rel or not self.store.exists(rel):
+            raise HTTPException(404, f"job {job_id} has no preview yet")
+        return self._png(rel)
+
+    @conclvd_api.get("/jobs/{job_id}/keyframes", summary="Latent preview (PNG) of the N sampled frames",
                      response_class=Response)
     def keyframes(self, job_id: str = JOB_ID_PATH) -> Response:
         record = self._record(job_id)
@@ -336,7 +350,8 @@ def build_artwalks(args: dict | None = None) -> serve.Application:
 
 
 def build_conclvd(args: dict | None = None) -> serve.Application:
-    """The `conclvd` app: ingress + ConCLVDGenerator + Interpolator (SOFP) + Encoder (Serve config builder)."""
+    """The `conclvd` app: ingress (each job's coordinator) + ConCLVDGenerator (windows, decoding) + Interpolator
+    (SOFP) + Encoder (Serve config builder)."""
     a = parse_config(AppArgs, args, "app arg")
     L.parse_conclvd_settings(a.defaults, {}, a.limits, label=_default_label)
     common = {"models_dir": a.models_dir, "device": a.device, "app": "conclvd"}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from typing import Any, Awaitable, Callable
 
@@ -42,6 +43,7 @@ class JobLifecycle:
         self.tasks: dict[str, asyncio.Task] = {}
         self.cancelling: set[str] = set()
         self._supervisor: asyncio.Task | None = None
+        self._writing = threading.Lock()  # one record write at a time: a cancelled save's thread runs on
 
     # ------------------------------------------------------------------ admission
     def busy(self) -> bool:
@@ -120,8 +122,14 @@ class JobLifecycle:
                         one_line(exc))
 
     async def _save(self, record: JobRecord) -> None:
-        record.heartbeat_at = time.time()
-        await asyncio.to_thread(self.store.save, record)
+        await asyncio.to_thread(self._write, record)
+
+    def _write(self, record: JobRecord) -> None:
+        """Serialise and write under one lock, so a save whose awaiting task was cancelled (its thread
+        still runs) cannot land a stale state after a newer one."""
+        with self._writing:
+            record.heartbeat_at = time.time()
+            self.store.save(record)
 
     # ------------------------------------------------------------------ cancel and delete
     async def cancel_or_delete(self, job_id: str) -> str | None:
