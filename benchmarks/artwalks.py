@@ -29,8 +29,7 @@ TINY_PAPER = dict(preset="paper", size=(32, 32), keyframes=2, frames=2, steps=1,
 def _settings(spec: dict):
     from inkwalk.walk_settings import WalkSettings
 
-    spec = dict(spec)
-    return WalkSettings.with_preset(spec.pop("preset"), **spec)
+    return WalkSettings.model_validate(spec)
 
 
 def _cli_args(spec: dict) -> list[str]:

@@ -151,7 +151,7 @@ def piece_mib(settings: dict) -> float:
     from inkwalk.segments import piece_frame_limit
     from inkwalk.walk_settings import WalkSettings
 
-    ws = WalkSettings.from_dict(settings)
+    ws = WalkSettings.model_validate(settings)
     w, h = ws.output_size
     return min(piece_frame_limit(ws), ws.frames + 1) * w * h * 3 / 2**20
 
@@ -215,7 +215,7 @@ def timing(app: App, work: Path, repeats: int) -> list[dict]:
     for k, size in ((6, 256), (8, 512)):
         settings = {**OFFLINE, "frames": 24, "size": [size, size], "upscale": "x2", "flow": "dis",
                     "interpolator": "flow-warp"}
-        ws = WalkSettings.from_dict(settings)
+        ws = WalkSettings.model_validate(settings)
         models = load_walk_models(ws)
         serve_s, local_s = [], []
         for r in range(repeats):

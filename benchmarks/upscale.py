@@ -215,7 +215,7 @@ def preview_walk(models: str | None, work: Path) -> None:
     from inkwalk.paintings import collection
     from inkwalk.walk_settings import WalkSettings, walk_frame_count
 
-    settings = WalkSettings.with_preset("offline", size=(320, 200), upscale="x2", upscaler="lanczos", frames=46,
+    settings = WalkSettings(preset="offline", size=(320, 200), upscale="x2", upscaler="lanczos", frames=46,
                                         hold=1.0)
     paintings = collection(3, (320, 200), 0)
     print(f"\n| 3-painting walk, 320x200 -> 640x400, flow-warp n=46, {walk_frame_count(3, settings)} frames "

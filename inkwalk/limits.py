@@ -1,6 +1,6 @@
 """What one job may ask for (`Limits`), and the one-line refusals every check raises (`RequestError`).
 
-Shared by the CLI (`Limits.cli()`) and the HTTP apps (`Limits.from_dict(config)`), so both
+Shared by the CLI (`Limits.cli()`) and the HTTP apps (the `limits:` of their Serve args), so both
 refuse the same inputs with the same one-line messages. Every refusal is a `RequestError`
 carrying an HTTP status: 400 (corrupt input), 413 (too large: uploads, pixels, a job's total
 frames), 415 (not an accepted image type) or 422 (a setting out of its range or of the wrong
@@ -11,12 +11,15 @@ nothing renders: every check costs microseconds to milliseconds.
 from __future__ import annotations
 
 import math
-import os
-from dataclasses import dataclass, fields
-from typing import Any, Callable, Mapping
+from typing import Annotated, Any, Callable, Mapping
 
+from pydantic import Field
+
+from inkwalk.config_model import ConfigModel
 from inkwalk.errors import InkwalkError
 
+Count = Annotated[int, Field(ge=0, strict=True)]  # no 2.5, no "3", no true
+Amount = Annotated[float, Field(ge=0)]
 IMAGE_FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp", "BMP": "bmp", "TIFF": "tiff"}
 MIN_SIDE = 16          # smallest walk frame side
 MAX_SIDE = 16384       # outer bound of any frame side; `Limits.max_output_pixels` is the real one
@@ -40,50 +43,32 @@ class RequestError(InkwalkError):
         return type(self), (self.status, str(self))
 
 
-@dataclass
-class Limits:
+class Limits(ConfigModel):
     """What one request may ask for. Defaults suit the HTTP apps on a GPU cluster; `cli()` a workstation."""
 
     # uploaded / input images
-    max_upload_bytes: int = 25 * 1024 * 1024  # per painting (file size)
-    max_total_upload_bytes: int = 200 * 1024 * 1024
-    max_pixels: int = 40_000_000  # per painting, width*height, read from the header
-    max_aspect_ratio: float = 32.0  # long side / short side of a painting
-    max_upscale: float = 16.0  # how much fitting a painting to the walk size may enlarge it
-    min_paintings: int = 2
-    max_paintings: int = 32
+    max_upload_bytes: Count = 25 * 1024 * 1024  # per painting (file size)
+    max_total_upload_bytes: Count = 200 * 1024 * 1024
+    max_pixels: Count = 40_000_000  # per painting, width*height, read from the header
+    max_aspect_ratio: Amount = 32.0  # long side / short side of a painting
+    max_upscale: Amount = 16.0  # how much fitting a painting to the walk size may enlarge it
+    min_paintings: Count = 2
+    max_paintings: Count = 32
     # ArtWalks
-    max_keyframes: int = 32  # m
-    max_frames_per_segment: int = 128  # n
-    max_hold_seconds: float = 10.0
-    max_fps: float = 60.0
-    max_output_pixels: int = 2560 * 1440  # per frame, walk size and output size (after upscale)
-    max_output_frames: int = 10_000  # per job: (k-1)(m+1)(n+1) + 1 + k*round(hold*fps)
-    max_batch: int = 16  # frames per model call
+    max_keyframes: Count = 32  # m
+    max_frames_per_segment: Count = 128  # n
+    max_hold_seconds: Amount = 10.0
+    max_fps: Amount = 60.0
+    max_output_pixels: Count = 2560 * 1440  # per frame, walk size and output size (after upscale)
+    max_output_frames: Count = 10_000  # per job: (k-1)(m+1)(n+1) + 1 + k*round(hold*fps)
+    max_batch: Count = 16  # frames per model call
     # ConCLVD
-    max_video_frames: int = 32  # N, before interpolation
-    max_steps: int = 100  # denoising steps (ConCLVD DDIM, Kandinsky decoder)
-    max_size: int = 1024  # frame side
-    max_prompt_chars: int = 500
+    max_video_frames: Count = 32  # N, before interpolation
+    max_steps: Count = 100  # denoising steps (ConCLVD DDIM, Kandinsky decoder)
+    max_size: Count = 1024  # frame side
+    max_prompt_chars: Count = 500
     # service
-    max_active_jobs: int = 8  # per ingress replica; more -> 503
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> "Limits":
-        """Limits from a config mapping (`limits:` of a Serve app); unknown keys and bad values are errors."""
-        data = dict(data or {})
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise InkwalkError(f"unknown limit(s) {unknown} in the Serve config; known: {sorted(known)}")
-        for key, value in data.items():
-            integer = known[key].type == "int"
-            ok = (isinstance(value, int) if integer else isinstance(value, (int, float))) \
-                and not isinstance(value, bool) and math.isfinite(value) and value >= 0
-            if not ok:
-                raise InkwalkError(f"limit {key} must be a non-negative {'integer' if integer else 'number'}, "
-                                   f"got {value!r}")
-        return cls(**data)
+    max_active_jobs: Count = 8  # per ingress replica; more -> 503
 
     @classmethod
     def cli(cls) -> "Limits":

@@ -18,7 +18,8 @@ from inkwalk.atomic import atomic_output
 from inkwalk.chunks import Codec, encode_chunk_to_store, join_chunks
 from inkwalk.png import decode_png, encode_png
 from inkwalk.progress import progress
-from inkwalk.segments import assign_keys, chunk_path, piece_frames, plan_pieces, walk_row_path
+from inkwalk.segments import (assign_keys, chunk_path, final_painting, piece_frames, plan_pieces, walk_ends,
+                              walk_row_path)
 from inkwalk.sheets import contact_sheet, stack_rows
 from inkwalk.store import Store
 from inkwalk.video import read_image, save_image
@@ -56,7 +57,6 @@ def render_collection_in_process(paintings: Sequence[np.ndarray | str | Path], o
     share them across collections). A contact sheet of every walk's ``A, K_1..K_m, B`` goes next
     to the video as ``<out>.sheet.png``.
     """
-    settings.validate()
     if len(paintings) < 2:
         raise WalkError(f"a walk needs at least 2 paintings, got {len(paintings)}")
     ids = [painting_id(p) for p in paintings]
@@ -66,6 +66,7 @@ def render_collection_in_process(paintings: Sequence[np.ndarray | str | Path], o
     codec = Codec()
     store = Store(cache_dir if cache_dir is not None else default_cache_dir())
     pieces, walks = assign_keys(plan_pieces(len(paintings), settings), ids, settings, identities, codec)
+    ends, final = walk_ends(len(paintings), settings), final_painting(len(paintings), settings)
     image = lambda i: paintings[i] if isinstance(paintings[i], np.ndarray) else read_image(paintings[i])  # noqa: E731
     rendered = 0
     nodes, nodes_of = None, object()
@@ -74,8 +75,9 @@ def render_collection_in_process(paintings: Sequence[np.ndarray | str | Path], o
             if not store.exists(chunk_path(piece.key)):
                 owner = piece.walk if piece.walk is not None else "last"
                 if nodes_of != owner:  # the nodes of one walk at a time: memory stays flat
-                    nodes = (walk_nodes(image(piece.walk), image(piece.walk + 1), settings, models.keyframer)
-                             if piece.walk is not None else walk_nodes(image(len(paintings) - 1), None, settings))
+                    nodes = (walk_nodes(image(ends[piece.walk][0]), image(ends[piece.walk][1]), settings,
+                                        models.keyframer)
+                             if piece.walk is not None else walk_nodes(image(final), None, settings))
                     nodes_of = owner
                     if piece.walk is not None and not store.exists(walk_row_path(walks[piece.walk])):
                         store.put_bytes(walk_row_path(walks[piece.walk]), encode_png(contact_sheet([nodes])))
@@ -89,7 +91,7 @@ def render_collection_in_process(paintings: Sequence[np.ndarray | str | Path], o
                              video_metadata(settings, ids, identities, _names(paintings)))
     sheet_path = None
     if sheet:
-        rows = [_walk_row(store, key, image(i), image(i + 1), settings, models) for i, key in enumerate(walks)]
+        rows = [_walk_row(store, key, image(a), image(b), settings, models) for (a, b), key in zip(ends, walks)]
         sheet_path = save_image(out.with_name(out.stem + ".sheet.png"), stack_rows(rows))
     return CollectionResult(out, frames, settings.fps, settings.output_size, chunks_rendered=rendered,
                             chunks_reused=len(pieces) - rendered, sheet=sheet_path, keys=[p.key for p in pieces])

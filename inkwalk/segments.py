@@ -4,9 +4,10 @@ A walk ``P_i -> P_(i+1)`` has nodes ``A, K_1..K_m, B``; step ``j`` moves from no
 node ``j + 1`` through ``n`` frames at S-curve times. The video of ``P_1..P_k`` is
 
     for each walk i, for each step j: node j (held for `hold` if it is a painting), n frames
-    then the last painting, held
+    then the last painting (the first again when the collection loops), held
 
-which is ArtWalks' ``(k - 1)(m + 1)(n + 1) + 1 + k * round(hold * fps)`` frames. A step is cut
+which is ArtWalks' ``(k - 1)(m + 1)(n + 1) + 1 + k * round(hold * fps)`` frames; with `loop` the
+walk ``P_k -> P_1`` is added: ``k(m + 1)(n + 1) + 1 + (k + 1) * round(hold * fps)``. A step is cut
 into *pieces* of at most `max_frames` distinct frames, so the frames of one piece, upscaled,
 fit a bounded amount of memory whatever the output size; each piece becomes one chunk file
 (`inkwalk.chunks`). A piece is named by a content hash of everything that decides its pixels
@@ -24,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from inkwalk.chunks import Codec
-from inkwalk.walk_settings import WalkSettings
+from inkwalk.walk_settings import WalkSettings, walk_count
 
 LAYOUT_VERSION = 1  # bump when the pieces' content for the same key would change
 FRAME_BUDGET_BYTES = 256 * 1024 * 1024  # upscaled frames of one piece, at most (bounds worker memory)
@@ -65,6 +66,16 @@ def piece_frame_limit(settings: WalkSettings, budget_bytes: int = FRAME_BUDGET_B
     return int(max(1, min(MAX_PIECE_FRAMES, budget_bytes // (w * h * 3))))
 
 
+def walk_ends(paintings: int, settings: WalkSettings) -> list[tuple[int, int]]:
+    """The (from, to) paintings of each walk: ``P_i -> P_(i+1)``, then ``P_k -> P_1`` when it loops."""
+    return [(i, (i + 1) % paintings) for i in range(walk_count(paintings, settings))]
+
+
+def final_painting(paintings: int, settings: WalkSettings) -> int:
+    """The painting the video ends on, held: the last one, or the first again when it loops."""
+    return 0 if settings.loop else paintings - 1
+
+
 def plan_pieces(paintings: int, settings: WalkSettings, max_frames: int | None = None) -> list[Piece]:
     """Every piece of the video of `paintings` paintings, in order (keys not yet set)."""
     from inkwalk.schedules import frame_times
@@ -80,7 +91,7 @@ def plan_pieces(paintings: int, settings: WalkSettings, max_frames: int | None =
     def add(walk: int | None, step: int, start: bool, repeat: int, part: tuple[float, ...]) -> None:
         pieces.append(Piece(len(pieces), walk, step, start, repeat, part))
 
-    for walk in range(paintings - 1):
+    for walk in range(walk_count(paintings, settings)):
         for step in range(settings.keyframes + 1):
             repeat = held if step == 0 else 1
             first = times[:limit - 1]
@@ -116,8 +127,8 @@ def assign_keys(pieces: Sequence[Piece], paintings: Sequence[str], settings: Wal
     `paintings` are the content hashes of the source files in order; `models` the identities
     of the models that render (keyframer, interpolator, upscaler).
     """
-    walks = [walk_key(paintings[i], paintings[i + 1], settings, models) for i in range(len(paintings) - 1)]
-    last = painting_key(paintings[-1], settings, models)
+    walks = [walk_key(paintings[a], paintings[b], settings, models) for a, b in walk_ends(len(paintings), settings)]
+    last = painting_key(paintings[final_painting(len(paintings), settings)], settings, models)
     keyed = []
     for p in pieces:
         base = walks[p.walk] if p.walk is not None else last

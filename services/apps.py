@@ -24,20 +24,22 @@ import logging
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Annotated, Any, Callable
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema, field_validator
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from inkwalk import __version__
-from inkwalk.walk_settings import WalkSettings
+from inkwalk.config_model import ConfigModel, parse_config
 from inkwalk.errors import InkwalkError
+from inkwalk.limits import shown_value
+from inkwalk.settings_schemas import ConCLVDSettingsModel
+from inkwalk.walk_settings import WalkSettings, walk_count
 from inkwalk.segments import content_key
 from services import http_guard, safe_json
 from services import limits as L
@@ -58,39 +60,47 @@ TOKEN_ENV = "INKWALK_API_TOKEN"
 JOB_ID_PATH = PathParam(..., pattern=JOB_ID.pattern, description="a job id returned by POST jobs (32 hex digits)")
 
 
-@dataclass
-class AppArgs:
-    """The ``args`` of an app in a Serve config (every key optional)."""
+class AppArgs(ConfigModel):
+    """The ``args`` of an app in a Serve config (every key optional), parsed once where the app is built."""
 
     store: str = "~/.inkwalk/results"  # folder or pyarrow filesystem URI, shared by every node
-    models_dir: str | None = None  # else INKWALK_MODELS where the app is built, else the public ids
+    # else INKWALK_MODELS where the app is built, else the public ids
+    models_dir: str | None = Field(None, validate_default=True)
     device: str | None = None
-    limits: dict[str, Any] = field(default_factory=dict)
-    defaults: dict[str, Any] = field(default_factory=dict)  # settings merged under every request's
-    interpolator: dict[str, Any] = field(default_factory=dict)  # method, flow, batch
-    upscaler: dict[str, Any] = field(default_factory=dict)  # backend, tile, batch_size, batch
+    limits: L.Limits = Field(default_factory=L.Limits)
+    defaults: dict[str, Any] = {}  # settings merged under every request's (checked by `build_*`)
+    interpolator: dict[str, Any] = {}  # method, flow, batch: the Interpolator's own arguments
+    upscaler: dict[str, Any] = {}  # backend, tile, batch_size, batch: the Upscaler's own arguments
     keyframer: str = "kandinsky"  # or "none": no Kandinsky weights, walks without keyframes
     motion_module: str | None = None
-    fps: float = 8.0  # ConCLVD output frame rate
-    heartbeat_timeout_s: float = 60.0
-    render: dict[str, Any] = field(default_factory=dict)  # inflight, attempts, backoff_s, codec
-    retention: dict[str, Any] = field(default_factory=dict)
-    upload_timeout_s: float = 30.0
-    api_token: str | None = None  # else INKWALK_API_TOKEN; when set, every route needs it
-    guard: dict[str, Any] = field(default_factory=dict)  # body caps and deadlines (services.http_guard)
-    deployment_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fps: float = Field(8.0, gt=0)  # ConCLVD output frame rate
+    heartbeat_timeout_s: float = Field(60.0, gt=0)
+    render: RenderOptions = Field(default_factory=RenderOptions)
+    retention: Retention = Field(default_factory=Retention)
+    upload_timeout_s: float = Field(30.0, gt=0)
+    # else INKWALK_API_TOKEN; when set, every route needs it
+    api_token: str | None = Field(None, validate_default=True)
+    guard: http_guard.GuardSettings = Field(default_factory=http_guard.GuardSettings)  # body caps and deadlines
+    deployment_options: dict[str, dict[str, Any]] = {}
 
+    @field_validator("models_dir")
     @classmethod
-    def parse(cls, args: dict[str, Any] | None) -> "AppArgs":
-        args = dict(args or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(args) - known)
-        if unknown:
-            raise InkwalkError(f"unknown app arg(s) {unknown}; known: {sorted(known)}")
-        parsed = cls(**args)
-        parsed.models_dir = parsed.models_dir or os.environ.get("INKWALK_MODELS") or None
-        parsed.api_token = parsed.api_token or os.environ.get(TOKEN_ENV) or None
-        return parsed
+    def _models_from_env(cls, value: str | None) -> str | None:
+        return value or os.environ.get("INKWALK_MODELS") or None
+
+    @field_validator("api_token")
+    @classmethod
+    def _token_from_env(cls, value: str | None) -> str | None:
+        return value or os.environ.get(TOKEN_ENV) or None
+
+
+def served_backends(args: AppArgs) -> dict[str, str]:
+    """The ArtWalks settings the app's deployments fix (chosen in the Serve config).
+
+    Defined above the ingresses: `serve.ingress` copies a class with the module globals it sees then.
+    """
+    return {"keyframer": args.keyframer, "interpolator": args.interpolator.get("method", "flow-warp"),
+            "flow": args.interpolator.get("flow", "dis"), "upscaler": args.upscaler.get("backend", "lanczos")}
 
 
 def _range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -124,11 +134,10 @@ class JobIngress:
         self.args = args
         self.handles = handles
         self.store = JobStore(args.store)
-        self.limits = L.Limits.from_dict(args.limits)
-        self.render_options = RenderOptions.from_dict(args.render)
-        self.retention = Retention.from_dict(args.retention)
-        http_guard.configure(api, http_guard.Guard(args.api_token, self.limits.max_total_upload_bytes,
-                                                   http_guard.GuardSettings.from_dict(args.guard)))
+        self.limits = args.limits
+        self.render_options = args.render
+        self.retention = args.retention
+        http_guard.configure(api, http_guard.Guard(args.api_token, self.limits.max_total_upload_bytes, args.guard))
         try:
             self.replica = serve.get_replica_context().replica_id.unique_id
         except Exception:  # constructed outside Serve
@@ -336,8 +345,8 @@ class ArtWalksIngress(JobIngress):
     app_name = "artwalks"
 
     def __init__(self, keyframes: DeploymentHandle, interpolator: DeploymentHandle,
-                 upscaler: DeploymentHandle, encoder: DeploymentHandle, args: dict):
-        self._setup(AppArgs.parse(args), artwalks_api,
+                 upscaler: DeploymentHandle, encoder: DeploymentHandle, args: AppArgs | dict):
+        self._setup(parse_config(AppArgs, args, "app arg"), artwalks_api,
                     Handles(keyframes=keyframes, interpolator=interpolator, upscaler=upscaler, encoder=encoder))
 
     def _model_handles(self) -> list:
@@ -349,7 +358,8 @@ class ArtWalksIngress(JobIngress):
                            "properties": {"paintings": {"type": "array", "items": {"type": "string",
                                                                                      "format": "binary"},
                                                         "description": "images in walk order"},
-                                          "settings": {"type": "string",
+                                          "settings": {"type": "string", "contentMediaType": "application/json",
+                                                       "contentSchema": WalkSettings.model_json_schema(),
                                                        "description": "JSON object of WalkSettings fields"}}}}}}})
     async def submit(self, request: Request):
         busy = self._busy()  # before reading a byte of the body
@@ -382,7 +392,7 @@ class ArtWalksIngress(JobIngress):
             await asyncio.to_thread(self.store.delete_job, self.app_name, job_id)
             return busy
         record = JobRecord(job_id=job_id, app=self.app_name, owner=self.replica, version=__version__,
-                           settings=json.loads(json.dumps(asdict(ws))),
+                           settings=ws.model_dump(mode="json"),
                            inputs=[{"name": f.filename, "path": f.path, "sha256": f.sha256, "size": f.size}
                                    for f in paintings],
                            outputs={"video": self.store.job_path(self.app_name, job_id, "video.mp4"),
@@ -395,33 +405,26 @@ class ArtWalksIngress(JobIngress):
     def _settings(self, user: dict, paintings: int) -> WalkSettings:
         """WalkSettings of a request: the app's defaults, the user's values, the served backends.
 
-        Every value is checked against the app's limits (`inkwalk.limits`). The backends are the
+        Validated once, against the app's limits (`inkwalk.limits`). The backends are the
         deployments' (chosen in the Serve config); a request naming another one is refused rather
         than silently rendered with a different method.
         """
-        if not isinstance(user, dict):
-            raise L.RequestError(422, 'settings must be a JSON object, e.g. {"frames": 16, "hold": 1}')
-        served = self._served()
+        served = served_backends(self.args)
         for key, value in served.items():
-            if key in user and user[key] != value:
+            if isinstance(user, dict) and key in user and user[key] != value:
                 raise L.RequestError(422, f"this app serves {key} {value!r}, not {user[key]!r}: leave "
                                           f"{key!r} out or deploy an app with that backend")
-        return L.parse_walk_settings({**user, **served}, self.args.defaults, self.limits, paintings)
-
-    def _served(self) -> dict[str, str]:
-        """The backends this app's deployments run (chosen in the Serve config, not per request)."""
-        return {"keyframer": self.args.keyframer, "interpolator": self.args.interpolator.get("method", "flow-warp"),
-                "flow": self.args.interpolator.get("flow", "dis"),
-                "upscaler": self.args.upscaler.get("backend", "lanczos")}
+        user = {**user, **served} if isinstance(user, dict) else user
+        return L.parse_walk_settings(user, self.args.defaults, self.limits, paintings)
 
     @artwalks_api.get("/settings", summary="Defaults per preset, choices and limits of this app's settings")
     def settings_form(self) -> dict:
-        return walk_form(self.args.defaults, self.limits, self._served())
+        return walk_form(self.args.defaults, self.limits, served_backends(self.args))
 
     async def _work(self, record: JobRecord, on_progress) -> None:
-        ws = WalkSettings.from_dict(record.settings)
+        ws = WalkSettings.model_validate(record.settings)  # the record's JSON, validated at submission
 
-        record.walk_keys = [""] * (len(record.inputs) - 1)
+        record.walk_keys = [""] * walk_count(len(record.inputs), ws)
 
         def walk_ready(i: int, key: str) -> None:
             record.walk_keys[i] = key
@@ -504,8 +507,10 @@ add_docs(conclvd_api)
 
 class ConCLVDRequest(BaseModel):
     prompt: str = Field(..., description="what to paint, e.g. 'misty mountains over a river, ink wash'")
-    settings: dict[str, Any] = Field(default_factory=dict,
-                                     description="negative_prompt, frames, steps, guidance, size, seed")
+    # a plain object here so that the app's defaults merge under it before the one validation (`submit`);
+    # its schema is the settings model's
+    settings: Annotated[dict[str, Any], WithJsonSchema(ConCLVDSettingsModel.model_json_schema())] = Field(
+        default_factory=dict, description="ConCLVD settings; fields left out take the app's defaults")
 
 
 @serve.deployment(name="ConCLVDIngress", ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=64,
@@ -515,8 +520,8 @@ class ConCLVDIngress(JobIngress):
     app_name = "conclvd"
 
     def __init__(self, generator: DeploymentHandle, interpolator: DeploymentHandle, encoder: DeploymentHandle,
-                 args: dict):
-        self._setup(AppArgs.parse(args), conclvd_api,
+                 args: AppArgs | dict):
+        self._setup(parse_config(AppArgs, args, "app arg"), conclvd_api,
                     Handles(generator=generator, interpolator=interpolator, encoder=encoder))
 
     def _model_handles(self) -> list:
@@ -529,7 +534,7 @@ class ConCLVDIngress(JobIngress):
             return busy
         try:
             L.check_prompt(body.prompt, self.limits)
-            merged = L.parse_conclvd_settings(body.settings, self.args.defaults, self.limits).model_dump()
+            merged = L.parse_conclvd_settings(body.settings, self.args.defaults, self.limits).model_dump(mode="json")
         except L.RequestError as exc:
             return self._refuse(exc.status, str(exc))
         job_id = new_job_id()
@@ -542,15 +547,16 @@ class ConCLVDIngress(JobIngress):
                             headers={"Location": f"jobs/{job_id}"})
 
     async def _work(self, record: JobRecord, on_progress) -> None:
-        settings = dict(record.settings)
-        prompt = settings.pop("prompt")
+        stored = dict(record.settings)
+        prompt = stored.pop("prompt")
+        settings = ConCLVDSettingsModel.model_validate(stored)  # the record's JSON, validated at submission
         record.models = await self._describe()
         opts = self.render_options
-        key = content_key({"prompt": prompt, "settings": settings, "models": record.models, "fps": self.args.fps,
+        key = content_key({"prompt": prompt, "settings": stored, "models": record.models, "fps": self.args.fps,
                            "codec": opts.codec.fields()})
         preview = f"previews/{key[:2]}/{key}.png"
         record.outputs["keyframes"] = preview
-        metadata = {"inkwalk": __version__, "app": "conclvd", "prompt": prompt, "settings": settings,
+        metadata = {"inkwalk": __version__, "app": "conclvd", "prompt": prompt, "settings": stored,
                     "models": record.models, "job_id": record.job_id}
         record.frames = await render_text_video(self.handles, self.store, prompt, settings, key,
                                                 record.outputs["video"], preview, self.args.fps, metadata, opts,
@@ -598,33 +604,33 @@ def _opts(args: AppArgs, name: str) -> dict[str, Any]:
 
 def build_artwalks(args: dict | None = None) -> serve.Application:
     """The `artwalks` app: ingress + Keyframes + Interpolator + Upscaler + Encoder (Serve config builder)."""
-    a = AppArgs.parse(args)
+    a = parse_config(AppArgs, args, "app arg")
+    L.parse_walk_settings({**a.defaults, **served_backends(a)}, {}, a.limits, a.limits.min_paintings, _default_label)
     common = {"models_dir": a.models_dir, "device": a.device, "app": "artwalks"}
     kf = Keyframes.options(**_opts(a, "Keyframes")).bind(store=a.store, keyframer=a.keyframer, limits=a.limits,
                                                          **common)
     interp = Interpolator.options(**_opts(a, "Interpolator")).bind(**common, **a.interpolator)
     up = Upscaler.options(**_opts(a, "Upscaler")).bind(**common, **a.upscaler)
     enc = Encoder.options(**_opts(a, "Encoder")).bind(store=a.store, app="artwalks")
-    return ArtWalksIngress.options(**_opts(a, "ArtWalksIngress")).bind(kf, interp, up, enc, _resolved(a, args))
+    return ArtWalksIngress.options(**_opts(a, "ArtWalksIngress")).bind(kf, interp, up, enc, a)
 
 
 def build_conclvd(args: dict | None = None) -> serve.Application:
     """The `conclvd` app: ingress + ConCLVDGenerator + Interpolator (SOFP) + Encoder (Serve config builder)."""
-    a = AppArgs.parse(args)
+    a = parse_config(AppArgs, args, "app arg")
+    L.parse_conclvd_settings(a.defaults, {}, a.limits, label=_default_label)
     common = {"models_dir": a.models_dir, "device": a.device, "app": "conclvd"}
     gen = ConCLVDGenerator.options(**_opts(a, "ConCLVDGenerator")).bind(store=a.store, motion_module=a.motion_module,
                                                                        **common)
     interp_args = {"method": "sofp", "flow": "raft", **a.interpolator}
     interp = Interpolator.options(**_opts(a, "Interpolator")).bind(**common, **interp_args)
     enc = Encoder.options(**_opts(a, "Encoder")).bind(store=a.store, app="conclvd")
-    return ConCLVDIngress.options(**_opts(a, "ConCLVDIngress")).bind(gen, interp, enc, _resolved(a, args))
+    return ConCLVDIngress.options(**_opts(a, "ConCLVDIngress")).bind(gen, interp, enc, a)
 
 
-def _resolved(a: AppArgs, args: dict | None) -> dict:
-    """The ingress's args with what was resolved where the app was built (models folder, token)."""
-    out = dict(args or {})
-    out["models_dir"], out["api_token"] = a.models_dir, a.api_token
-    return out
+def _default_label(name: str, value: Any) -> str:
+    """How a refusal names a value of the Serve config's ``defaults:``, checked when the app is built."""
+    return f"default setting {name!r} = {shown_value(value)}"
 
 
 def apps_from_config(path: str | Path, overrides: dict[str, dict] | None = None) -> dict[str, tuple]:

@@ -179,8 +179,6 @@ def running_app_handles(app: str = "artwalks") -> dict | None:
 def deploy_render_app(ws: WalkSettings, store: str, config: str | Path | None = None,
                       models_dir: str | None = None) -> dict:
     """Deploy an `artwalks` app that serves the settings' backends (replica options from `config`)."""
-    from dataclasses import asdict
-
     import yaml
     from ray import serve
 
@@ -192,7 +190,7 @@ def deploy_render_app(ws: WalkSettings, store: str, config: str | Path | None = 
     base = next((a.get("args", {}) for a in yaml.safe_load(config.read_text())["applications"]
                  if a["name"] == "artwalks"), {})
     upscaler = ws.upscaler if ws.upscaler != "none" else "lanczos"  # never called when sizes match
-    overrides = {"artwalks": {"store": store, "models_dir": models_dir, "limits": asdict(Limits.cli()),
+    overrides = {"artwalks": {"store": store, "models_dir": models_dir, "limits": Limits.cli().model_dump(),
                               "keyframer": ws.keyframer if ws.keyframes else "none",
                               "interpolator": {**base.get("interpolator", {}), "method": ws.interpolator,
                                                "flow": ws.flow},
@@ -224,8 +222,6 @@ def app_failure(app: str, exc: BaseException) -> str:
 
 def served_settings(handles: dict, user: WalkSettings) -> WalkSettings:
     """The user's settings on a running app: its backends, refusing a request for different ones."""
-    from dataclasses import replace
-
     served = {}
     for name, key in (("Keyframes", "keyframer"), ("Interpolator", "interpolator"), ("Upscaler", "upscaler")):
         identity = handles[name].describe.remote().result()[key]
@@ -238,7 +234,7 @@ def served_settings(handles: dict, user: WalkSettings) -> WalkSettings:
         if getattr(user, key) != value and not (key == "upscaler" and user.output_size == tuple(user.size)):
             raise InkwalkError(f"the running artwalks app serves {key} {value!r}, not {getattr(user, key)!r}: "
                                f"choose --{key} {value}, or stop that app to let inkwalk deploy its own")
-    return replace(user, **{k: v for k, v in served.items() if k != "keyframer" or user.keyframes})
+    return user.with_changes(**{k: v for k, v in served.items() if k != "keyframer" or user.keyframes})
 
 
 @dataclass
@@ -261,12 +257,12 @@ def render_collection_on_ray(source: str | Path, out: str | Path, settings: Walk
                       verbose: bool = False) -> RenderSummary:
     """Render a collection (folder, manifest or URI of either) into `out` through the segment path
     (`verbose`: Ray's and Serve's INFO lines on the terminal)."""
+    from inkwalk.config_model import parse_config
     from services.render import Handles, RenderOptions, WalkJob, render_walks
 
     t0 = time.perf_counter()
-    settings.validate()
     sources = collection_sources(source)
-    opts = RenderOptions.from_dict(render)
+    opts = parse_config(RenderOptions, render, "render option")
     if not (address or os.environ.get("RAY_ADDRESS")):  # the local app loads these: missing is one line, now
         from inkwalk.availability import require_models, walk_models
 
@@ -317,11 +313,10 @@ def _check_headers(store: Store, inputs: list[dict], settings: WalkSettings) -> 
 
 
 def _render_key(ids: list[str], settings: WalkSettings, models: dict, opts) -> str:
-    from dataclasses import asdict
-
     from inkwalk.segments import content_key
 
-    return content_key({"ids": ids, "settings": asdict(settings), "models": models, "codec": opts.codec.fields()})
+    return content_key({"ids": ids, "settings": settings.model_dump(mode="json"), "models": models,
+                        "codec": opts.codec.fields()})
 
 
 def _sheet_name(out: str | Path) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import AsyncIterator
+from typing import TYPE_CHECKING, AsyncIterator
 
 import numpy as np
 from ray import serve
@@ -14,7 +14,8 @@ from inkwalk.png import encode_png
 from inkwalk.store import Store
 from services.deployments import DEFAULT_OPTIONS, StageTimer
 
-CONCLVD_SETTINGS = ("negative_prompt", "frames", "steps", "guidance", "size", "seed")
+if TYPE_CHECKING:
+    from inkwalk.settings_schemas import ConCLVDSettingsModel
 
 
 @serve.deployment(name="ConCLVDGenerator", **DEFAULT_OPTIONS)
@@ -33,22 +34,21 @@ class ConCLVDGenerator:
         self.app = app
         self.lock = threading.Lock()
 
-    async def generate(self, prompt: str, settings: dict, preview: str | None = None) -> AsyncIterator[tuple]:
+    async def generate(self, prompt: str, settings: "ConCLVDSettingsModel",
+                       preview: str | None = None) -> AsyncIterator[tuple]:
         """Stream ``("progress", step / steps)`` after each denoising step, then ``("clip", [ref])``.
 
         The clip (N×size×size×3 uint8, before frame interpolation) is put in the object store
         and only its reference travels, so the caller can hand it to the Interpolator without
         receiving the frames. Cancelling the call stops the sampling at the next step.
-        `preview` (a store path) receives a contact sheet of the N frames.
+        `preview` (a store path) receives a contact sheet of the N frames. `settings` were validated
+        once where the job was submitted.
         """
         import ray
 
         from inkwalk.conclvd import generate_video
         from inkwalk.sheets import contact_sheet
 
-        unknown = sorted(set(settings) - set(CONCLVD_SETTINGS))
-        if unknown:
-            raise InkwalkError(f"unknown ConCLVD setting(s) {unknown}; known: {sorted(CONCLVD_SETTINGS)}")
         loop = asyncio.get_running_loop()
         steps: asyncio.Queue = asyncio.Queue()
         cancelled = threading.Event()
@@ -60,7 +60,7 @@ class ConCLVDGenerator:
 
         def run() -> np.ndarray:
             with self.lock, StageTimer(self.app, "generate"):
-                return generate_video(self.model, prompt, sofp=False, progress=on_step, **settings)
+                return generate_video(self.model, prompt, sofp=False, progress=on_step, **settings.model_dump())
 
         work = asyncio.ensure_future(asyncio.to_thread(run))
         try:

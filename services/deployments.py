@@ -21,9 +21,12 @@ from typing import Any, Sequence
 
 import numpy as np
 import ray
+from pydantic import Field
 from ray import serve
 
+from inkwalk.config_model import ConfigModel, parse_config
 from inkwalk.errors import InkwalkError
+from inkwalk.limits import Limits
 from inkwalk.png import decode_png, encode_png
 from inkwalk.store import Store
 from inkwalk.video import check_clip, check_frame
@@ -31,7 +34,13 @@ from services.metrics import serve_metrics
 
 DEFAULT_OPTIONS = {"ray_actor_options": {"num_cpus": 0.25}, "max_ongoing_requests": 8,
                    "max_queued_requests": 64}
-DEFAULT_BATCH = {"max_batch_size": 4, "batch_wait_timeout_s": 0.02}
+
+
+class BatchOptions(ConfigModel):
+    """A `serve.batch` method's options (app args `interpolator.batch`, `upscaler.batch`)."""
+
+    max_batch_size: int = Field(4, ge=1)
+    batch_wait_timeout_s: float = Field(0.02, ge=0)
 
 
 class StageTimer:
@@ -55,13 +64,10 @@ def _node_id() -> str:
 
 
 def _configure_batching(method, batch: dict[str, Any] | None) -> None:
-    """Apply `{max_batch_size, batch_wait_timeout_s}` from the app args to a `serve.batch` method."""
-    batch = {**DEFAULT_BATCH, **(batch or {})}
-    unknown = sorted(set(batch) - set(DEFAULT_BATCH))
-    if unknown:
-        raise InkwalkError(f"unknown batch option(s) {unknown}; known: {sorted(DEFAULT_BATCH)}")
-    method.set_max_batch_size(int(batch["max_batch_size"]))
-    method.set_batch_wait_timeout_s(float(batch["batch_wait_timeout_s"]))
+    """Apply the app args' batch options to a `serve.batch` method."""
+    options = parse_config(BatchOptions, batch, "batch option")
+    method.set_max_batch_size(options.max_batch_size)
+    method.set_batch_wait_timeout_s(options.batch_wait_timeout_s)
 
 
 @serve.deployment(name="Keyframes", **DEFAULT_OPTIONS)
@@ -69,16 +75,15 @@ class Keyframes:
     """A walk's nodes: both paintings fitted to the walk size and the Kandinsky 2.2 keyframes between."""
 
     def __init__(self, store: str, models_dir: str | None = None, device: str | None = None,
-                 keyframer: str = "kandinsky", app: str = "artwalks", limits: dict | None = None):
+                 keyframer: str = "kandinsky", app: str = "artwalks", limits: Limits | dict | None = None):
         from inkwalk.artwalks import stage_identity
         from inkwalk.keyframes import KandinskyKeyframer
         from inkwalk.walk_settings import KEYFRAMERS
-        from services.limits import Limits
 
         if keyframer not in KEYFRAMERS:
             raise InkwalkError(f"unknown keyframer {keyframer!r}; choose one of: {', '.join(KEYFRAMERS)}")
         self.store = Store(store)
-        self.limits = Limits.from_dict(limits)
+        self.limits = parse_config(Limits, limits, "limit")
         self.name = keyframer
         self.identity = stage_identity("keyframer", keyframer, models_dir)
         self.keyframer = KandinskyKeyframer.load(models_dir=models_dir, device=device) \
@@ -105,11 +110,6 @@ class Keyframes:
         """
         from inkwalk.artwalks import walk_nodes
         from inkwalk.sheets import contact_sheet
-        from inkwalk.walk_settings import WalkSettings
-
-        if not isinstance(settings, WalkSettings):
-            raise InkwalkError(f"settings must be WalkSettings, got {type(settings).__name__}")
-        settings.validate()
         if len(paintings) not in (1, 2):
             raise InkwalkError(f"nodes need 1 or 2 paintings, got {len(paintings)}")
         if len(paintings) == 2 and settings.keyframes and self.keyframer is None:

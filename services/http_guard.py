@@ -24,16 +24,17 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-from dataclasses import dataclass, field, fields
-from typing import Any, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from pydantic import Field
 from starlette.requests import cookie_parser
 
-from inkwalk.errors import InkwalkError
+from inkwalk.config_model import ConfigModel
 from services import safe_json
 from services.limits import RequestError
 
@@ -42,21 +43,12 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 Receive = Callable[[], Awaitable[dict]]
 
 
-@dataclass
-class GuardSettings:
+class GuardSettings(ConfigModel):
     """Edge limits of an app (app args ``guard:``)."""
 
-    max_json_bytes: int = 64 * 1024  # a prompt and its settings are a few hundred bytes
-    upload_deadline_s: float = 600.0  # the whole body, however steadily it trickles in
-    max_concurrent_uploads: int = 8  # requests receiving a body at once, per ingress replica
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> "GuardSettings":
-        data = dict(data or {})
-        unknown = sorted(set(data) - {f.name for f in fields(cls)})
-        if unknown:
-            raise InkwalkError(f"unknown guard option(s) {unknown}; known: {[f.name for f in fields(cls)]}")
-        return cls(**data)
+    max_json_bytes: int = Field(64 * 1024, ge=1)  # a prompt and its settings are a few hundred bytes
+    upload_deadline_s: float = Field(600.0, gt=0)  # the whole body, however steadily it trickles in
+    max_concurrent_uploads: int = Field(8, ge=1)  # requests receiving a body at once, per ingress replica
 
 
 @dataclass
@@ -136,7 +128,7 @@ class HttpGuard:
         if declared is not None and int(declared) > cap:
             return 413, f"the request body is {int(declared)} bytes; the limit is {cap}", {}
         if self.receiving >= guard.settings.max_concurrent_uploads:
-            return 503, (f"busy: {self.receiving} uploads are arriving (limit "
+            return 503, (f"overloaded: {self.receiving} uploads are arriving at this replica (limit "
                          f"{guard.settings.max_concurrent_uploads}); retry later"), {"Retry-After": "10"}
         return None
 

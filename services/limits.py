@@ -12,13 +12,14 @@ from __future__ import annotations
 from inkwalk.image_admission import (ImageHeader, admit_image, check_image, check_upload_size, decode_painting,
                                      image_header)
 from inkwalk.limits import IMAGE_FORMATS, Limits, RequestError
-from inkwalk.settings_schemas import (check_paintings_count, check_prompt, check_prompt_length, check_total_upload,
-                                      check_walk_sizes, parse_conclvd_settings, parse_walk_settings)
+from inkwalk.settings_schemas import (check_prompt, check_prompt_length, check_total_upload, parse_conclvd_settings,
+                                      parse_walk_settings)
+from inkwalk.walk_settings import check_paintings_count, check_walk_sizes
 
 __all__ = ["IMAGE_FORMATS", "ImageHeader", "Limits", "RequestError", "admit_image", "check_image",
-           "check_painting_file", "check_paintings_count", "check_prompt", "check_prompt_length", "check_total_upload",
-           "check_upload_size", "check_walk_sizes", "decode_painting", "image_header", "parse_conclvd_settings",
-           "parse_walk_settings"]
+           "check_painting_file", "check_paintings_count", "check_prompt", "check_prompt_length",
+           "check_total_upload", "check_upload_size", "check_walk_sizes", "decode_painting", "image_header",
+           "parse_conclvd_settings", "parse_walk_settings"]
 
 
 def check_painting_file(name: str, store, rel: str, limits: Limits, size: tuple[int, int] | None = None,

@@ -23,10 +23,15 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Sequence
 
+from pydantic import Field
+
 from inkwalk.artwalks import video_metadata
 from inkwalk.chunks import Codec
+from inkwalk.config_model import ConfigModel
 from inkwalk.errors import InkwalkError
-from inkwalk.segments import Piece, assign_keys, chunk_path, plan_pieces, walk_row_path
+from inkwalk.segments import (Piece, assign_keys, chunk_path, final_painting, plan_pieces, walk_ends,
+                              walk_row_path)
+from inkwalk.settings_schemas import ConCLVDSettingsModel
 from inkwalk.store import Store
 from inkwalk.walk_settings import WalkSettings
 
@@ -38,26 +43,13 @@ class RenderError(InkwalkError):
     """A piece that kept failing: names the piece and the last cause."""
 
 
-@dataclass
-class RenderOptions:
+class RenderOptions(ConfigModel):
     """How a render uses the cluster (app args `render:`; the CLI's options)."""
 
-    inflight: int = 8  # pieces in flight per job: bounds the frames in the object store
-    attempts: int = 3  # tries per piece before the job fails
-    backoff_s: float = 0.5  # first wait before a retry (doubles, with jitter)
-    codec: Codec = field(default_factory=Codec)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> "RenderOptions":
-        data = dict(data or {})
-        codec = Codec(**data.pop("codec", {}))
-        unknown = sorted(set(data) - {"inflight", "attempts", "backoff_s"})
-        if unknown:
-            raise InkwalkError(f"unknown render option(s) {unknown}; known: inflight, attempts, backoff_s, codec")
-        opts = cls(codec=codec, **data)
-        if opts.inflight < 1 or opts.attempts < 1:
-            raise InkwalkError("render options inflight and attempts must be >= 1")
-        return opts
+    inflight: int = Field(8, ge=1)  # pieces in flight per job: bounds the frames in the object store
+    attempts: int = Field(3, ge=1)  # tries per piece before the job fails
+    backoff_s: float = Field(0.5, ge=0)  # first wait before a retry (doubles, with jitter)
+    codec: Codec = Field(default_factory=Codec)
 
 
 @dataclass
@@ -190,6 +182,7 @@ async def render_walks(h: Handles, store: Store, job: WalkJob, models: dict[str,
     """
     ws = job.settings
     pieces, walk_keys = assign_keys(plan_pieces(len(job.paintings), ws), job.painting_ids, ws, models, opts.codec)
+    ends, final = walk_ends(len(job.paintings), ws), final_painting(len(job.paintings), ws)
     todo = [p for p in pieces if not await asyncio.to_thread(store.exists, chunk_path(p.key))]
     for i, key in enumerate(walk_keys):
         if await asyncio.to_thread(store.exists, walk_row_path(key)):
@@ -210,7 +203,7 @@ async def render_walks(h: Handles, store: Store, job: WalkJob, models: dict[str,
         uses[owner_of(p)] = uses.get(owner_of(p), 0) + 1
 
     def request_nodes(owner):
-        picked = [len(job.paintings) - 1] if owner == "last" else [owner, owner + 1]
+        picked = [final] if owner == "last" else list(ends[owner])
         row = None if owner == "last" else walk_row_path(walk_keys[owner])
         names = [job.painting_names[i] for i in picked] if job.painting_names else None
         return responses.track(h.keyframes.nodes.remote([job.paintings[i] for i in picked], ws, row, names))
@@ -270,7 +263,7 @@ async def render_walks(h: Handles, store: Store, job: WalkJob, models: dict[str,
     return WalkResult(frames, len(todo), len(pieces) - len(todo), walk_keys, per_node)
 
 
-async def render_text_video(h: Handles, store: Store, prompt: str, settings: dict[str, Any], key: str,
+async def render_text_video(h: Handles, store: Store, prompt: str, settings: ConCLVDSettingsModel, key: str,
                             video: str, preview: str, fps: float, metadata: dict[str, Any],
                             opts: RenderOptions = RenderOptions(),
                             on_progress: Progress = lambda s, p: None) -> int:

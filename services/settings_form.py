@@ -5,15 +5,13 @@ out field takes on this server (the app's configured defaults over the preset's 
 of the word "default", and the choices the server actually offers for each field.
 """
 
-from dataclasses import asdict
 from typing import Any, Literal, Mapping, get_args, get_origin
 
 from pydantic import BaseModel
 
 from inkwalk.errors import InkwalkError
 from inkwalk.limits import Limits, RequestError
-from inkwalk.settings_schemas import (CONCLVD_LIMITS, WALK_LIMITS, ConCLVDSettingsModel, WalkSettingsModel,
-                                      parse_conclvd_settings, parse_walk_settings)
+from inkwalk.settings_schemas import ConCLVDSettingsModel, parse_conclvd_settings, parse_walk_settings
 from inkwalk.walk_settings import PRESETS, WalkSettings
 
 
@@ -32,8 +30,7 @@ def walk_form(defaults: Mapping[str, Any], limits: Limits, served: Mapping[str, 
     for preset in PRESETS:
         request = {"preset": preset, **served}
         try:
-            values = {**defaults, **request}
-            settings = WalkSettings.with_preset(values.pop("preset"), **values)
+            settings = WalkSettings.validated({**defaults, **request})
         except InkwalkError as exc:
             presets[preset] = {"settings": None, "refused": str(exc)}
             continue
@@ -42,10 +39,10 @@ def walk_form(defaults: Mapping[str, Any], limits: Limits, served: Mapping[str, 
             refused = None
         except RequestError as exc:
             refused = str(exc)
-        presets[preset] = {"settings": _json(asdict(settings)), "refused": refused}
+        presets[preset] = {"settings": _json(settings.model_dump()), "refused": refused}
     return {"preset": defaults.get("preset", "paper"), "presets": presets,
-            "choices": choices(WalkSettingsModel, served),
-            "limits": {name: getattr(limits, key) for name, key in WALK_LIMITS.items()}}
+            "choices": choices(WalkSettings, served),
+            "limits": {name: getattr(limits, key) for name, key in WalkSettings.limited_by.items()}}
 
 
 def conclvd_form(defaults: Mapping[str, Any], limits: Limits) -> dict[str, Any]:
@@ -56,7 +53,7 @@ def conclvd_form(defaults: Mapping[str, Any], limits: Limits) -> dict[str, Any]:
         settings, refused = ConCLVDSettingsModel.model_validate(dict(defaults)), str(exc)
     return {"settings": _json(settings.model_dump()), "refused": refused,
             "choices": choices(ConCLVDSettingsModel),
-            "limits": {name: getattr(limits, key) for name, key in CONCLVD_LIMITS.items()}}
+            "limits": {name: getattr(limits, key) for name, key in ConCLVDSettingsModel.limited_by.items()}}
 
 
 def _json(values: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
+from inkwalk.config_model import ConfigModel
 from inkwalk.errors import InkwalkError
 from inkwalk.store import Store
 
@@ -78,8 +79,7 @@ def new_job_id() -> str:
     return uuid.uuid4().hex
 
 
-@dataclass
-class Retention:
+class Retention(ConfigModel):
     """How long finished work is kept (app args `retention:`)."""
 
     job_ttl_s: float = 30 * 86400  # finished jobs (record, inputs, video) older than this go
@@ -88,14 +88,6 @@ class Retention:
     max_shared_bytes: int = 50 * 1024**3  # content-addressed files beyond this go, oldest first
     temp_ttl_s: float = 3600  # half-written files (a writer was killed) older than this go
     interval_s: float = 600  # how often an ingress replica applies the rules
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> "Retention":
-        data = dict(data or {})
-        unknown = sorted(set(data) - {f.name for f in fields(cls)})
-        if unknown:
-            raise InkwalkError(f"unknown retention option(s) {unknown}; known: {[f.name for f in fields(cls)]}")
-        return cls(**data)
 
 
 class JobStore(Store):

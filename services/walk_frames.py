@@ -20,7 +20,7 @@ def walk_pieces(record: JobRecord, codec: Codec) -> list[Piece]:
     """The job's pieces with the content keys its render gives them (empty until its models are known)."""
     if not record.models:
         return []
-    ws = WalkSettings.from_dict(record.settings)
+    ws = WalkSettings.model_validate(record.settings)  # the record's JSON, validated at submission
     pieces, _ = assign_keys(plan_pieces(len(record.inputs), ws), [i["sha256"] for i in record.inputs], ws,
                             record.models, codec)
     return pieces

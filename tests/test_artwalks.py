@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -18,7 +17,7 @@ from inkwalk.walk_settings import WalkSettings, walk_frame_count
 @pytest.fixture(scope="module")
 def paper(tiny_models):
     """Paper preset on tiny random models, small enough for a CPU test; models loaded once."""
-    settings = WalkSettings.with_preset("paper", keyframes=2, frames=2, size=(32, 32), steps=1, hold=2 / 24,
+    settings = WalkSettings(preset="paper", keyframes=2, frames=2, size=(32, 32), steps=1, hold=2 / 24,
                                         upscale="x2")
     return settings, load_walk_models(settings, models_dir=tiny_models, device="cpu")
 
@@ -50,7 +49,7 @@ def test_paper_walk_of_three_paintings_end_to_end_and_reused(paper, tiny_models,
     assert (again.chunks_rendered, again.chunks_reused) == (0, pieces) and again.keys == result.keys
     assert np.array_equal(frames, read_frames(tmp_path / "again.mp4"))
     # a new hold re-renders only the pieces that hold a painting (each walk's first, and the last)
-    held = render_collection_in_process(_paintings(), tmp_path / "held.mp4", replace(settings, hold=0.0), **kw)
+    held = render_collection_in_process(_paintings(), tmp_path / "held.mp4", settings.with_changes(hold=0.0), **kw)
     assert (held.chunks_rendered, held.frames) == (3, 19)
     assert np.array_equal(read_frames(tmp_path / "held.mp4")[1:3], frames[3:5])
 
@@ -58,7 +57,7 @@ def test_paper_walk_of_three_paintings_end_to_end_and_reused(paper, tiny_models,
 def test_an_interrupted_render_keeps_the_previous_video_and_its_chunks(tmp_path, monkeypatch):
     import inkwalk.local_render as local_render
 
-    settings = WalkSettings.with_preset("offline", size=(32, 32), frames=2)
+    settings = WalkSettings(preset="offline", size=(32, 32), frames=2)
     out = tmp_path / "walk.mp4"
     render_collection_in_process(_paintings()[:2], out, settings, cache_dir=tmp_path / "c", sheet=False)
     before = out.read_bytes()
@@ -86,12 +85,12 @@ def test_keyframes_same_seed_identical_other_seed_different(paper):
     k1 = render_keyframes(a, b, settings, keyframer=models.keyframer)
     assert k1.shape == (2, 32, 32, 3) and k1.dtype == np.uint8
     assert np.array_equal(k1, render_keyframes(a, b, settings, keyframer=models.keyframer))
-    k2 = render_keyframes(a, b, replace(settings, seed=1), keyframer=models.keyframer)
+    k2 = render_keyframes(a, b, settings.with_changes(seed=1), keyframer=models.keyframer)
     assert np.abs(k1.astype(int) - k2).mean() > 1
 
 
 def test_offline_collection_reuses_shared_walks_and_letterboxes(tmp_path):
-    settings = WalkSettings.with_preset("offline", size=(64, 40), frames=3, fit="letterbox")
+    settings = WalkSettings(preset="offline", size=(64, 40), frames=3, fit="letterbox")
     p = [draw("mountains", (64, 64), 0), draw("river", (96, 40), 1), draw("mountains", (40, 96), 2),
          draw("river", (64, 48), 3)]
     first = render_collection_in_process(p[:3], tmp_path / "a.mp4", settings, cache_dir=tmp_path / "c", sheet=False)
@@ -135,3 +134,29 @@ def test_paper_preset_without_weights_fails_fast_and_suggests_offline(tmp_path, 
     assert code == 1 and len(err) == 1
     assert "kandinsky-2-2-prior" in err[0] and "--preset offline" in err[0]
     assert not out.exists() and not (tmp_path / "cache").exists()
+
+
+def test_a_looping_collection_walks_back_to_its_first_painting(tmp_path):
+    from helpers import psnr
+
+    settings = WalkSettings(preset="offline", size=(48, 32), frames=3, hold=0.25, fps=8, loop=True)
+    p = [draw("mountains", (64, 48), 0), draw("river", (64, 48), 1), draw("mountains", (64, 48), 2)]
+    result = render_collection_in_process(p, tmp_path / "loop.mp4", settings, cache_dir=tmp_path / "c", sheet=False)
+    frames = read_frames(tmp_path / "loop.mp4")
+    assert result.frames == len(frames) == walk_frame_count(3, settings) == 3 * 1 * 4 + 1 + 4 * 2  # k walks
+    first, last = prepare_painting(p[0], settings), prepare_painting(p[2], settings)
+    assert psnr(frames[0], first) > 35 and psnr(frames[-1], first) > 35  # starts and ends on P_1
+    assert psnr(frames[-1], last) < psnr(frames[-1], first) - 10
+    straight = render_collection_in_process(p, tmp_path / "line.mp4", settings.with_changes(loop=False),
+                                            cache_dir=tmp_path / "c", sheet=False)
+    assert straight.chunks_rendered == 1  # every walk shared with the loop: only P_3 held at the end is new
+
+
+def test_walk_loop_option_on_the_cli(tmp_path):
+    from inkwalk.cli import main
+    from inkwalk.video import save_image
+
+    paths = [save_image(tmp_path / f"p{i}.png", draw("river", (48, 32), i)) for i in range(2)]
+    assert main(["walk", *map(str, paths), "-o", str(tmp_path / "w.mp4"), "--preset", "offline", "--size", "48x32",
+                 "--frames", "2", "--loop", "--store", str(tmp_path / "c"), "--no-sheet"]) == 0
+    assert probe(tmp_path / "w.mp4").frames == 2 * 1 * 3 + 1  # two walks: P_1 -> P_2 -> P_1

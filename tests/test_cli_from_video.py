@@ -52,13 +52,13 @@ def paintings(tmp_path):
 
 
 def test_walk_from_a_video_reuses_its_settings_and_flags_override(tmp_path, paintings, seen, capsys):
-    made = WalkSettings.with_preset("offline", frames=3, size=(48, 32), fps=12.0, hold=0.5, strength=2.0)
+    made = WalkSettings(preset="offline", frames=3, size=(48, 32), fps=12.0, hold=0.5, strength=2.0)
     video = write_video(tmp_path / "old.mp4", CLIP, fps=12, metadata=video_metadata(made, ["a" * 64] * 2, {}))
     code = main(["walk", *paintings, "-o", str(tmp_path / "new.mp4"), "--from", str(video), "--fps", "6",
                  "--store", str(tmp_path / "store")])
     assert code == 1 and capsys.readouterr().err.strip() == "inkwalk: error: stop"
     settings = seen["walk"]
-    assert settings == WalkSettings.with_preset("offline", frames=3, size=(48, 32), fps=6.0, hold=0.5, strength=2.0)
+    assert settings == WalkSettings(preset="offline", frames=3, size=(48, 32), fps=6.0, hold=0.5, strength=2.0)
 
 
 def test_t2v_from_a_video_reuses_its_prompt_and_settings(tmp_path, seen, capsys):

@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
 from bad_inputs import png_header
+from inkwalk.config_model import parse_config
 from inkwalk.image_admission import ImageHeader, admit_image, decode_painting, image_header
 from inkwalk.limits import MIN_SIDE, Limits, RequestError
 from inkwalk.schedules import WEIGHTINGS
-from inkwalk.settings_schemas import (ConCLVDSettingsModel, WalkSettingsModel, parse_conclvd_settings,
-                                      parse_walk_settings)
+from inkwalk.settings_schemas import ConCLVDSettingsModel, parse_conclvd_settings, parse_walk_settings
 from inkwalk.walk_settings import INTERPOLATORS, KEYFRAMERS, PRESETS, UPSCALERS, WalkSettings, walk_frame_count
 
 LIMITS = Limits()
@@ -46,7 +46,7 @@ def _assert_refusal(exc: RequestError, statuses=(413, 422)) -> None:
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(_settings_dicts(list(WalkSettingsModel.model_fields)), st.integers(-1, 40))
+@given(_settings_dicts(list(WalkSettings.model_fields)), st.integers(-1, 40))
 def test_any_walk_settings_parse_within_every_bound_or_refuse_in_one_line(user, paintings):
     try:
         ws = parse_walk_settings(user, {}, LIMITS, paintings)
@@ -54,7 +54,6 @@ def test_any_walk_settings_parse_within_every_bound_or_refuse_in_one_line(user, 
         _assert_refusal(exc)
         return
     assert isinstance(ws, WalkSettings)
-    ws.validate()
     ints = ("keyframes", "frames", "seed", "steps", "batch")
     assert all(type(getattr(ws, k)) is int for k in ints)
     assert all(math.isfinite(getattr(ws, k)) for k in ("scale", "strength", "hold", "fps", "guidance"))
@@ -111,20 +110,20 @@ def test_defaults_merge_under_the_request_and_the_preset():
 
 
 def test_schemas_are_openapi_ready_and_refuse_unknown_fields():
-    for model in (WalkSettingsModel, ConCLVDSettingsModel):
+    for model in (WalkSettings, ConCLVDSettingsModel):
         schema = json.loads(json.dumps(model.model_json_schema()))
         assert schema["additionalProperties"] is False
         numbers = {k: v for k, v in schema["properties"].items() if v.get("type") in ("integer", "number")}
         assert numbers and all("maximum" in v for v in numbers.values())  # every number is bounded
-    assert WalkSettingsModel.model_json_schema()["properties"]["size"]["anyOf"]
+    assert WalkSettings.model_json_schema()["properties"]["size"]["anyOf"]
 
 
 def test_limits_from_config_refuse_unknown_or_nonsense_values():
-    assert Limits.from_dict({"max_fps": 30}).max_fps == 30
+    assert parse_config(Limits, {"max_fps": 30}, "limit").max_fps == 30
     for bad in ({"max_everything": 1}, {"max_fps": "fast"}, {"max_pixels": -1}, {"max_keyframes": 2.5},
                 {"max_hold_seconds": float("nan")}):
         with pytest.raises(Exception, match="limit"):
-            Limits.from_dict(bad)
+            parse_config(Limits, bad, "limit")
 
 
 # ----------------------------------------------------------------------------- images

@@ -118,7 +118,7 @@ def test_release_keyframe_grid_starts_on_a_and_stops_short_of_b():
 def test_release_preset_paces_walks_like_the_release():
     from inkwalk.walk_settings import WalkSettings, walk_frame_count
 
-    s = WalkSettings.with_preset("release")
+    s = WalkSettings(preset="release")
     assert (s.weighting, s.keyframe_grid, s.easing, s.fps, s.keyframes) == ("sinh", "release", "release", 30.0, 5)
     # the release's own length formula (utils.py): n * F + (n - 1) * (S + 1) * I seconds, here S=5, I=F=10 s
     for paintings in (2, 4):
@@ -141,7 +141,7 @@ def test_walks_are_planned_at_the_named_easing():
     from inkwalk.walk_settings import WalkSettings
 
     for easing in ("release", "s-curve"):
-        settings = WalkSettings.with_preset("offline", frames=99, easing=easing, strength=1.5)
+        settings = WalkSettings(preset="offline", frames=99, easing=easing, strength=1.5)
         expected = _release_segment_times(100)[1:] if easing == "release" else _s_curve_reference(99, 1.5)
         for max_frames in (128, 40):
             step = [p for p in plan_pieces(2, settings, max_frames=max_frames) if (p.walk, p.step) == (0, 0)]

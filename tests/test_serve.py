@@ -123,7 +123,7 @@ def test_artwalks_job_end_to_end_matches_the_in_process_renderer(serve_apps, tmp
 
     # the same pieces in this process, with the same models: the same frames, seams included (the
     # paintings bit for bit; keyframes to float precision: replicas run torch on other thread counts)
-    ws = WalkSettings.from_dict({"preset": "offline", "steps": 2, **SMALL_WALK, "keyframer": "kandinsky",
+    ws = WalkSettings.model_validate({"preset": "offline", "steps": 2, **SMALL_WALK, "keyframer": "kandinsky",
                                  "upscaler": "lanczos"})
     paths = []
     for i, data in enumerate(images):
@@ -291,6 +291,39 @@ def test_bad_inputs_get_4xx_with_a_message_and_the_app_keeps_serving(serve_apps)
     assert _wait(serve_apps, "artwalks", r.json()["job_id"])["state"] == "done"
 
 
+def test_a_looping_job_walks_back_to_its_first_painting(serve_apps, tmp_path):
+    settings = {**SMALL_WALK, "keyframes": 0, "loop": True}
+    r = _submit_walk(serve_apps, _paintings(3, seed=5), settings)
+    assert r.status_code == 202, r.text
+    status = _wait(serve_apps, "artwalks", r.json()["job_id"])
+    assert status["state"] == "done", status
+    frames = _frames(serve_apps.get(f"/artwalks/jobs/{status['job_id']}/video").content, tmp_path)
+    expected = 3 * 1 * 3 + 1 + 4 * 2  # k walks (m=0, n=2), k+1 holds of round(0.25*8) = 2 frames
+    assert status["frames"] == len(frames) == expected and status["settings"]["loop"] is True
+    p3 = frames[2 * 5]  # walks of 5 frames (P_i held 3, then 2 between): frame 10 is P_3, held
+    assert psnr(frames[0], frames[-1]) > 35 and psnr(frames[-1], p3) < psnr(frames[-1], frames[0]) - 10
+
+
+def test_a_bad_setting_gets_the_same_refusal_from_the_cli_and_http(serve_apps, tmp_path, capsys):
+    """One settings model refuses it on both edges: the same reason, the value named as each user wrote it."""
+    from inkwalk.cli import main
+
+    ok = _paintings(2)
+    files = [("paintings", (f"p{i}.png", data, "image/png")) for i, data in enumerate(ok)]
+    r = serve_apps.post("/artwalks/jobs", files=files, data={"settings": json.dumps({"upscale": "x1000"})})
+    assert r.status_code == 422
+    http = r.json()["detail"]
+    for i, data in enumerate(ok):
+        (tmp_path / f"p{i}.png").write_bytes(data)
+    code = main(["walk", str(tmp_path / "p0.png"), str(tmp_path / "p1.png"), "-o", str(tmp_path / "w.mp4"),
+                 "--preset", "offline", "--upscale", "x1000"])
+    cli = capsys.readouterr().err.strip()
+    reason = "must be none, xF (a factor, 0 < F <= 8) or WIDTHxHEIGHT"
+    assert code == 1 and not (tmp_path / "w.mp4").exists()
+    assert http == f"setting 'upscale' = 'x1000': {reason}"
+    assert cli == f"inkwalk: error: --upscale x1000: {reason}"
+
+
 def test_failure_inside_a_deployment_fails_the_job_not_the_replica(serve_apps):
     from ray import serve
 
@@ -403,7 +436,7 @@ def test_batch_render_through_the_running_app_reuses_its_chunks(serve_apps, tmp_
     folder = tmp_path / "paintings"
     for i, p in enumerate(collection(4, size=(80, 64), seed=7)):
         save_image(folder / f"{i:02d}.png", p)
-    ws = WalkSettings.from_dict({"preset": "offline", **SMALL_WALK, "keyframes": 0, "frames": 3,
+    ws = WalkSettings.model_validate({"preset": "offline", **SMALL_WALK, "keyframes": 0, "frames": 3,
                                  "upscaler": "lanczos"})
     first = render_collection_on_ray(folder, tmp_path / "a.mp4", ws)
     expected = 3 * 1 * 4 + 1 + 4 * 2

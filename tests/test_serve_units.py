@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 
+from inkwalk.config_model import parse_config
 from inkwalk.errors import InkwalkError
 from inkwalk.store import Store, StoreError
 from services.limits import Limits, RequestError, decode_painting, parse_conclvd_settings, parse_walk_settings
@@ -108,7 +109,7 @@ def test_the_ingress_refuses_settings_past_its_configured_limits():
         with pytest.raises(RequestError, match=phrase):
             parse_conclvd_settings(bad, {}, limits)
     with pytest.raises(InkwalkError, match="unknown limit"):
-        Limits.from_dict({"max_everything": 1})
+        parse_config(Limits, {"max_everything": 1}, "limit")
 
 
 def test_serve_refuses_a_non_loopback_bind_while_a_job_app_has_no_token(monkeypatch):
@@ -153,7 +154,7 @@ def test_a_painting_refused_on_a_replica_is_named_as_uploaded(tmp_path):
 
     keyframes = Keyframes.func_or_class(str(tmp_path), keyframer="none")
     keyframes.store.put_bytes("inputs/job/000", _png((50, 50, 3))[:60])
-    settings = WalkSettings.with_preset("offline", size=(32, 32), keyframes=0)
+    settings = WalkSettings(preset="offline", size=(32, 32), keyframes=0)
     with pytest.raises(RequestError, match="painting 'my scan.png' is truncated") as info:
         keyframes.nodes(["inputs/job/000"], settings, None, ["my scan.png"])
     assert "inputs/job" not in str(info.value)

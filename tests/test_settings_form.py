@@ -13,7 +13,7 @@ SERVED = {"keyframer": "none", "interpolator": "flow-warp", "flow": "dis", "upsc
 
 
 def test_each_preset_shows_what_a_request_naming_only_it_gets_and_why_it_would_be_refused():
-    limits = Limits.from_dict({"max_frames_per_segment": 30, "max_keyframes": 0})
+    limits = Limits(max_frames_per_segment=30, max_keyframes=0)
     defaults = {"preset": "offline", "size": [256, 256], "frames": 12}
     form = walk_form(defaults, limits, SERVED)
     assert form["preset"] == "offline" and set(form["presets"]) == set(PRESETS)
@@ -33,9 +33,9 @@ def test_each_preset_shows_what_a_request_naming_only_it_gets_and_why_it_would_b
 
 
 def test_conclvd_defaults_that_break_a_limit_are_shown_with_the_reason():
-    form = conclvd_form({"frames": 8, "steps": 40}, Limits.from_dict({"max_steps": 20}))
+    form = conclvd_form({"frames": 8, "steps": 40}, Limits(max_steps=20))
     assert form["settings"]["steps"] == 40 and "(limit max_steps)" in form["refused"]
-    assert conclvd_form({"frames": 8}, Limits.from_dict({}))["refused"] is None
+    assert conclvd_form({"frames": 8}, Limits())["refused"] is None
 
 
 def test_a_download_is_named_by_its_paintings_or_prompt_and_seed():

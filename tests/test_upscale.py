@@ -163,7 +163,7 @@ def test_a_walk_upscales_each_distinct_frame_once(tiny_models, tmp_path):
     from inkwalk.paintings import collection
     from inkwalk.segments import plan_pieces
 
-    settings = WalkSettings.with_preset("offline", size=(32, 24), upscale="x2", upscaler="realesrgan-compact",
+    settings = WalkSettings(preset="offline", size=(32, 24), upscale="x2", upscaler="realesrgan-compact",
                                         frames=3, hold=0.5, fps=8)
     up = get_upscaler("realesrgan-compact", models_dir=tiny_models, device="cpu")
     models = WalkModels(None, get_interpolator("flow-warp", flow="dis"), up)

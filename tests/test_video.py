@@ -147,7 +147,7 @@ def test_info_cli_tells_how_a_walk_was_made(tmp_path, capsys):
     for i, painting in enumerate(collection(2, size=(48, 32), seed=4)):
         paths.append(tmp_path / f"p{i}.png")
         video.save_image(paths[-1], painting)
-    settings = WalkSettings.with_preset("offline", frames=2, size=(48, 32), seed=3, weighting="sinh")
+    settings = WalkSettings(preset="offline", frames=2, size=(48, 32), seed=3, weighting="sinh")
     render_collection_in_process(paths, tmp_path / "walk.mp4", settings, cache_dir=tmp_path / "cache", sheet=False)
     assert main(["info", str(tmp_path / "walk.mp4")]) == 0
     lines = capsys.readouterr().out.splitlines()

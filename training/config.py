@@ -1,17 +1,19 @@
 """Training options: one YAML file, every option overridable as `--section.key value` on the CLI.
 
-Kept as a plain nested dict (validated against the defaults below) so the same object travels
-unchanged from the driver to every Ray Train worker and into each checkpoint.
+Defaults, file and overrides merge in OmegaConf (struct mode: an unknown key is an error); the
+result is a plain nested dict, so the same object travels unchanged from the driver to every
+Ray Train worker and into each checkpoint.
 """
 
 from __future__ import annotations
 
-import copy
 import os
 from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from inkwalk.errors import InkwalkError
 
@@ -83,28 +85,25 @@ class TrainingConfigError(InkwalkError):
     """A training config file or override is missing, malformed or names an unknown option."""
 
 
-def _parse_value(text: str) -> Any:
-    """Read a CLI value the way YAML reads it, so `1e-4`, `true`, `null`, `[1,2]` all work."""
+def _merge(base: DictConfig, extra: Any, what: str) -> DictConfig:
+    """`extra` merged over `base`, which refuses keys it does not know (OmegaConf struct mode)."""
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
+        return OmegaConf.merge(base, extra)
+    except ConfigKeyError as exc:
+        parent = str(exc.full_key).rpartition(".")[0]
+        node = OmegaConf.select(base, parent) if parent else base
+        raise TrainingConfigError(f"unknown training option '{exc.full_key}' in {what} (known here: "
+                                  f"{', '.join(sorted(node))})") from None
+    except OmegaConfBaseException as exc:
+        raise TrainingConfigError(f"training option '{exc.full_key}' in {what}: {exc.msg}") from None
 
 
-def _merge(base: dict, extra: dict, where: str) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in extra.items():
-        if key not in base:
-            known = ", ".join(sorted(base))
-            raise TrainingConfigError(f"unknown training option '{where}{key}' (known here: {known})")
-        if isinstance(base[key], dict):
-            if not isinstance(value, dict):
-                raise TrainingConfigError(f"training option '{where}{key}' must be a mapping, got {value!r}")
-            # an empty default mapping (scaling.resources) is free-form: take it whole
-            out[key] = _merge(base[key], value, f"{where}{key}.") if base[key] else dict(value)
-        else:
-            out[key] = value
-    return out
+def _defaults() -> DictConfig:
+    """The defaults as an OmegaConf tree that refuses unknown keys, but for free-form mappings."""
+    cfg = OmegaConf.create(DEFAULTS)
+    OmegaConf.set_struct(cfg, True)
+    OmegaConf.set_struct(cfg.scaling.resources, False)  # custom resources: any names
+    return cfg
 
 
 def _coerce(cfg: dict) -> dict:
@@ -127,6 +126,15 @@ def _coerce(cfg: dict) -> dict:
             raise TrainingConfigError(f"training option '{section}.{key}' must be an integer, "
                                       f"got {cfg[section][key]!r}") from None
     return cfg
+
+
+def _check_sections(defaults: dict, cfg: dict, where: str = "") -> None:
+    """A mapping of the defaults stays a mapping (OmegaConf lets a scalar replace one)."""
+    for key, value in defaults.items():
+        if isinstance(value, dict):
+            if not isinstance(cfg[key], dict):
+                raise TrainingConfigError(f"training option '{where}{key}' must be a mapping, got {cfg[key]!r}")
+            _check_sections(value, cfg[key], f"{where}{key}.")
 
 
 def _validate(cfg: dict) -> dict:
@@ -169,36 +177,30 @@ def _absolute_paths(cfg: dict) -> dict:
     return cfg
 
 
-def parse_overrides(args: Sequence[str]) -> dict:
-    """Turn `--a.b value` / `--a.b=value` pairs into a nested dict."""
-    out: dict = {}
-    items = list(args)
-    i = 0
+def parse_overrides(args: Sequence[str]) -> DictConfig:
+    """`--a.b value` / `--a.b=value` pairs as an OmegaConf tree (values read as YAML: `1e-4`, `true`, `[1,2]`)."""
+    dotlist, items, i = [], list(args), 0
     while i < len(items):
         arg = items[i]
         if not arg.startswith("--") or len(arg) == 2:
             raise TrainingConfigError(f"unexpected argument {arg!r}: options look like --section.key value")
-        if "=" in arg:
-            key, text = arg[2:].split("=", 1)
-            i += 1
-        else:
+        if "=" not in arg:
             if i + 1 >= len(items):
                 raise TrainingConfigError(f"option {arg} needs a value")
-            key, text = arg[2:], items[i + 1]
-            i += 2
-        parts = key.split(".")
-        if len(parts) < 2:
-            raise TrainingConfigError(f"option --{key} must name a section, e.g. --train.max_steps 100")
-        node = out
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = _parse_value(text)
-    return out
+            arg, i = f"{arg}={items[i + 1]}", i + 1
+        if "." not in arg.split("=", 1)[0]:
+            raise TrainingConfigError(f"option {arg.split('=', 1)[0]} must name a section, e.g. --train.max_steps 100")
+        dotlist.append(arg[2:])
+        i += 1
+    try:
+        return OmegaConf.from_dotlist(dotlist)
+    except OmegaConfBaseException as exc:
+        raise TrainingConfigError(f"bad training option: {exc.msg}") from None
 
 
 def load_config(path: str | Path | None = None, overrides: dict | Sequence[str] | None = None) -> dict:
     """Defaults, then the YAML file, then overrides; validated, with absolute paths."""
-    cfg = copy.deepcopy(DEFAULTS)
+    cfg = _defaults()
     if path is not None:
         p = Path(path)
         if not p.is_file() and (CONFIG_DIR / p.name).is_file():
@@ -207,17 +209,19 @@ def load_config(path: str | Path | None = None, overrides: dict | Sequence[str] 
             raise TrainingConfigError(f"training config {path} not found (bundled configs: "
                                       f"{', '.join(sorted(x.name for x in CONFIG_DIR.glob('*.yaml')))})")
         try:
-            loaded = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
+            loaded = OmegaConf.load(p)
+        except (yaml.YAMLError, OmegaConfBaseException) as exc:
             raise TrainingConfigError(f"training config {p} is not valid YAML: {exc}") from None
-        if not isinstance(loaded, dict):
+        if not isinstance(loaded, DictConfig):
             raise TrainingConfigError(f"training config {p} must be a mapping of sections")
-        cfg = _merge(cfg, loaded, "")
+        cfg = _merge(cfg, loaded, str(p))
     if overrides:
         if not isinstance(overrides, dict):
             overrides = parse_overrides(overrides)
-        cfg = _merge(cfg, overrides, "")
-    return _absolute_paths(_validate(_coerce(cfg)))
+        cfg = _merge(cfg, overrides, "the overrides")
+    plain = OmegaConf.to_container(cfg)
+    _check_sections(DEFAULTS, plain)
+    return _absolute_paths(_validate(_coerce(plain)))
 
 
 def run_dir(cfg: dict) -> str:

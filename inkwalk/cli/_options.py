@@ -1,12 +1,15 @@
-"""How the commands name an option in one-line messages: the way the user typed it (``--fps 1000``)."""
+"""Command options made from a settings model, deprecated aliases, `--from` a video's recorded
+settings, and how messages name an option: the way the user typed it (``--fps 1000``)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from inkwalk.limits import Labeler
 
 
@@ -20,6 +23,43 @@ def labels(args: argparse.Namespace) -> "Labeler":
     from inkwalk.limits import option_labeler  # pydantic and Pillow: only once a command runs
 
     return option_labeler(args.option_names)
+
+
+def add_model_options(parser: argparse.ArgumentParser, model: type["BaseModel"], *, only: tuple[str, ...] = (),
+                      short: dict[str, str] | None = None, metavars: dict[str, str] | None = None,
+                      defaults: dict[str, Any] | None = None, presets: dict[str, dict[str, Any]] | None = None,
+                      notes: dict[str, str] | None = None) -> None:
+    """One option per field of a settings model (`only` some), typed and documented from the field.
+
+    An option left out is None (the model's or preset's value applies) unless `defaults` names it;
+    the model validates the values, so its refusals name the option (see `labels`).
+    """
+    short, metavars, defaults, presets, notes = short or {}, metavars or {}, defaults or {}, presets or {}, notes or {}
+    for name, field in model.model_fields.items():
+        if only and name not in only:
+            continue
+        flags = [*([short[name]] if name in short else []), "--" + name.replace("_", "-")]
+        default = defaults.get(name, field.default)
+        by_preset = ", ".join(f"{p}: {values[name]}" for p, values in presets.items()
+                              if name in values and values[name] != default)
+        shown = f" (default {default}{'; ' + by_preset if by_preset else ''})" if name != "preset" else ""
+        kw: dict[str, Any] = dict(dest=name, default=defaults.get(name), help=f"{field.description}{shown}"
+                                  + (f". {notes[name]}" if name in notes else ""))
+        if field.annotation is bool:
+            kw.update(action="store_const", const=True)
+        elif get_origin(field.annotation) is Literal:
+            kw.update(choices=get_args(field.annotation))
+        elif field.annotation in (int, float):
+            kw.update(type=field.annotation)
+        if name in metavars:
+            kw["metavar"] = metavars[name]
+        parser.add_argument(*flags, **kw)
+    parser.set_defaults(option_names=option_names(parser))
+
+
+def given_settings(args: argparse.Namespace, model: type["BaseModel"]) -> dict[str, Any]:
+    """The model's fields the user gave as options (or that have a command default)."""
+    return {name: getattr(args, name) for name in model.model_fields if getattr(args, name, None) is not None}
 
 
 class DeprecatedAlias(argparse.Action):

@@ -6,19 +6,14 @@ import argparse
 import sys
 import time
 
-from inkwalk.cli._options import DeprecatedAlias, fill_from, labels, option_names, recorded_settings
-from inkwalk.schedules import EASINGS, KEYFRAME_GRIDS, WEIGHTINGS
-from inkwalk.walk_settings import UPSCALERS
-
-# the options that are WalkSettings fields (None when not given: the preset's value applies)
-SETTINGS = ("preset", "keyframes", "frames", "weighting", "keyframe_grid", "scale", "easing", "strength", "hold", "fps",
-            "size", "upscale", "keyframer", "interpolator", "flow", "upscaler", "seed", "steps", "guidance", "fit")
+from inkwalk.cli._options import (DeprecatedAlias, add_model_options, fill_from, given_settings, labels,
+                                  recorded_settings)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "walk", help="walk from painting to painting (ArtWalks)",
-        description="Render a video that walks through paintings P1 -> P2 -> ... (k paintings = k-1 walks). "
+        description="Render a video that walks through paintings P1 -> P2 -> ... (k paintings = k-1 walks; with --loop k, back to P1). "
                     "Frames: (k-1)(m+1)(n+1) + 1 + k*round(hold*fps). Options left out take the preset's "
                     "value; pieces already rendered with the same inputs and settings are reused from the cache. Runs in "
                     "this process; `inkwalk render` runs the same pieces on Ray. Every value is checked against "
@@ -38,36 +33,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_settings_arguments(p: argparse.ArgumentParser) -> None:
-    """The walk settings options, shared by `inkwalk walk` and `inkwalk render`."""
-    p.add_argument("--preset", choices=("paper", "offline", "release"), default=None,
-                   help="paper: Kandinsky 2.2 keyframes + FILM + Real-ESRGAN (needs weights); "
-                        "offline: no keyframes, flow-warp with DIS, no upscaling (no weights); "
-                        "release: the paper's models at the authors' released pacing (30 fps, 10 s segments "
-                        "and holds, their weighting, keyframe grid and easing). Default: `walk` takes paper when "
-                        "its weights are on this machine, else offline, and says which ran; `render`: paper")
-    p.add_argument("-m", "--keyframes", type=int, help="diffusion keyframes between two paintings (paper: 5)")
-    p.add_argument("-n", "--frames", type=int, help="interpolated frames between neighbouring frames (24)")
-    p.add_argument("--weighting", choices=WEIGHTINGS, help="embedding weighting (logit)")
-    p.add_argument("--scale", type=float, help="logit weighting scale s (15)")
-    p.add_argument("--keyframe-grid", choices=KEYFRAME_GRIDS,
-                   help="keyframe times: interior t=i/(m+1), or release t=i/m from 0 (interior)")
-    p.add_argument("--easing", choices=EASINGS, help="frame timing curve: s-curve, or the authors' release (s-curve)")
-    p.add_argument("--strength", type=float, help="S-curve easing strength, 0 = even spacing (1)")
-    p.add_argument("--hold", type=float, help="seconds each painting stays still (0)")
-    p.add_argument("--fps", type=float, help="frames per second (24)")
-    p.add_argument("--size", metavar="WxH", help="walk size before upscaling (720x720)")
-    p.add_argument("--upscale", metavar="xF|WxH|none", help="output size: factor, exact size or none "
-                                                            "(paper: x2, offline: none)")
-    p.add_argument("--keyframer", choices=("kandinsky", "none"), help="keyframe backend")
-    p.add_argument("--interpolator", choices=("film", "flow-warp", "blend"), help="interpolation backend")
-    p.add_argument("--flow", choices=("dis", "raft", "raft-large", "raft-small"), help="flow for flow-warp (dis)")
-    p.add_argument("--upscaler", choices=UPSCALERS, help="super-resolution backend (realesrgan-compact: "
-                                                          "realesr-animevideov3, fast on CPU)")
-    p.add_argument("--seed", type=int, help="keyframe seed (0)")
-    p.add_argument("--steps", type=int, help="decoder denoising steps (50)")
-    p.add_argument("--guidance", type=float, help="decoder guidance scale (4)")
-    p.add_argument("--fit", choices=("crop", "letterbox"), help="fit paintings to the size (crop)")
-    p.set_defaults(option_names=option_names(p))
+    """One option per `WalkSettings` field, shared by `inkwalk walk` and `inkwalk render`."""
+    from inkwalk.walk_settings import PRESETS, WalkSettings
+
+    add_model_options(p, WalkSettings, short={"keyframes": "-m", "frames": "-n"}, presets=PRESETS,
+                      metavars={"size": "WxH", "upscale": "xF|WxH|none"},
+                      notes={"preset": "Default: `walk` takes paper when its weights are on this machine, else "
+                                       "offline, and says which ran; `render`: paper"})
 
 
 def default_preset(args: argparse.Namespace) -> tuple[str, str]:
@@ -76,8 +48,9 @@ def default_preset(args: argparse.Namespace) -> tuple[str, str]:
     from inkwalk.availability import absent_models, walk_models
     from inkwalk.limits import Limits, RequestError
     from inkwalk.settings_schemas import parse_walk_settings
+    from inkwalk.walk_settings import WalkSettings
 
-    given = {k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None}
+    given = given_settings(args, WalkSettings)
     try:
         paper = parse_walk_settings({**given, "preset": "paper"}, {}, Limits.cli(), len(args.paintings))
     except RequestError:  # a bad option: `settings_from_args` refuses it in one line, naming it
@@ -90,14 +63,14 @@ def default_preset(args: argparse.Namespace) -> tuple[str, str]:
 
 
 def settings_from_args(args: argparse.Namespace, paintings: int = 2):
-    """WalkSettings of the preset with every option the user gave, checked against the CLI limits
-    (`inkwalk.limits.Limits.cli`) for a collection of `paintings`; a bad value is one line naming
-    the option and its allowed range."""
+    """WalkSettings of the preset with every option the user gave, validated once against the CLI
+    limits (`inkwalk.limits.Limits.cli`) for a collection of `paintings`; a bad value is one line
+    naming the option and its allowed range."""
     from inkwalk.limits import Limits
     from inkwalk.settings_schemas import parse_walk_settings
+    from inkwalk.walk_settings import WalkSettings
 
-    given = {k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None}
-    return parse_walk_settings(given, {}, Limits.cli(), paintings, labels(args))
+    return parse_walk_settings(given_settings(args, WalkSettings), {}, Limits.cli(), paintings, labels(args))
 
 
 def handler(args: argparse.Namespace) -> int:
@@ -108,13 +81,14 @@ def handler(args: argparse.Namespace) -> int:
     from inkwalk.limits import Limits
     from inkwalk.local_render import render_collection_in_process
     from inkwalk.video import check_output, format_fps
+    from inkwalk.walk_settings import WalkSettings
 
     start = time.perf_counter()
     # everything a user can get wrong is refused here, in milliseconds, before any decode or model
     check_output(args.output, "video")
     limits = Limits.cli()
     if args.from_video:
-        fill_from(args, recorded_settings(args.from_video, "artwalks")["settings"], SETTINGS)
+        fill_from(args, recorded_settings(args.from_video, "artwalks")["settings"], WalkSettings.model_fields)
     chosen = args.preset is None
     if chosen:
         args.preset, note = default_preset(args)

@@ -7,11 +7,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from inkwalk.cli._options import option_names
+from inkwalk.cli._options import add_model_options, given_settings, option_names
 from services.embedded_ray import add_verbose_flag
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from inkwalk.walk_settings import WalkSettings
+
     p = subparsers.add_parser(
         "demo", help="render a demo walk through three drawn ink-wash paintings on Ray (offline, no weights)",
         description="Draws three ink-wash paintings (mountains in mist, a river scene, mountains again) and "
@@ -22,19 +24,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", default="demo.mp4", metavar="OUT.mp4", help="output video (demo.mp4)")
     p.add_argument("--size", metavar="WxH", default="640x400",
                    help="video size (640x400); the walk renders at half of it and is upscaled x2")
-    p.add_argument("--upscaler", choices=("realesrgan-compact", "realesrgan", "lanczos"), default="realesrgan-compact",
-                   help="x2 super-resolution: realesrgan-compact (the real realesr-animevideov3 weights, fetched "
-                        "by set-up; default), realesrgan (x4plus: slow on CPU) or lanczos (no weights)")
-    p.add_argument("-n", "--frames", type=int, default=46, help="frames between two paintings (46)")
-    p.add_argument("--hold", type=float, default=1.0, help="seconds each painting stays still (1)")
-    p.add_argument("--fps", type=float, default=24.0, help="frames per second (24)")
+    add_model_options(p, WalkSettings, only=("frames", "hold", "fps", "upscaler", "loop"), short={"frames": "-n"},
+                      defaults={"upscaler": "realesrgan-compact", "frames": 46, "hold": 1.0, "fps": 24.0})
     p.add_argument("--paintings", type=int, default=3, help="how many paintings to draw (3)")
     p.add_argument("--seed", type=int, default=0, help="seed of the drawn paintings (0)")
     p.add_argument("--store", metavar="DIR|URI", default=None, help="store of chunks (default: a temporary one)")
     p.add_argument("--save-paintings", action="store_true",
                    help="also write the paintings next to the video (<out>.p0.png, ...)")
     add_verbose_flag(p)
-    p.set_defaults(func=handler, option_names=option_names(p))
+    p.set_defaults(func=handler, option_names=option_names(p))  # every option, the model's included
 
 
 def handler(args: argparse.Namespace) -> int:
@@ -45,6 +43,7 @@ def handler(args: argparse.Namespace) -> int:
     from inkwalk.progress import progress
     from inkwalk.settings_schemas import parse_frame_size, parse_walk_settings
     from inkwalk.video import check_output, format_fps, save_image
+    from inkwalk.walk_settings import WalkSettings
     from services.collection import render_collection_on_ray
 
     start = time.perf_counter()
@@ -54,7 +53,7 @@ def handler(args: argparse.Namespace) -> int:
     out_size = parse_frame_size(args.size, Limits.cli(), "size", labels(args))
     half = tuple(max(16, 2 * round(side / 4)) for side in out_size)  # even sides: H.264 wants them
     given = {"preset": "offline", "size": list(half), "upscale": f"{out_size[0]}x{out_size[1]}",
-             "upscaler": args.upscaler, "frames": args.frames, "hold": args.hold, "fps": args.fps}
+             **given_settings(args, WalkSettings)}
     settings = parse_walk_settings(given, {}, Limits.cli(), args.paintings, labels(args))
     check_number("seed", args.seed, 0, MAX_SEED, integer=True, label=labels(args))
     size = settings.size

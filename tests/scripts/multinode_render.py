@@ -47,7 +47,7 @@ def main(work: Path) -> dict:
     workers = [cluster.add_node(num_cpus=1, object_store_memory=300_000_000,
                                 resources={"interpolation": 1, "upscale": 1, "encode": 1}) for _ in range(2)]
     cluster.wait_for_nodes()
-    ws = WalkSettings.with_preset("offline", size=(64, 64), frames=6, hold=0.25, fps=8, upscale="x2",
+    ws = WalkSettings(preset="offline", size=(64, 64), frames=6, hold=0.25, fps=8, upscale="x2",
                                   upscaler="lanczos")
     try:
         summary = render_collection_on_ray(folder, work / "cluster.mp4", ws, address=cluster.address,
