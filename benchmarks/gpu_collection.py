@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -59,7 +59,7 @@ class Plan:
 def plans(dry_run: bool) -> list[Plan]:
     """The GPU run (both scales at 2K; the full-size one with fewer keyframes, frames and steps than
     the paper's m=5, n=24, 50 steps so it stays inside 8 minutes), or the tiny CPU dry run."""
-    paper = lambda **kw: WalkSettings.with_preset("paper", **kw)  # noqa: E731
+    paper = lambda **kw: WalkSettings(preset="paper", **kw)  # noqa: E731
     if dry_run:
         return [Plan("tiny", 3, paper(size=(64, 32), upscale="x2", keyframes=1, frames=2, steps=1))]
     return [Plan("tiny", 10, paper(size=(1280, 720), upscale="2560x1440", keyframes=2, frames=8, steps=10)),
@@ -194,7 +194,7 @@ def run_plan(plan: Plan, work: Path, gpu: bool) -> dict:
     expected = walk_frame_count(plan.paintings, plan.settings)
     pair_frames = (plan.paintings - 1) * walk_frame_count(2, plan.settings)
     return {"plan": plan.label, "scale": plan.scale, "paintings": plan.paintings,
-            "settings": {k: v for k, v in asdict(plan.settings).items() if k in
+            "settings": {k: v for k, v in plan.settings.model_dump().items() if k in
                          ("size", "upscale", "keyframes", "frames", "steps", "batch")},
             "output_size": list(plan.settings.output_size), "weights_s": weights_s, "parity": parity,
             "expected_frames": {"ray": expected, "authors": pair_frames},
