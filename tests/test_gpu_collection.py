@@ -63,3 +63,37 @@ def test_dry_run_renders_both_ways_and_prints_the_table(tmp_path):
     assert row["ratio"] == pytest.approx(row["authors"]["wall_s"] / row["ray"]["wall_s"])
     assert set(row["parity"]) == {"film_bf16_psnr_db", "x4plus_bfloat16_rel_err", "decoder_unet_bfloat16_rel_err"}
     gpu_collection.check_parity(row["parity"])  # the CPU bf16 stand-in already meets the CUDA bounds
+
+
+def test_full_size_writer_leaves_weights_the_loaders_read(tmp_path, monkeypatch):
+    """write_full_size's wiring (pipelines, FILM file, x4plus layout) with the three billion-weight
+    networks swapped for small ones of the same interfaces; FILM and x4plus are written full size."""
+    from diffusers import UNet2DConditionModel, VQModel
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from benchmarks import full_size_models
+    from inkwalk.interpolate.film import load_film
+    from inkwalk.keyframes import KandinskyKeyframer
+    from inkwalk.tiny_models import make_tiny
+    from inkwalk.upscale import load_realesrgan
+
+    monkeypatch.setattr(full_size_models, "vision_encoder", lambda: CLIPVisionModelWithProjection(CLIPVisionConfig(
+        hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=4,
+        projection_dim=full_size_models.EMBED_DIM, patch_size=14)))
+    monkeypatch.setattr(full_size_models, "decoder_unet", lambda: UNet2DConditionModel(
+        in_channels=4, out_channels=8, addition_embed_type="image", block_out_channels=(32, 64),
+        down_block_types=("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"),
+        up_block_types=("SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"),
+        mid_block_type="UNetMidBlock2DSimpleCrossAttn", layers_per_block=1,
+        encoder_hid_dim=full_size_models.EMBED_DIM, encoder_hid_dim_type="image_proj", cross_attention_dim=32,
+        attention_head_dim=4, resnet_time_scale_shift="scale_shift", class_embed_type=None))
+    monkeypatch.setattr(full_size_models, "movq", lambda: VQModel(
+        block_out_channels=[32, 64], down_block_types=["DownEncoderBlock2D", "AttnDownEncoderBlock2D"],
+        up_block_types=["AttnUpDecoderBlock2D", "UpDecoderBlock2D"], latent_channels=4, layers_per_block=1,
+        norm_num_groups=8, norm_type="spatial", num_vq_embeddings=12, vq_embed_dim=4))
+    make_tiny(tmp_path)
+    full_size_models.write_full_size(tmp_path)
+    keyframer = KandinskyKeyframer.load(models_dir=tmp_path, device="cpu")
+    assert keyframer.prior.image_encoder.config.projection_dim == full_size_models.EMBED_DIM
+    assert sum(p.numel() for p in load_film(models_dir=tmp_path).parameters()) > 30e6  # FILM Style, not tiny
+    assert load_realesrgan(models_dir=tmp_path, device="cpu", runtime="torch").scale == 4
