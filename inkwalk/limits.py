@@ -63,7 +63,7 @@ class Limits(ConfigModel):
     max_output_frames: Count = 10_000  # per job: (k-1)(m+1)(n+1) + 1 + k*round(hold*fps)
     max_batch: Count = 16  # frames per model call
     # ConCLVD
-    max_video_frames: Count = 32  # N, before interpolation
+    max_video_frames: Count = 64  # N latent frames, before interpolation (windows of 16 keep memory flat)
     max_steps: Count = 100  # denoising steps (ConCLVD DDIM, Kandinsky decoder)
     max_size: Count = 1024  # frame side
     max_prompt_chars: Count = 500
@@ -80,7 +80,7 @@ class Limits(ConfigModel):
         return cls(max_upload_bytes=1024**3, max_pixels=120_000_000, max_upscale=64.0, max_paintings=256,
                    max_keyframes=64, max_frames_per_segment=512, max_hold_seconds=600.0, max_fps=240.0,
                    max_output_pixels=7680 * 4320, max_output_frames=200_000, max_batch=64, max_steps=1000,
-                   max_size=2048, max_prompt_chars=2000)
+                   max_size=2048, max_prompt_chars=2000, max_video_frames=1024)
 
 
 # ----------------------------------------------------------------------------- messages

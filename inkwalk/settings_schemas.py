@@ -9,35 +9,78 @@ each refusal is one `RequestError` line.
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar, Mapping
+from typing import Annotated, Any, ClassVar, Literal, Mapping
 
-from pydantic import Field, ValidationInfo, model_validator
+from pydantic import Field, ValidationInfo, WithJsonSchema, field_validator, model_validator
 from typing_extensions import Self
 
 from inkwalk.limits import MAX_SEED, MAX_SIDE, MIN_SIDE, Labeler, Limits, RequestError, setting_label, shown_value
 from inkwalk.settings_model import SettingsModel, context_of
-from inkwalk.walk_settings import MAX_UPSCALE_FACTOR, WalkError, WalkSettings
+from inkwalk.walk_settings import MAX_UPSCALE_FACTOR, SIZE_SCHEMA, WalkError, WalkSettings, parse_size
+
+
+def _conclvd_size(value: Any) -> Any:
+    """A ConCLVD frame size: as a walk's, plus a side given as digits (the CLI's ``--size 256``)."""
+    return parse_size(int(value) if isinstance(value, str) and value.strip().isdigit() else value)
+
+
+ConCLVDSide = Annotated[int, Field(ge=8, le=MAX_SIDE, multiple_of=8)]
 
 
 class ConCLVDSettingsModel(SettingsModel):
     """Settings of a ConCLVD job: the keyword arguments of `inkwalk.conclvd.generate_video`."""
 
-    limited_by: ClassVar[dict[str, str]] = {"frames": "max_video_frames", "steps": "max_steps", "size": "max_size",
+    limited_by: ClassVar[dict[str, str]] = {"frames": "max_video_frames", "steps": "max_steps",
                                             "negative_prompt": "max_prompt_chars"}
-
+    allowed_text: ClassVar[dict[str, str]] = {
+        "size": f"a multiple of 8 in 8..{MAX_SIDE} per side: WIDTHxHEIGHT, [width, height] or one integer (square)",
+        "window": "an integer in 1..1024 (latent frames per model call) or null (16, at most frames)",
+        "overlap": "an integer in 0..1023 (frames shared by neighbouring windows) or null (4, less than window)",
+        "prompts": 'an object mapping frame indices to prompts, e.g. {"0": "spring mountains", "48": "autumn river"}',
+        "loop": "true or false",
+    }
     negative_prompt: str = Field("", max_length=10_000, description="what to steer away from")
-    frames: int = Field(8, ge=2, le=256, description="N, frames sampled by diffusion (2N-1 after SOFP)")
+    frames: int = Field(8, ge=2, le=1024, description="N, latent frames sampled by diffusion (2N-1 after SOFP, 2N "
+                                                      "when looping)")
+    window: int | None = Field(None, ge=1, le=1024, description="frames per window (default 16, at most frames)")
+    overlap: int | None = Field(None, ge=0, le=1023, description="frames neighbouring windows share (default 4)")
+    loop: bool = Field(False, description="windows wrap around: the video plays seamlessly on repeat")
+    prompts: dict[str, str] | None = Field(None, description="prompt travel: frame index -> prompt (frame 0 "
+                                                             "defaults to the job's prompt)")
+    prompt_interpolation: Literal["linear", "slerp"] = Field("linear", description="how prompt travel blends "
+                                                                                   "neighbouring prompts")
     steps: int = Field(25, ge=1, le=1000, description="DDIM steps")
     guidance: float = Field(8.0, ge=0, le=30, description="classifier-free guidance scale")
-    size: int = Field(256, ge=8, le=MAX_SIDE, multiple_of=8, description="square frame side, a multiple of 8")
+    size: Annotated[tuple[ConCLVDSide, ConCLVDSide], WithJsonSchema(SIZE_SCHEMA)] = Field(
+        (256, 256), description="frame size: WIDTHxHEIGHT, [width, height] or one side, multiples of 8")
     seed: int = Field(0, ge=0, le=MAX_SEED, description="random seed: same seed, same video")
 
+    _size = field_validator("size", mode="before")(_conclvd_size)
+
     @model_validator(mode="after")
-    def _pixels_within_limits(self, info: ValidationInfo) -> Self:
+    def _size_windows_and_schedule(self, info: ValidationInfo) -> Self:
+        """The frame size within the configured limits; windows that fit the frames; a prompt schedule
+        whose keys are frames of this video."""
+        from inkwalk.conclvd.prompt_travel import schedule_problem
+        from inkwalk.conclvd.windows import overlap_problem, resolve_windows, window_problem
+
         limits, label, _ = context_of(info)
-        if limits is not None and self.size ** 2 > limits.max_output_pixels:
-            raise RequestError(422, f"{label('size', self.size)}: {self.size}x{self.size} pixels per frame exceed "
-                                    f"the limit of {limits.max_output_pixels} (limit max_output_pixels)")
+        width, height = self.size
+        if limits is not None:
+            if max(self.size) > limits.max_size:
+                raise RequestError(422, f"{label('size', self.size)}: each side must be at most {limits.max_size} "
+                                        "(limit max_size)")
+            if width * height > limits.max_output_pixels:
+                raise RequestError(422, f"{label('size', self.size)}: {width}x{height} pixels per frame exceed the "
+                                        f"limit of {limits.max_output_pixels} (limit max_output_pixels)")
+        max_chars = limits.max_prompt_chars if limits is not None else 10_000
+        window, overlap = resolve_windows(self.frames, self.window, self.overlap)
+        for name, problem in (("window", window_problem(self.frames, window)),
+                              ("overlap", overlap_problem(window, overlap)),
+                              ("prompts", None if self.prompts is None else
+                               schedule_problem(self.prompts, self.frames, max_chars))):
+            if problem:
+                raise RequestError(422, f"{label(name, getattr(self, name))}: {problem}")
         return self
 
 

@@ -42,7 +42,7 @@ class WalkError(InkwalkError):
     """Bad walk settings or inputs (too few paintings, impossible sizes, unknown backends)."""
 
 
-def _parse_size(value: Any) -> Any:
+def parse_size(value: Any) -> Any:
     """``1280x720``, ``[1280, 720]`` or ``720`` (square) -> ``(1280, 720)``; anything else is left
     for the tuple type to refuse."""
     if isinstance(value, str) and re.fullmatch(r"\d{1,6}[xX]\d{1,6}", value.strip()):
@@ -118,7 +118,7 @@ class WalkSettings(SettingsModel):
         preset = data.get("preset", "paper") if isinstance(data, Mapping) else None
         return {**PRESETS[preset], **data} if isinstance(preset, str) and preset in PRESETS else data
 
-    _size = field_validator("size", mode="before")(_parse_size)
+    _size = field_validator("size", mode="before")(parse_size)
 
     @field_validator("upscale", mode="before")
     @classmethod

@@ -19,7 +19,6 @@ Serve config entry points (``import_path``): `services.apps:build_artwalks` and
 
 
 import asyncio
-import json
 import logging
 import os
 import random
@@ -36,6 +35,7 @@ from ray.serve.handle import DeploymentHandle
 
 from inkwalk import __version__
 from inkwalk.config_model import ConfigModel, parse_config
+from inkwalk.conclvd.scroll_video import scroll_metadata
 from inkwalk.errors import InkwalkError
 from inkwalk.limits import shown_value
 from inkwalk.settings_schemas import ConCLVDSettingsModel
@@ -48,8 +48,8 @@ from services.conclvd_generator import ConCLVDGenerator
 from services.deployments import Encoder, Interpolator, Keyframes, Upscaler
 from services.metrics import serve_metrics
 from services.output_names import content_disposition, output_stem
-from services.render import (Handles, RenderError, RenderOptions, WalkJob, one_line, render_text_video,
-                             render_walks)
+from services.render import Handles, RenderError, RenderOptions, WalkJob, one_line, render_walks
+from services.scroll import render_scroll
 from services.settings_form import conclvd_form, walk_form
 from services.store import JOB_ID, TERMINAL, JobRecord, JobStore, Retention, new_job_id
 from services.uploads import UploadLimits, receive
@@ -555,12 +555,16 @@ class ConCLVDIngress(JobIngress):
         key = content_key({"prompt": prompt, "settings": stored, "models": record.models, "fps": self.args.fps,
                            "codec": opts.codec.fields()})
         preview = f"previews/{key[:2]}/{key}.png"
-        record.outputs["keyframes"] = preview
-        metadata = {"inkwalk": __version__, "app": "conclvd", "prompt": prompt, "settings": stored,
-                    "models": record.models, "job_id": record.job_id}
-        record.frames = await render_text_video(self.handles, self.store, prompt, settings, key,
-                                                record.outputs["video"], preview, self.args.fps, metadata, opts,
-                                                on_progress)
+        record.outputs["keyframes"] = record.outputs["preview"] = preview
+        values = settings.model_dump()
+        metadata = {"inkwalk": __version__, "app": "conclvd", "prompt": prompt,
+                    "settings": scroll_metadata(prompt, values), "models": record.models, "job_id": record.job_id}
+
+        def on_windows(windows: dict) -> None:
+            record.windows = windows
+
+        record.frames = await render_scroll(self.handles, self.store, prompt, values, key, record.outputs["video"],
+                                            preview, self.args.fps, metadata, opts, on_progress, on_windows)
 
     @conclvd_api.get("/settings", summary="Defaults, choices and limits of this app's settings")
     def settings_form(self) -> dict:
@@ -578,13 +582,21 @@ class ConCLVDIngress(JobIngress):
     async def delete(self, job_id: str = JOB_ID_PATH) -> Response:
         return await self._delete(job_id)
 
-    @conclvd_api.get("/jobs/{job_id}/video", summary="The rendered mp4 (2N-1 frames after SOFP), with Range support",
-                     response_class=Response)
+    @conclvd_api.get("/jobs/{job_id}/video", response_class=Response,
+                     summary="The rendered mp4 (2N-1 frames after SOFP, 2N looping), with Range support")
     def video(self, request: Request, job_id: str = JOB_ID_PATH) -> Response:
         return self._stream(self._output(job_id, "video"), "video/mp4", request,
                             f"{output_stem(self._record(job_id))}.mp4")
 
-    @conclvd_api.get("/jobs/{job_id}/keyframes", summary="Contact sheet (PNG) of the N generated frames",
+    @conclvd_api.get("/jobs/{job_id}/previews/latest", response_class=Response,
+                     summary="The latents being sampled as a PNG strip (a linear map of the 4 channels to RGB)")
+    def preview(self, job_id: str = JOB_ID_PATH) -> Response:
+        rel = self._record(job_id).outputs.get("preview")
+        if not rel or not self.store.exists(rel):
+            raise HTTPException(404, f"job {job_id} has no preview yet")
+        return _png(rel, self.store)
+
+    @conclvd_api.get("/jobs/{job_id}/keyframes", summary="Latent preview (PNG) of the N sampled frames",
                      response_class=Response)
     def keyframes(self, job_id: str = JOB_ID_PATH) -> Response:
         record = self._record(job_id)
@@ -616,7 +628,8 @@ def build_artwalks(args: dict | None = None) -> serve.Application:
 
 
 def build_conclvd(args: dict | None = None) -> serve.Application:
-    """The `conclvd` app: ingress + ConCLVDGenerator + Interpolator (SOFP) + Encoder (Serve config builder)."""
+    """The `conclvd` app: ingress (each job's coordinator) + ConCLVDGenerator (windows, decoding) + Interpolator
+    (SOFP) + Encoder (Serve config builder)."""
     a = parse_config(AppArgs, args, "app arg")
     L.parse_conclvd_settings(a.defaults, {}, a.limits, label=_default_label)
     common = {"models_dir": a.models_dir, "device": a.device, "app": "conclvd"}

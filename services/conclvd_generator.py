@@ -1,26 +1,29 @@
-"""The ConCLVD deployment: SD 1.5 + the ConCLVD motion module turn a prompt into frames, streamed step by step."""
+"""The ConCLVD deployment: one window of a scroll per call (the job's coordinator samples), and decoding.
+
+SD 1.5 + the ConCLVD motion module. The coordinator is `services/scroll.py`; the sampling math is
+`inkwalk.conclvd.scroll`.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import threading
-from typing import TYPE_CHECKING, AsyncIterator
 
 import numpy as np
 from ray import serve
 
-from inkwalk.errors import InkwalkError
-from inkwalk.png import encode_png
 from inkwalk.store import Store
-from services.deployments import DEFAULT_OPTIONS, StageTimer
-
-if TYPE_CHECKING:
-    from inkwalk.settings_schemas import ConCLVDSettingsModel
+from services.deployments import DEFAULT_OPTIONS, StageTimer, _node_id
 
 
 @serve.deployment(name="ConCLVDGenerator", **DEFAULT_OPTIONS)
 class ConCLVDGenerator:
-    """SD 1.5 + ConCLVD motion module: text -> N frames (SOFP runs in the Interpolator)."""
+    """SD 1.5 + ConCLVD motion module, one window of a scroll per call (the job's coordinator samples).
+
+    Every replica encodes a job's prompt schedule itself (cached), so a window request carries only
+    its latents, its frame indices and the schedule's text: no embeddings or activations cross.
+    """
+
+    TEXT_CACHE = 4  # jobs whose per-frame embeddings a replica keeps
 
     def __init__(self, store: str, models_dir: str | None = None, motion_module: str | None = None,
                  device: str | None = None, app: str = "conclvd"):
@@ -33,50 +36,52 @@ class ConCLVDGenerator:
                          "motion_module": str(motion_module or "")}
         self.app = app
         self.lock = threading.Lock()
-
-    async def generate(self, prompt: str, settings: "ConCLVDSettingsModel",
-                       preview: str | None = None) -> AsyncIterator[tuple]:
-        """Stream ``("progress", step / steps)`` after each denoising step, then ``("clip", [ref])``.
-
-        The clip (N×size×size×3 uint8, before frame interpolation) is put in the object store
-        and only its reference travels, so the caller can hand it to the Interpolator without
-        receiving the frames. Cancelling the call stops the sampling at the next step.
-        `preview` (a store path) receives a contact sheet of the N frames. `settings` were validated
-        once where the job was submitted.
-        """
-        import ray
-
-        from inkwalk.conclvd import generate_video
-        from inkwalk.sheets import contact_sheet
-
-        loop = asyncio.get_running_loop()
-        steps: asyncio.Queue = asyncio.Queue()
-        cancelled = threading.Event()
-
-        def on_step(i: int, n: int) -> None:
-            if cancelled.is_set():
-                raise InkwalkError("cancelled")
-            loop.call_soon_threadsafe(steps.put_nowait, i / n)
-
-        def run() -> np.ndarray:
-            with self.lock, StageTimer(self.app, "generate"):
-                return generate_video(self.model, prompt, sofp=False, progress=on_step, **settings.model_dump())
-
-        work = asyncio.ensure_future(asyncio.to_thread(run))
+        self.texts: dict[str, tuple] = {}
         try:
-            while not work.done():
-                getter = asyncio.ensure_future(steps.get())
-                await asyncio.wait({work, getter}, return_when=asyncio.FIRST_COMPLETED)
-                if getter.done():
-                    yield "progress", float(getter.result())
-                else:
-                    getter.cancel()
-            clip = np.ascontiguousarray(work.result())
-        finally:
-            cancelled.set()  # the caller went away or the job was cancelled: stop between steps
-        if preview:
-            self.store.put_bytes(preview, encode_png(contact_sheet([clip])))
-        yield "clip", [ray.put(clip)]
+            self.replica = serve.get_replica_context().replica_id.unique_id
+        except Exception:  # constructed outside Serve
+            self.replica = "local"
+
+    def prepare(self, prompt: str, settings: dict) -> dict:
+        """Check a job's validated settings (`ConCLVDSettingsModel.model_dump()`) against this model
+        (window length, frame size) before any sampling; the latent size and channels the coordinator needs."""
+        from inkwalk.conclvd.scroll_video import scroll_request
+
+        request = scroll_request(self.model, prompt, with_text=False, **settings)
+        return {"latent_size": list(request.latent_size), "channels": request.channels}
+
+    def predict(self, latents, frames: list[int], text: dict, timestep, guidance: float) -> tuple:
+        """The guided noise prediction of one window (`inkwalk.conclvd.scroll.predict_window`), and this
+        replica's id and node."""
+        from inkwalk.conclvd.scroll import Window, predict_window, window_embeds
+
+        embeds, negative = self._text(text)
+        window = Window(list(frames), latents, window_embeds(embeds, negative, frames))
+        with self.lock, StageTimer(self.app, "window"):
+            noise = predict_window(self.model.unet, window, timestep, float(guidance))
+        return noise, {"replica": self.replica, "node": _node_id()}
+
+    def decode(self, latents) -> np.ndarray:
+        """uint8 frames `T×H×W×3` of a slice of scaled latents `1×4×T×h×w`."""
+        from inkwalk.conclvd.scroll import decode_slices
+
+        with self.lock, StageTimer(self.app, "decode"):
+            return np.concatenate(list(decode_slices(self.model.vae, latents, latents.shape[2])))
+
+    def _text(self, text: dict) -> tuple:
+        """Per-frame and negative embeddings of a job's text (`scroll_text`'s keywords), cached."""
+        import json
+
+        from inkwalk.conclvd.scroll_video import scroll_text
+
+        key = json.dumps(text, sort_keys=True)
+        if key not in self.texts:
+            with self.lock:
+                value = scroll_text(self.model, **text)
+            while len(self.texts) >= self.TEXT_CACHE:
+                self.texts.pop(next(iter(self.texts)))
+            self.texts[key] = value
+        return self.texts[key]
 
     def describe(self) -> dict:
         return {"conclvd": self.identity}

@@ -194,13 +194,18 @@ class Interpolator:
         with self.lock, StageTimer(self.app, "interpolate"):
             return [_safely(one, r) for r in requests]
 
-    def double(self, frames: np.ndarray) -> np.ndarray:
-        """N -> 2N-1 frames: one frame halfway between each neighbouring pair (ConCLVD's SOFP step)."""
+    def double(self, frames: np.ndarray, drop_last: bool = False) -> np.ndarray:
+        """N -> 2N-1 frames: one frame halfway between each neighbouring pair (ConCLVD's SOFP step).
+
+        `drop_last`: the last frame is the next slice's first (a scroll's slices overlap by one frame
+        so that every pair is interpolated): leave it to that slice.
+        """
         from inkwalk.interpolate import interpolate_clip
 
         frames = check_clip(frames, "clip")
         with self.lock, StageTimer(self.app, "interpolate"):
-            return interpolate_clip(frames, self.method, flow=self.flow, factor=2, interpolator=self.impl)
+            doubled = interpolate_clip(frames, self.method, flow=self.flow, factor=2, interpolator=self.impl)
+        return doubled[:-1] if drop_last else doubled
 
     def describe(self) -> dict:
         return {"interpolator": self.identity}

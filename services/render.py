@@ -1,7 +1,8 @@
 """The segment path: a render's pieces run on the deployments, the caller holds no frame.
 
-One function per app renders a job through deployment handles. It is the same code under the
-HTTP ingress (`services.apps`) and the batch driver (`inkwalk render`):
+`render_walks` renders an ArtWalks job through deployment handles (a ConCLVD job's path is
+`services.scroll`, which shares the retry policy below). It is the same code under the HTTP ingress
+(`services.apps`) and the batch driver (`inkwalk render`):
 
     for each piece (inkwalk.segments), at most `inflight` at a time, in video order:
         Keyframes.nodes(paintings) -> Interpolator.piece -> Upscaler.upscale -> Encoder.encode
@@ -31,7 +32,6 @@ from inkwalk.config_model import ConfigModel
 from inkwalk.errors import InkwalkError
 from inkwalk.segments import (Piece, assign_keys, chunk_path, final_painting, plan_pieces, walk_ends,
                               walk_row_path)
-from inkwalk.settings_schemas import ConCLVDSettingsModel
 from inkwalk.store import Store
 from inkwalk.walk_settings import WalkSettings
 
@@ -261,45 +261,3 @@ async def render_walks(h: Handles, store: Store, job: WalkJob, models: dict[str,
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
     return WalkResult(frames, len(todo), len(pieces) - len(todo), walk_keys, per_node)
-
-
-async def render_text_video(h: Handles, store: Store, prompt: str, settings: ConCLVDSettingsModel, key: str,
-                            video: str, preview: str, fps: float, metadata: dict[str, Any],
-                            opts: RenderOptions = RenderOptions(),
-                            on_progress: Progress = lambda s, p: None) -> int:
-    """ConCLVD: generate N frames -> SOFP to 2N-1 -> encode, all on replicas; then the job's video.
-
-    `key` names the clip (prompt, settings, models): a clip already encoded is not generated again.
-    `preview` is where the generator writes the contact sheet of the N generated frames.
-    """
-    chunk = chunk_path(key)
-    responses = _Responses()
-
-    async def attempt(_: int) -> None:
-        stream = responses.track(h.generator.generate.options(stream=True).remote(prompt, settings, preview))
-        clip = None
-        try:
-            async for kind, value in stream:
-                if kind == "progress":
-                    on_progress("generate", 0.8 * value)
-                else:
-                    clip = value[0]  # an ObjectRef: the frames stay in the object store
-        finally:
-            responses.done(stream)
-        on_progress("interpolate", 0.8)
-        doubled = responses.track(h.interpolator.double.remote(clip))
-        encoded = responses.track(h.encoder.encode.remote(doubled, chunk, fps, 1, opts.codec))
-        try:
-            await encoded
-        finally:
-            responses.done(doubled, encoded)
-
-    try:
-        if not await asyncio.to_thread(store.exists, chunk):
-            await call_with_retries("text-to-video", attempt, opts)
-        on_progress("encode", 0.9)
-        return await call_with_retries(
-            "writing the video", lambda _: responses.track(h.encoder.join.remote([chunk], video, metadata)), opts)
-    except BaseException:
-        responses.cancel_all()
-        raise

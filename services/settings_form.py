@@ -53,7 +53,8 @@ def conclvd_form(defaults: Mapping[str, Any], limits: Limits) -> dict[str, Any]:
         settings, refused = ConCLVDSettingsModel.model_validate(dict(defaults)), str(exc)
     return {"settings": _json(settings.model_dump()), "refused": refused,
             "choices": choices(ConCLVDSettingsModel),
-            "limits": {name: getattr(limits, key) for name, key in ConCLVDSettingsModel.limited_by.items()}}
+            "limits": {**{name: getattr(limits, key) for name, key in ConCLVDSettingsModel.limited_by.items()},
+                       "size": limits.max_size}}
 
 
 def _json(values: dict[str, Any]) -> dict[str, Any]:

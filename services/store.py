@@ -50,6 +50,7 @@ class JobRecord:
     started_at: float | None = None
     finished_at: float | None = None
     frames: int | None = None
+    windows: dict[str, Any] | None = None  # ConCLVD scrolls: {"done", "total", "replicas"}
     chunks_rendered: int | None = None
     chunks_reused: int | None = None
     resumed: int = 0  # times another ingress replica took the job over
@@ -59,7 +60,7 @@ class JobRecord:
 
     PUBLIC = ("job_id", "app", "state", "stage", "progress", "error", "resubmittable", "frames", "settings",
               "created_at", "updated_at", "started_at", "finished_at", "previews", "chunks_rendered",
-              "chunks_reused", "resumed", "version", "models")
+              "chunks_reused", "resumed", "version", "models", "windows")
 
     def public(self) -> dict[str, Any]:
         """The record as the HTTP API returns it."""

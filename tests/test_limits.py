@@ -13,6 +13,7 @@ from PIL import Image
 
 from bad_inputs import png_header
 from inkwalk.config_model import parse_config
+from inkwalk.conclvd.windows import resolve_windows
 from inkwalk.image_admission import ImageHeader, admit_image, decode_painting, image_header
 from inkwalk.limits import MIN_SIDE, Limits, RequestError
 from inkwalk.schedules import WEIGHTINGS
@@ -76,7 +77,9 @@ def test_any_conclvd_settings_parse_within_every_bound_or_refuse_in_one_line(use
         return
     assert type(s.frames) is int and 2 <= s.frames <= LIMITS.max_video_frames
     assert type(s.steps) is int and 1 <= s.steps <= LIMITS.max_steps
-    assert type(s.size) is int and 8 <= s.size <= LIMITS.max_size and s.size % 8 == 0
+    assert all(type(side) is int and 8 <= side <= LIMITS.max_size and side % 8 == 0 for side in s.size)
+    window, overlap = resolve_windows(s.frames, s.window, s.overlap)
+    assert 1 <= window <= s.frames and 0 <= overlap < window
     assert math.isfinite(s.guidance) and 0 <= s.guidance <= 30
     assert type(s.seed) is int and 0 <= s.seed < 2**32
     assert len(s.negative_prompt) <= LIMITS.max_prompt_chars
@@ -105,8 +108,9 @@ def test_defaults_merge_under_the_request_and_the_preset():
     ws = parse_walk_settings({"frames": 3}, {"preset": "offline", "size": "64x48", "frames": 9}, LIMITS, 2)
     assert (ws.preset, ws.size, ws.frames, ws.upscale) == ("offline", (64, 48), 3, "none")
     conclvd = parse_conclvd_settings({"steps": 2}, {"steps": 30, "size": 64}, LIMITS)
-    assert conclvd.model_dump() == {"negative_prompt": "", "frames": 8, "steps": 2, "guidance": 8.0, "size": 64,
-                                    "seed": 0}
+    assert conclvd.model_dump() == {"negative_prompt": "", "frames": 8, "window": None, "overlap": None, "loop": False,
+                                    "prompts": None, "prompt_interpolation": "linear", "steps": 2, "guidance": 8.0,
+                                    "size": (64, 64), "seed": 0}
 
 
 def test_schemas_are_openapi_ready_and_refuse_unknown_fields():

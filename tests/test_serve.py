@@ -166,7 +166,31 @@ def test_conclvd_job_end_to_end(serve_apps, tmp_path):
     frames = _frames(serve_apps.get(f"/conclvd/jobs/{job}/video").content, tmp_path)
     assert frames.shape == (2 * CONCLVD["frames"] - 1, 64, 64, 3)  # N -> 2N-1 by SOFP
     assert serve_apps.get(f"/conclvd/jobs/{job}/keyframes").content[:4] == b"\x89PNG"
+    assert status["windows"]["done"] == status["windows"]["total"] == 2 and status["windows"]["replicas"]
     STATE["conclvd_done"] = job
+
+
+def test_conclvd_scroll_job_loops_travels_and_previews(serve_apps, tmp_path):
+    """A looping, prompt-travelling scroll in windows: 2N frames, window progress, the latent preview."""
+    from inkwalk.provenance import read_metadata
+
+    settings = {**CONCLVD, "frames": 8, "window": 4, "overlap": 1, "loop": True, "size": "96x64",
+                "prompts": {"0": "spring mountains", "5": "autumn river"}}
+    r = serve_apps.post("/conclvd/jobs", json={"prompt": "hills", "settings": settings})
+    assert r.status_code == 202, r.text
+    job = r.json()["job_id"]
+    assert serve_apps.get(f"/conclvd/jobs/{job}/previews/latest").status_code in (200, 404)
+    status = _wait(serve_apps, "conclvd", job, timeout=180)
+    assert status["state"] == "done", status
+    assert status["windows"]["done"] == status["windows"]["total"] == 3 * 2    # 3 wrapped windows x 2 steps
+    preview = serve_apps.get(f"/conclvd/jobs/{job}/previews/latest")
+    assert preview.status_code == 200 and preview.headers["content-type"] == "image/png"
+    path = tmp_path / "scroll.mp4"
+    path.write_bytes(serve_apps.get(f"/conclvd/jobs/{job}/video").content)
+    assert _frames(path.read_bytes(), tmp_path).shape == (16, 64, 96, 3)    # loop: 2N frames
+    recorded = read_metadata(path)["settings"]
+    assert (recorded["window"], recorded["overlap"], recorded["loop"]) == (4, 1, True)
+    assert recorded["prompts"] == {"0": "spring mountains", "5": "autumn river"}
 
 
 def _png_header(width: int, height: int) -> bytes:
@@ -276,6 +300,11 @@ def test_bad_inputs_get_4xx_with_a_message_and_the_app_keeps_serving(serve_apps)
         ({"prompt": "hills", "settings": {"steps": 0}}, 422, "'steps'"),
         ({"prompt": "hills", "settings": {"guidance": "lots"}}, 422, "'guidance'"),
         ({"prompt": "hills", "settings": {"sampler": "euler"}}, 422, "unknown setting 'sampler'"),
+        ({"prompt": "hills", "settings": {"frames": 4, "window": 6}}, 422, "larger than the video's 4 frames"),
+        ({"prompt": "hills", "settings": {"frames": 8, "window": 4, "overlap": 4}}, 422, "'overlap' = 4"),
+        ({"prompt": "hills", "settings": {"frames": 4, "prompts": {"2": "a", "1": "b"}}}, 422, "comes after"),
+        ({"prompt": "hills", "settings": {"frames": 4, "prompts": {"4": "a"}}}, 422, "out of range"),
+        ({"prompt": "hills", "settings": {"size": "100x64"}}, 422, "multiple of 8"),
     ]
     for body, code, phrase in conclvd_cases:
         r = serve_apps.post("/conclvd/jobs", json=body)

@@ -466,7 +466,9 @@ def test_a_text_to_video_job_with_tiny_models(page, api):
     job = page.locator("#text-job .job").get_attribute("data-job")
     record = api.get(f"/conclvd/jobs/{job}").json()
     assert record["settings"] == {"prompt": "misty mountains over a river, ink wash", "negative_prompt": "people, text",
-                                  "frames": 3, "steps": 2, "guidance": 7.5, "size": 64, "seed": 5}
+                                  "frames": 3, "window": None, "overlap": None, "loop": False, "prompts": None,
+                                  "prompt_interpolation": "linear", "steps": 2, "guidance": 7.5, "size": [64, 64],
+                                  "seed": 5}
     assert record["frames"] == 2 * 3 - 1
     page.get_by_role("tab", name="Gallery").click()
     card = page.locator(f"#jobs li[data-job='{job}']")
@@ -556,7 +558,7 @@ def test_cancel_says_cancelled_and_the_bar_never_jumps_back(page, api, tmp_path)
 
 
 def test_a_dropped_video_fills_the_form_that_made_it(page, api, tmp_path):
-    from inkwalk.chunks import read_metadata
+    from inkwalk.provenance import read_metadata
 
     walk, text = tmp_path / "my walk.mp4", tmp_path / "clip.mp4"
     walk.write_bytes(api.get(f"/artwalks/jobs/{STATE['walk']}/video").content)

@@ -1,20 +1,18 @@
-"""ConCLVD text-to-video as a diffusers pipeline, and `generate_video` (the CLI's and Serve's call).
+"""ConCLVD text-to-video as a diffusers pipeline (one clip, one model call per step).
 
 `ConCLVDPipeline` is a `DiffusionPipeline`: prompt -> classifier-free-guided sampling with any
 compatible diffusers scheduler (DDIM with AnimateDiff's linear betas by default, 25 steps, guidance
 8) -> N frames decoded in slices, as uint8. It saves and loads like any diffusers pipeline and is
 built the way `AnimateDiffPipeline` is: from an SD 1.5 folder plus a `MotionAdapter`.
-`generate_video` runs it on a `ConCLVD` bundle and adds SOFP interpolation `N -> 2N - 1`
-(paper Fig. 2, right; eq. 14).
+Videos of any length are sampled window by window (scroll.py), which for one window over all
+frames is this pipeline bit for bit; `scroll_video.generate_video` is the CLI's and Serve's call.
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -197,36 +195,3 @@ class ConCLVDPipeline(DiffusionPipeline):
         self.maybe_free_model_hooks()
         return ConCLVDPipelineOutput(frames=frames) if return_dict else (frames,)
 
-
-def generate_video(model: ConCLVD, prompt: str, negative_prompt: str = "", frames: int = 8, steps: int = 25,
-                   guidance: float = 8.0, size: int = 256, seed: int = 0, sofp: bool = True, flow: str = "dis",
-                   progress: Callable[[int, int], None] | None = None, models_dir: str | Path | None = None,
-                   show_progress: bool = False) -> np.ndarray:
-    """A `T×size×size×3` uint8 clip for `prompt`: `frames` sampled frames, `2·frames − 1` with SOFP.
-
-    Runs `ConCLVDPipeline` with DDIM. Seeded: the initial noise is drawn on the CPU from `seed`, so the
-    same seed, model and settings give the same frames on any device. `progress(step, total)` is
-    called after each denoising step (for job status); an exception it raises stops sampling before
-    the next step and propagates (how a job is cancelled). `flow` picks SOFP's optical flow backend
-    ("dis" weight-free, "raft" as in the paper, weights from `models_dir`).
-    """
-    pipe = ConCLVDPipeline.from_model(model)
-    hidden = not show_progress or os.environ.get("INKWALK_NO_PROGRESS") == "1"
-    # None: tqdm shows the bar only on a terminal
-    pipe.set_progress_bar_config(desc="denoising", unit="step", leave=False, disable=True if hidden else None)
-
-    def on_step(_pipe: ConCLVDPipeline, i: int, _t: Any, tensors: dict) -> dict:
-        if progress is not None:
-            progress(i + 1, steps)
-        return tensors
-
-    generator = torch.Generator("cpu").manual_seed(int(seed))
-    clip = pipe(prompt, negative_prompt=negative_prompt, num_frames=frames, height=size, width=size,
-                num_inference_steps=steps, guidance_scale=guidance, generator=generator,
-                callback_on_step_end=on_step).frames[0]
-    if sofp and frames > 1:
-        from inkwalk.interpolate import interpolate_clip
-
-        clip = interpolate_clip(clip, method="sofp", flow=flow, factor=2, models_dir=models_dir,
-                                device=model.device)
-    return clip

@@ -1,0 +1,165 @@
+"""A scroll on the cluster: the job's coordinator samples, ConCLVD replicas run the windows.
+
+The coordinator is the job's task (it holds the N latent frames, kilobytes each, and the
+scheduler, never a pixel). Each denoising step `inkwalk.conclvd.scroll.sample_scroll` hands the
+step's windows to `ServeWindowRunner`, which sends every window's latents to the ConCLVDGenerator
+deployment at once (Serve spreads them over the replicas), gathers the noise predictions and lets
+the sampler fuse them. A window whose call fails for any reason but a user error (a replica or
+node died) is retried for that step with the render's retry policy. Then the latents are cut into
+slices of one window; each slice is decoded on a generator replica, SOFP-doubled on an
+Interpolator and encoded into a chunk on an Encoder (frames go replica to replica through the
+object store), and the chunks are joined by stream copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, Callable, Sequence
+
+import torch
+
+from inkwalk.conclvd.pipeline import conclvd_scheduler
+from inkwalk.conclvd.preview import latent_preview
+from inkwalk.conclvd.scroll import ScrollRequest, Window, sample_scroll
+from inkwalk.conclvd.windows import WindowPlan, resolve_windows
+from inkwalk.errors import InkwalkError
+from inkwalk.png import encode_png
+from inkwalk.store import Store
+from services.render import Handles, Progress, RenderOptions, _Responses, call_with_retries
+
+TEXT_KEYS = ("negative_prompt", "frames", "guidance", "loop", "prompts", "prompt_interpolation")
+
+
+class Cancelled(InkwalkError):
+    """The job went away while its windows were sampled."""
+
+
+class ServeWindowRunner:
+    """A step's windows on ConCLVDGenerator replicas, side by side; called from the sampling thread."""
+
+    def __init__(self, generator: Any, text: dict, guidance: float, opts: RenderOptions,
+                 loop: asyncio.AbstractEventLoop, responses: _Responses,
+                 on_window: Callable[[dict], None] = lambda who: None):
+        self.generator, self.text, self.guidance, self.opts = generator, text, guidance, opts
+        self.loop, self.responses, self.on_window = loop, responses, on_window
+
+    def __call__(self, windows: Sequence[Window], timestep: torch.Tensor) -> list[torch.Tensor]:
+        calls = [asyncio.run_coroutine_threadsafe(self._one(i, w, timestep), self.loop)
+                 for i, w in enumerate(windows)]
+        return [call.result() for call in calls]
+
+    async def _one(self, index: int, window: Window, timestep: torch.Tensor) -> torch.Tensor:
+        async def attempt(_: int) -> torch.Tensor:
+            response = self.responses.track(self.generator.predict.remote(
+                window.latents, window.frames, self.text, timestep, self.guidance))
+            try:
+                noise, who = await response
+            finally:
+                self.responses.done(response)
+            self.on_window(who)
+            return noise
+
+        return await call_with_retries(f"window {index} (frames {window.frames[0]}..{window.frames[-1]})",
+                                       attempt, self.opts)
+
+
+def slice_bounds(frames: int, size: int) -> list[tuple[int, int]]:
+    """Latent frame ranges decoded and encoded together: `size` frames each."""
+    return [(start, min(start + size, frames)) for start in range(0, frames, size)]
+
+
+def scroll_chunks(key: str, frames: int, size: int) -> list[str]:
+    """Store paths of a scroll's chunks, one per slice."""
+    return [f"chunks/{key[:2]}/{key}-{i:05d}.mp4" for i in range(len(slice_bounds(frames, size)))]
+
+
+async def render_scroll(h: Handles, store: Store, prompt: str, settings: dict[str, Any], key: str, video: str,
+                        preview: str, fps: float, metadata: dict[str, Any], opts: RenderOptions = RenderOptions(),
+                        on_progress: Progress = lambda s, p: None,
+                        on_windows: Callable[[dict], None] = lambda w: None) -> int:
+    """Sample the scroll over the replicas, then decode, SOFP and encode it slice by slice; the video's frames.
+
+    `preview` (a store path) holds a latent preview PNG, rewritten after every step; `on_windows`
+    gets `{"done", "total", "replicas"}` as windows come back. A scroll whose chunks are all in the
+    store is not sampled again.
+    """
+    frames, loop = settings["frames"], bool(settings.get("loop", False))
+    window, overlap = resolve_windows(frames, settings.get("window"), settings.get("overlap"))
+    chunks = scroll_chunks(key, frames, window)
+    responses = _Responses()
+    try:
+        if not all(await asyncio.gather(*(asyncio.to_thread(store.exists, c) for c in chunks))):
+            latents = await _sample(h, store, prompt, settings, preview, opts, responses, on_progress, on_windows)
+            on_progress("encode", 0.8)
+            await _encode(h, latents, chunks, window, loop, fps, opts, responses)
+        on_progress("encode", 0.95)
+        return await call_with_retries(
+            "writing the video", lambda _: responses.track(h.encoder.join.remote(chunks, video, metadata)), opts)
+    except BaseException:
+        responses.cancel_all()
+        raise
+
+
+async def _sample(h: Handles, store: Store, prompt: str, settings: dict[str, Any], preview: str,
+                  opts: RenderOptions, responses: _Responses, on_progress: Progress,
+                  on_windows: Callable[[dict], None]) -> torch.Tensor:
+    shape = await call_with_retries("checking the job against the model",
+                                    lambda _: responses.track(h.generator.prepare.remote(prompt, settings)), opts)
+    window, overlap = resolve_windows(settings["frames"], settings.get("window"), settings.get("overlap"))
+    plan = WindowPlan(settings["frames"], window, overlap, loop=bool(settings.get("loop", False)))
+    request = ScrollRequest(plan=plan, embeds=None, negative=None, latent_size=tuple(shape["latent_size"]),
+                            steps=settings["steps"], channels=shape["channels"])
+    text = {"prompt": prompt, **{k: settings.get(k) for k in TEXT_KEYS if settings.get(k) is not None}}
+    loop = asyncio.get_running_loop()
+    stopped = threading.Event()
+    counts = {"done": 0, "total": len(plan.indices()) * settings["steps"], "replicas": []}
+
+    def on_window(who: dict) -> None:  # on the event loop
+        counts["done"] += 1
+        if who["replica"] not in counts["replicas"]:
+            counts["replicas"].append(who["replica"])
+        on_windows(dict(counts, replicas=list(counts["replicas"])))
+        on_progress("generate", 0.8 * counts["done"] / counts["total"])
+
+    def on_step(_done: int, _total: int) -> None:  # in the sampling thread, between steps
+        if stopped.is_set():
+            raise Cancelled("cancelled")
+
+    def on_latents(_step: int, latents: torch.Tensor) -> None:
+        store.put_bytes(preview, encode_png(latent_preview(latents)))
+
+    runner = ServeWindowRunner(h.generator, text, settings["guidance"], opts, loop, responses, on_window)
+    generator = torch.Generator("cpu").manual_seed(int(settings["seed"]))
+    try:
+        return await asyncio.to_thread(sample_scroll, request, conclvd_scheduler(), runner, generator, on_step,
+                                       on_latents)
+    finally:
+        stopped.set()  # cancelled or failed: the sampling thread stops before its next step
+
+
+async def _encode(h: Handles, latents: torch.Tensor, chunks: list[str], window: int, loop: bool, fps: float,
+                  opts: RenderOptions, responses: _Responses) -> None:
+    """Each slice (plus the next slice's first frame, or frame 0 closing a loop) decoded, doubled, encoded."""
+    frames = latents.shape[2]
+    bounds = slice_bounds(frames, window)
+    gate = asyncio.Semaphore(opts.inflight)
+
+    async def one(i: int, start: int, end: int) -> None:
+        final = i == len(bounds) - 1
+        following = [] if final and not loop else [end % frames]
+        part = latents[:, :, list(range(start, end)) + following].contiguous()
+
+        async def attempt(_: int) -> None:
+            decoded = responses.track(h.generator.decode.remote(part))
+            doubled = responses.track(h.interpolator.double.remote(decoded, drop_last=bool(following)))
+            encoded = responses.track(h.encoder.encode.remote(doubled, chunks[i], fps, 1, opts.codec))
+            try:
+                await encoded
+            finally:
+                responses.done(decoded, doubled, encoded)
+
+        async with gate:
+            await call_with_retries(f"slice {i} (frames {start}..{end - 1})", attempt, opts)
+
+    await asyncio.gather(*(one(i, s, e) for i, (s, e) in enumerate(bounds)))
