@@ -28,7 +28,7 @@ def generators(ray_session, tiny_models, tmp_path_factory):
         store=str(tmp_path_factory.mktemp("scroll-store")), models_dir=str(tiny_models))
     handle = serve.run(app, name="scroll-test", route_prefix=None)
     yield handle
-    serve.delete("scroll-test")
+    serve.shutdown()  # Serve was started here with default HTTP options: later modules start their own
 
 
 def _serve_latents(handle, request: ScrollRequest, text: dict, seen: list) -> torch.Tensor:
