@@ -69,7 +69,7 @@ def test_t2v_from_a_video_reuses_its_prompt_and_settings(tmp_path, seen, capsys)
     assert main(["t2v", "-o", str(tmp_path / "new.mp4"), "--from", str(video), "--seed", "10"]) == 1
     assert capsys.readouterr().err.strip() == "inkwalk: error: stop"
     got = seen["t2v"]
-    assert (got.negative_prompt, got.frames, got.steps, got.guidance, got.size, got.seed) == ("blur", 4, 3, 6.5, 64, 10)
+    assert (got.negative_prompt, got.frames, got.steps, got.guidance, got.size, got.seed) == ("blur", 4, 3, 6.5, (64, 64), 10)
 
 
 @pytest.mark.parametrize("metadata, phrase", [

@@ -50,7 +50,7 @@ def studio(ray_session, tiny_models, tmp_path_factory):
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     common = {"store": str(tmp_path_factory.mktemp("results")), "models_dir": str(tiny_models), "api_token": TOKEN}
     built = apps_from_config(ROOT / "services" / "serve_config.cpu.yaml", overrides={
-        "artwalks": {**common, "keyframer": "kandinsky", "defaults": {"preset": "offline", "steps": 2},
+        "artwalks": {**common, "keyframer": "kandinsky", "defaults": {"preset": "offline", "steps": 2, "frames": 12},
                      "limits": {"max_keyframes": 2, "max_frames_per_segment": 16}},
         "conclvd": {**common, "limits": {"max_video_frames": 8, "max_steps": 8, "max_size": 128}},
     })
@@ -246,15 +246,14 @@ def test_the_forms_show_the_servers_real_defaults_and_backends(page, api):
     form = page.locator("#walk-form")
     frames = form.locator("[name=frames]")
     page.wait_for_function("() => document.querySelector('#walk-form [name=frames]').placeholder !== 'default'")
-    # the app's defaults (preset offline, steps 2) over the preset's own values, as a job would get them
-    assert frames.get_attribute("placeholder") == str(PRESETS["offline"]["frames"])
+    # the app's defaults (preset offline, steps 2, frames 12) over the preset's own values, as a job would get them
+    assert frames.get_attribute("placeholder") == "12"
     assert form.locator("[name=preset] option[value='']").inner_text() == "offline (default)"
     assert form.locator("[name=width]").get_attribute("placeholder") == "720"
     assert form.locator("[name=weighting] option[value='']").inner_text() == "logit (default)"
     assert frames.get_attribute("max") == "16"  # the app's limit max_frames_per_segment
-    # this server's offline defaults break its own frame limit: the page says so before a refusal does
-    note = page.locator("#walk-defaults-note")
-    assert note.is_visible() and "'frames' = 24" in note.inner_text()
+    # the app's defaults were validated against its own limits when it was built: no warning to show
+    assert not page.locator("#walk-defaults-note").is_visible()
     # backends: the one this app runs is shown, not choosable; fit offers both
     interpolator = form.locator("[name=interpolator]")
     assert interpolator.is_disabled() and interpolator.inner_text().strip() == "flow-warp (default)"
