@@ -104,10 +104,20 @@ class JobLifecycle:
                 record.resubmittable = isinstance(exc, RenderError) or not isinstance(exc, InkwalkError)
                 log.warning("job %s failed: %s", record.job_id, record.error)
             record.finished_at = time.time()
-            await asyncio.shield(self._final_save(record))
+            await self._until_saved(record)
             self._count(record, time.time() - t0)
         finally:
             self._release(record.job_id)
+
+    async def _until_saved(self, record: JobRecord) -> None:
+        """The end state saved before the slot is released: a cancel arriving meanwhile (a DELETE racing
+        completion) waits for the save (bounded by its retries) instead of leaving the store behind memory."""
+        save = asyncio.ensure_future(self._final_save(record))
+        while not save.done():
+            try:
+                await asyncio.shield(save)
+            except asyncio.CancelledError:
+                continue
 
     async def _final_save(self, record: JobRecord) -> None:
         """The end state, retried; if the store keeps failing the job stays 'running' there with a

@@ -78,3 +78,20 @@ def ray_session(request):
         print(f"\nRay's session folder, with its logs, is kept in {temp}")
     elif temp:
         shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def serve_shut_down_after_each_module():
+    """Each module starts Serve with its own HTTP options; one that left Serve running (e.g. `serve.run`
+    without `serve.start`, then `serve.delete`) would keep its proxy port for the next module, whose
+    `serve.start(http_options=...)` is then ignored."""
+    yield
+    import sys
+
+    if "ray.serve" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            from ray import serve
+
+            serve.shutdown()
