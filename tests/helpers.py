@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import socket
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -53,3 +56,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextmanager
+def served_apps(config: Path, overrides: dict) -> Iterator[int]:
+    """Every app of a Serve config, with `overrides`, on a free loopback port (yielded); Serve shut down after."""
+    from ray import serve
+
+    from services.apps import apps_from_config
+
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    try:
+        for name, (app, prefix) in apps_from_config(config, overrides=overrides).items():
+            serve.run(app, name=name, route_prefix=prefix)
+        yield port
+    finally:
+        serve.shutdown()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import free_port, psnr
+from helpers import psnr, served_apps
 
 httpx = pytest.importorskip("httpx")
 
@@ -45,18 +45,12 @@ def _paintings(k: int, size=(80, 64), seed: int = 0) -> list[bytes]:
 
 @pytest.fixture(scope="module")
 def serve_apps(ray_session, tiny_models, tmp_path_factory):
-    from ray import serve
-
-    from services.apps import apps_from_config
-
     store = tmp_path_factory.mktemp("results")
     STATE["store"] = store
-    port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
     two = {"autoscaling_config": {"min_replicas": 2, "max_replicas": 2}}
     common = {"store": str(store), "models_dir": str(tiny_models), "heartbeat_timeout_s": 2.0,
               "render": {"backoff_s": 0.3, "attempts": 4}}
-    built = apps_from_config(ROOT / "cluster" / "serve_config.cpu.yaml", overrides={
+    with served_apps(ROOT / "cluster" / "serve_config.cpu.yaml", overrides={
         "artwalks": {**common, "keyframer": "kandinsky",
                      "defaults": {"preset": "offline", "steps": 2, "frames": 2},
                      "limits": {"max_paintings": 4, "max_keyframes": 2, "max_frames_per_segment": 8,
@@ -65,12 +59,8 @@ def serve_apps(ray_session, tiny_models, tmp_path_factory):
                      "deployment_options": {"Interpolator": two}},
         "conclvd": {**common, "limits": {"max_video_frames": 8, "max_steps": 30, "max_size": 128,
                                          "max_prompt_chars": 200, "max_active_jobs": 2}},
-    })
-    for name, (app, prefix) in built.items():
-        serve.run(app, name=name, route_prefix=prefix)
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+    }) as port, httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
         yield client
-    serve.shutdown()
 
 
 def _wait(client, app: str, job_id: str, timeout: float = 120.0, until=("done", "failed", "cancelled")) -> dict:

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from helpers import free_port
+from helpers import served_apps
 
 pytestmark = pytest.mark.ray
 
@@ -30,24 +30,15 @@ STATE: dict = {}
 
 @pytest.fixture(scope="module")
 def guarded(ray_session, tiny_models, tmp_path_factory):
-    from ray import serve
-
-    from services.apps import apps_from_config
-
     store = tmp_path_factory.mktemp("results")
     STATE["store"] = store
-    port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
     common = {"store": str(store), "models_dir": str(tiny_models), "api_token": TOKEN,
               "guard": {"max_concurrent_uploads": 2, "upload_deadline_s": DEADLINE_S}}
-    built = apps_from_config(ROOT / "cluster" / "serve_config.cpu.yaml",
-                             overrides={"artwalks": common, "conclvd": common})
-    for name, (app, prefix) in built.items():
-        serve.run(app, name=name, route_prefix=prefix)
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+    with served_apps(ROOT / "cluster" / "serve_config.cpu.yaml",
+                     overrides={"artwalks": common, "conclvd": common}) as port, \
+            httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
         STATE["port"] = port
         yield client
-    serve.shutdown()
 
 
 def _actor_process(class_suffix: str):

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import free_port
+from helpers import served_apps
 
 httpx = pytest.importorskip("httpx")
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -42,22 +42,13 @@ WALK_FRAMES = 2 * 9 + 1 + 2 * 4
 @pytest.fixture(scope="module")
 def studio(ray_session, tiny_models, tmp_path_factory):
     """Base URL of the three apps, deployed from the CPU config with a token and tiny models."""
-    from ray import serve
-
-    from services.apps import apps_from_config
-
-    port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
     common = {"store": str(tmp_path_factory.mktemp("results")), "models_dir": str(tiny_models), "api_token": TOKEN}
-    built = apps_from_config(ROOT / "services" / "serve_config.cpu.yaml", overrides={
+    with served_apps(ROOT / "services" / "serve_config.cpu.yaml", overrides={
         "artwalks": {**common, "keyframer": "kandinsky", "defaults": {"preset": "offline", "steps": 2, "frames": 12},
                      "limits": {"max_keyframes": 2, "max_frames_per_segment": 16}},
         "conclvd": {**common, "limits": {"max_video_frames": 8, "max_steps": 8, "max_size": 128}},
-    })
-    for name, (app, prefix) in built.items():
-        serve.run(app, name=name, route_prefix=prefix)
-    yield f"http://127.0.0.1:{port}"
-    serve.shutdown()
+    }) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")
