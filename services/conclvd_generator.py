@@ -7,29 +7,40 @@ SD 1.5 + the ConCLVD motion module. The coordinator is `services/scroll.py`; the
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
+import ray
 from ray import serve
 
 from inkwalk.store import Store
 from services.deployments import DEFAULT_OPTIONS, StageTimer, _node_id
 
 
-@serve.deployment(name="ConCLVDGenerator", **DEFAULT_OPTIONS)
+# one window at a time per replica (its lock): a window waits at the handle, not behind another in a
+# replica's queue, so the next free replica takes it and a step's windows spread evenly
+@serve.deployment(name="ConCLVDGenerator", **{**DEFAULT_OPTIONS, "max_ongoing_requests": 1})
 class ConCLVDGenerator:
     """SD 1.5 + ConCLVD motion module, one window of a scroll per call (the job's coordinator samples).
 
     Every replica encodes a job's prompt schedule itself (cached), so a window request carries only
     its latents, its frame indices and the schedule's text: no embeddings or activations cross.
+    Torch runs as many threads as the replica has CPUs (`threads`, default its Ray CPU share, at
+    least one), never the host's cores: replicas that share a machine do not fight over them.
     """
 
     TEXT_CACHE = 4  # jobs whose per-frame embeddings a replica keeps
 
     def __init__(self, store: str, models_dir: str | None = None, motion_module: str | None = None,
-                 device: str | None = None, app: str = "conclvd"):
+                 device: str | None = None, app: str = "conclvd", threads: int | None = None):
+        import torch
+
         from inkwalk.conclvd import load_conclvd
         from inkwalk.models import fingerprint
+        from inkwalk.sr_runtimes import threads_for_share
 
+        share = ray.get_runtime_context().get_assigned_resources().get("CPU") if ray.is_initialized() else None
+        torch.set_num_threads(threads or threads_for_share(share))
         self.store = Store(store)
         self.model = load_conclvd(models_dir=models_dir, motion_module=motion_module, device=device)
         self.identity = {"sd15": fingerprint("sd15-unet", models_dir),
@@ -51,15 +62,20 @@ class ConCLVDGenerator:
         return {"latent_size": list(request.latent_size), "channels": request.channels}
 
     def predict(self, latents, frames: list[int], text: dict, timestep, guidance: float) -> tuple:
-        """The guided noise prediction of one window (`inkwalk.conclvd.scroll.predict_window`), and this
-        replica's id and node."""
+        """The guided noise prediction of one window (`inkwalk.conclvd.scroll.predict_window`), and who
+        made it: this replica's id, node, torch threads and seconds of model call."""
+        import torch
+
         from inkwalk.conclvd.scroll import Window, predict_window, window_embeds
 
         embeds, negative = self._text(text)
         window = Window(list(frames), latents, window_embeds(embeds, negative, frames))
         with self.lock, StageTimer(self.app, "window"):
+            t0 = time.perf_counter()
             noise = predict_window(self.model.unet, window, timestep, float(guidance))
-        return noise, {"replica": self.replica, "node": _node_id()}
+            seconds = time.perf_counter() - t0
+        return noise, {"replica": self.replica, "node": _node_id(), "threads": torch.get_num_threads(),
+                       "seconds": seconds}
 
     def decode(self, latents) -> np.ndarray:
         """uint8 frames `T×H×W×3` of a slice of scaled latents `1×4×T×h×w`."""

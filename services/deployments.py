@@ -194,17 +194,24 @@ class Interpolator:
         with self.lock, StageTimer(self.app, "interpolate"):
             return [_safely(one, r) for r in requests]
 
-    def double(self, frames: np.ndarray, drop_last: bool = False) -> np.ndarray:
+    def double(self, frames: np.ndarray, drop_last: bool = False, last: np.ndarray | None = None) -> np.ndarray:
         """N -> 2N-1 frames: one frame halfway between each neighbouring pair (ConCLVD's SOFP step).
 
         `drop_last`: the last frame is the next slice's first (a scroll's slices overlap by one frame
-        so that every pair is interpolated): leave it to that slice.
+        so that every pair is interpolated): leave it to that slice. `last`: SOFP's long-range target
+        I_T, the whole video's last frame when `frames` is one slice of it (`H×W×3`, or a clip whose
+        final frame it is, as `ConCLVDGenerator.decode` returns it); default: this clip's last frame.
         """
-        from inkwalk.interpolate import interpolate_clip
+        from inkwalk.interpolate.pipeline import interpolate_frames
 
         frames = check_clip(frames, "clip")
+        if last is not None:
+            last = check_frame(last if np.ndim(last) == 3 else check_clip(last, "last frame")[-1], "last frame")
+            if last.shape != frames.shape[1:]:
+                raise InkwalkError(f"the last frame has shape {last.shape}, the clip's frames {frames.shape[1:]}")
         with self.lock, StageTimer(self.app, "interpolate"):
-            doubled = interpolate_clip(frames, self.method, flow=self.flow, factor=2, interpolator=self.impl)
+            doubled = np.stack(list(interpolate_frames(iter(frames), self.impl, self.method, 2,
+                                                       last=frames[-1] if last is None else last)))
         return doubled[:-1] if drop_last else doubled
 
     def describe(self) -> dict:

@@ -147,10 +147,11 @@ class _Responses:
         self.live.clear()
 
 
-class _NodeSets:
-    """Each walk's nodes response, requested once and shared by its pieces; renewed after a fault.
+class _SharedResponses:
+    """One response per owner (a walk's nodes, a scroll's last frame), requested once and shared by
+    the owner's pieces; renewed after a fault.
 
-    A generation number lets the pieces that saw one failure renew the nodes once between them.
+    A generation number lets the pieces that saw one failure renew the response once between them.
     """
 
     def __init__(self, request: Callable[[Any], Any], uses: dict[Any, int], forget: Callable[[Any], None]):
@@ -233,7 +234,7 @@ async def render_walks(h: Handles, store: Store, job: WalkJob, models: dict[str,
         names = [job.painting_names[i] for i in picked] if job.painting_names else None
         return responses.track(h.keyframes.nodes.remote([job.paintings[i] for i in picked], ws, row, names))
 
-    nodes = _NodeSets(request_nodes, uses, responses.done)
+    nodes = _SharedResponses(request_nodes, uses, responses.done)
     gate = asyncio.Semaphore(opts.inflight)
     per_node: dict[str, int] = {}
     out_w, out_h = ws.output_size

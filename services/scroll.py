@@ -5,10 +5,12 @@ scheduler, never a pixel). Each denoising step `inkwalk.conclvd.scroll.sample_sc
 step's windows to `ServeWindowRunner`, which sends every window's latents to the ConCLVDGenerator
 deployment at once (Serve spreads them over the replicas), gathers the noise predictions and lets
 the sampler fuse them. A window whose call fails for any reason but a user error (a replica or
-node died) is retried for that step with the render's retry policy. Then the latents are cut into
-slices of one window; each slice is decoded on a generator replica, SOFP-doubled on an
-Interpolator and encoded into a chunk on an Encoder (frames go replica to replica through the
-object store), and the chunks are joined by stream copy.
+node died) is retried for that step with the render's retry policy; the job status counts the
+retried windows. Then the video's last frame is decoded once (SOFP's long-range target I_T, the
+same for every slice, as in process) and the latents are cut into slices of one window; each slice
+is decoded on a generator replica, SOFP-doubled on an Interpolator and encoded into a chunk on an
+Encoder (frames go replica to replica through the object store), and the chunks are joined by
+stream copy.
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ import torch
 
 from inkwalk.conclvd.pipeline import conclvd_scheduler
 from inkwalk.conclvd.preview import latent_preview
-from inkwalk.conclvd.scroll import ScrollRequest, Window, sample_scroll
+from inkwalk.conclvd.scroll import ScrollRequest, Window, sample_scroll, video_slices
 from inkwalk.conclvd.windows import WindowPlan, resolve_windows
 from inkwalk.errors import InkwalkError
 from inkwalk.png import encode_png
 from inkwalk.store import Store
-from services.render import Handles, Progress, RenderOptions, _Responses, call_with_retries
+from services.render import Handles, Progress, RenderOptions, _Responses, _SharedResponses, call_with_retries
 
 TEXT_KEYS = ("negative_prompt", "frames", "guidance", "loop", "prompts", "prompt_interpolation")
 
@@ -40,9 +42,12 @@ class ServeWindowRunner:
 
     def __init__(self, generator: Any, text: dict, guidance: float, opts: RenderOptions,
                  loop: asyncio.AbstractEventLoop, responses: _Responses,
-                 on_window: Callable[[dict], None] = lambda who: None):
+                 on_window: Callable[[dict], None] = lambda who: None,
+                 on_retry: Callable[[int], None] = lambda index: None):
+        """`on_window(who)` hears of every window that came back (who: the replica's `predict` answer);
+        `on_retry(index)` of every window sent again after a failure. Both run on `loop`."""
         self.generator, self.text, self.guidance, self.opts = generator, text, guidance, opts
-        self.loop, self.responses, self.on_window = loop, responses, on_window
+        self.loop, self.responses, self.on_window, self.on_retry = loop, responses, on_window, on_retry
 
     def __call__(self, windows: Sequence[Window], timestep: torch.Tensor) -> list[torch.Tensor]:
         calls = [asyncio.run_coroutine_threadsafe(self._one(i, w, timestep), self.loop)
@@ -50,7 +55,13 @@ class ServeWindowRunner:
         return [call.result() for call in calls]
 
     async def _one(self, index: int, window: Window, timestep: torch.Tensor) -> torch.Tensor:
-        async def attempt(_: int) -> torch.Tensor:
+        failed = 0
+
+        async def attempt(failures: int) -> torch.Tensor:
+            nonlocal failed
+            if failures > failed:  # not a full queue waited out: the window's last call failed
+                failed = failures
+                self.on_retry(index)
             response = self.responses.track(self.generator.predict.remote(
                 window.latents, window.frames, self.text, timestep, self.guidance))
             try:
@@ -64,14 +75,9 @@ class ServeWindowRunner:
                                        attempt, self.opts)
 
 
-def slice_bounds(frames: int, size: int) -> list[tuple[int, int]]:
-    """Latent frame ranges decoded and encoded together: `size` frames each."""
-    return [(start, min(start + size, frames)) for start in range(0, frames, size)]
-
-
 def scroll_chunks(key: str, frames: int, size: int) -> list[str]:
-    """Store paths of a scroll's chunks, one per slice."""
-    return [f"chunks/{key[:2]}/{key}-{i:05d}.mp4" for i in range(len(slice_bounds(frames, size)))]
+    """Store paths of a scroll's chunks, one per slice of `size` latent frames."""
+    return [f"chunks/{key[:2]}/{key}-{i:05d}.mp4" for i in range(-(-frames // size))]
 
 
 async def render_scroll(h: Handles, store: Store, prompt: str, settings: dict[str, Any], key: str, video: str,
@@ -81,7 +87,7 @@ async def render_scroll(h: Handles, store: Store, prompt: str, settings: dict[st
     """Sample the scroll over the replicas, then decode, SOFP and encode it slice by slice; the video's frames.
 
     `preview` (a store path) holds a latent preview PNG, rewritten after every step; `on_windows`
-    gets `{"done", "total", "replicas"}` as windows come back. A scroll whose chunks are all in the
+    gets `{"done", "total", "replicas", "retried"}` as windows come back or are sent again. A scroll whose chunks are all in the
     store is not sampled again.
     """
     frames, loop = settings["frames"], bool(settings.get("loop", False))
@@ -113,7 +119,7 @@ async def _sample(h: Handles, store: Store, prompt: str, settings: dict[str, Any
     text = {"prompt": prompt, **{k: settings.get(k) for k in TEXT_KEYS if settings.get(k) is not None}}
     loop = asyncio.get_running_loop()
     stopped = threading.Event()
-    counts = {"done": 0, "total": len(plan.indices()) * settings["steps"], "replicas": []}
+    counts = {"done": 0, "total": len(plan.indices()) * settings["steps"], "replicas": [], "retried": 0}
 
     def on_window(who: dict) -> None:  # on the event loop
         counts["done"] += 1
@@ -122,6 +128,10 @@ async def _sample(h: Handles, store: Store, prompt: str, settings: dict[str, Any
         on_windows(dict(counts, replicas=list(counts["replicas"])))
         on_progress("generate", 0.8 * counts["done"] / counts["total"])
 
+    def on_retry(_index: int) -> None:  # on the event loop
+        counts["retried"] += 1
+        on_windows(dict(counts, replicas=list(counts["replicas"])))
+
     def on_step(_done: int, _total: int) -> None:  # in the sampling thread, between steps
         if stopped.is_set():
             raise Cancelled("cancelled")
@@ -129,7 +139,7 @@ async def _sample(h: Handles, store: Store, prompt: str, settings: dict[str, Any
     def on_latents(_step: int, latents: torch.Tensor) -> None:
         store.put_bytes(preview, encode_png(latent_preview(latents)))
 
-    runner = ServeWindowRunner(h.generator, text, settings["guidance"], opts, loop, responses, on_window)
+    runner = ServeWindowRunner(h.generator, text, settings["guidance"], opts, loop, responses, on_window, on_retry)
     generator = torch.Generator("cpu").manual_seed(int(settings["seed"]))
     try:
         return await asyncio.to_thread(sample_scroll, request, conclvd_scheduler(), runner, generator, on_step,
@@ -140,19 +150,26 @@ async def _sample(h: Handles, store: Store, prompt: str, settings: dict[str, Any
 
 async def _encode(h: Handles, latents: torch.Tensor, chunks: list[str], window: int, loop: bool, fps: float,
                   opts: RenderOptions, responses: _Responses) -> None:
-    """Each slice (plus the next slice's first frame, or frame 0 closing a loop) decoded, doubled, encoded."""
-    frames = latents.shape[2]
-    bounds = slice_bounds(frames, window)
+    """Each slice (with the frame after it, `video_slices`) decoded, doubled, encoded.
+
+    Every slice's SOFP projects on the video's last frame, decoded once on a replica and handed to
+    every slice's `double` by reference; a slice that fails renews it (the replica holding it may be gone).
+    """
+    slices = video_slices(latents.shape[2], window, loop)
     gate = asyncio.Semaphore(opts.inflight)
+    last_frame = _SharedResponses(lambda _: responses.track(h.generator.decode.remote(latents[:, :, -1:].contiguous())),
+                                  {"last": len(slices)}, responses.done)
 
-    async def one(i: int, start: int, end: int) -> None:
-        final = i == len(bounds) - 1
-        following = [] if final and not loop else [end % frames]
-        part = latents[:, :, list(range(start, end)) + following].contiguous()
+    async def one(i: int, frames: list[int], follows: bool) -> None:
+        part = latents[:, :, frames].contiguous()
 
-        async def attempt(_: int) -> None:
+        async def attempt(failures: int) -> None:
+            generation, last = last_frame.get("last")
+            if failures:
+                last_frame.renew("last", generation)
+                _, last = last_frame.get("last")
             decoded = responses.track(h.generator.decode.remote(part))
-            doubled = responses.track(h.interpolator.double.remote(decoded, drop_last=bool(following)))
+            doubled = responses.track(h.interpolator.double.remote(decoded, follows, last))
             encoded = responses.track(h.encoder.encode.remote(doubled, chunks[i], fps, 1, opts.codec))
             try:
                 await encoded
@@ -160,6 +177,7 @@ async def _encode(h: Handles, latents: torch.Tensor, chunks: list[str], window: 
                 responses.done(decoded, doubled, encoded)
 
         async with gate:
-            await call_with_retries(f"slice {i} (frames {start}..{end - 1})", attempt, opts)
+            await call_with_retries(f"slice {i} (frames {frames[0]}..{frames[-1 - follows]})", attempt, opts)
+        last_frame.release("last")
 
-    await asyncio.gather(*(one(i, s, e) for i, (s, e) in enumerate(bounds)))
+    await asyncio.gather(*(one(i, *s) for i, s in enumerate(slices)))

@@ -1,10 +1,12 @@
 """A scroll's windows on ConCLVDGenerator replicas (the test session's local Ray): the same latents as in
-process, bit for bit; a lost replica's windows retried; the end-to-end job (chunks, status, previews)."""
+process, bit for bit; a lost window retried; the whole Serve path (windows, slices decoded, SOFP on the
+video's last frame, chunks) = the in-process video, also when a replica is killed while it samples."""
 
 from __future__ import annotations
 
 import asyncio
 
+import numpy as np
 import pytest
 import torch
 
@@ -18,17 +20,91 @@ SETTINGS = dict(negative_prompt="blurry", frames=10, steps=2, guidance=8.0, size
                 loop=True, prompts={"5": "a river in autumn"})
 
 
+JOB = dict(SETTINGS, seed=9, prompt_interpolation="linear")  # a ConCLVD job's settings, as the ingress passes them
+SCROLL_APP = "scroll-test"
+
+
 @pytest.fixture(scope="module")
-def generators(ray_session, tiny_models, tmp_path_factory):
+def scroll_store(tmp_path_factory):
+    return tmp_path_factory.mktemp("scroll-store")
+
+
+@pytest.fixture(scope="module")
+def generators(ray_session, tiny_models, scroll_store):
     from ray import serve
 
     from services.conclvd_generator import ConCLVDGenerator
 
     app = ConCLVDGenerator.options(num_replicas=2, ray_actor_options={"num_cpus": 0.25}).bind(
-        store=str(tmp_path_factory.mktemp("scroll-store")), models_dir=str(tiny_models))
-    handle = serve.run(app, name="scroll-test", route_prefix=None)
+        store=str(scroll_store), models_dir=str(tiny_models))
+    handle = serve.run(app, name=SCROLL_APP, route_prefix=None)
     yield handle
     serve.shutdown()  # Serve was started here with default HTTP options: later modules start their own
+
+
+@pytest.fixture(scope="module")
+def scroll_handles(generators, tiny_models):
+    """The ConCLVD app's stages: the generators, an SOFP Interpolator (DIS flow, as in process) and an
+    encoder that keeps the frames it is sent (H.264 output depends on the encoding process's threads)."""
+    from ray import serve
+
+    from services.deployments import Interpolator
+    from services.render import Handles
+
+    interpolator = serve.run(Interpolator.options(ray_actor_options={"num_cpus": 0.25}).bind(
+        method="sofp", flow="dis", app="conclvd"), name="scroll-test-sofp", route_prefix=None)
+    return Handles(generator=generators, interpolator=interpolator, encoder=_KeptFrames())
+
+
+@pytest.fixture(scope="module")
+def in_process_video(conclvd_tiny):
+    """The frames of the in-process path (`inkwalk t2v`: windows, slices, SOFP by DIS) for JOB."""
+    from inkwalk.conclvd.scroll_video import generate_video
+
+    return generate_video(conclvd_tiny, "misty mountains", sofp=True, flow="dis", **JOB)
+
+
+class _KeptFrames:
+    """An Encoder handle that keeps each chunk's frames (the `doubled` response it is handed) in memory."""
+
+    def __init__(self):
+        self.chunks: dict[str, np.ndarray] = {}
+        self.encode, self.join = _Method(self._encode), _Method(self._join)
+
+    async def _encode(self, frames, chunk: str, *_) -> dict:
+        self.chunks[chunk] = await frames
+        return {"chunk": chunk, "frames": len(self.chunks[chunk]), "node": "test"}
+
+    async def _join(self, chunks: list, video: str, metadata: dict) -> int:
+        self.video = np.concatenate([self.chunks.pop(c) for c in chunks])
+        return len(self.video)
+
+
+class _Method:
+    def __init__(self, fn):
+        self.fn = fn
+
+    def remote(self, *args):
+        return asyncio.ensure_future(self.fn(*args))
+
+
+def _serve_video(handles, store, key: str, on_windows=lambda windows: None, job: dict = JOB) -> tuple:
+    """The frames of `job` rendered through the Serve stages (`render_scroll`, the ConCLVD app's path), and
+    its last `windows` status."""
+    from inkwalk.store import Store
+    from services.render import RenderOptions
+    from services.scroll import render_scroll
+
+    status: dict = {}
+
+    def windows(counts: dict) -> None:
+        status.update(counts)
+        on_windows(counts)
+
+    frames = asyncio.run(render_scroll(handles, Store(store), "misty mountains", job, key, f"{key}.mp4",
+                                       f"{key}.png", 8.0, {}, RenderOptions(backoff_s=0.1), on_windows=windows))
+    assert frames == len(handles.encoder.video)
+    return handles.encoder.video, status
 
 
 def _serve_latents(handle, request: ScrollRequest, text: dict, seen: list) -> torch.Tensor:
@@ -102,3 +178,44 @@ def test_a_lost_window_is_retried_for_that_step(conclvd_tiny, monkeypatch):
     assert torch.equal(_serve_latents(flaky, remote, text, []), expected)
     windows = len(local.plan.indices())
     assert len(flaky.calls) == 2 * windows + 2                 # two windows sent twice in step one
+
+
+@pytest.mark.ray
+def test_serve_scroll_frames_equal_the_in_process_ones(scroll_handles, scroll_store, in_process_video):
+    """Windows, slices, SOFP and chunks on Serve give the in-process video exactly: every slice's SOFP
+    projects on the video's last frame, as `video_frames` does, not on the slice's own last frame."""
+    frames, status = _serve_video(scroll_handles, scroll_store, "same-as-in-process")
+    assert frames.shape == in_process_video.shape == (2 * SETTINGS["frames"], 64, 96, 3)  # a loop: 2N frames
+    assert np.array_equal(frames, in_process_video)
+    assert status["done"] == status["total"] and status["retried"] == 0
+
+
+@pytest.mark.ray
+def test_a_replica_killed_while_a_scroll_samples_fails_no_window(scroll_handles, scroll_store, conclvd_tiny):
+    """`ray.kill` of a ConCLVDGenerator replica while it runs a window: the window is sent again, the
+    video is still exactly the in-process one, and the job status counts the retry. Frames of 256x192
+    make a window take ~0.5 s, so a kill 0.15 s into a step finds both replicas busy. Last in the
+    module: Serve replaces the killed replica in the background."""
+    import threading
+
+    import ray
+
+    from inkwalk.conclvd.scroll_video import generate_video
+
+    job = dict(JOB, size=(256, 192), steps=3)
+    per_step = 4                                                   # 10 looped frames, windows of 4 every 3
+    killed: list[dict] = []
+
+    def kill(replica: str) -> None:
+        ray.kill(ray.get_actor(f"SERVE_REPLICA::{SCROLL_APP}#ConCLVDGenerator#{replica}", namespace="serve"),
+                 no_restart=True)
+
+    def kill_in_the_next_step(windows: dict) -> None:  # on the event loop, as windows come back
+        if not killed and windows["done"] == per_step:           # step 1 done: step 2's windows go out now
+            killed.append(dict(windows))
+            threading.Timer(0.15, kill, [windows["replicas"][0]]).start()
+
+    frames, status = _serve_video(scroll_handles, scroll_store, "killed-replica", kill_in_the_next_step, job)
+    assert killed and status["retried"] >= 1, status                   # the lost window was sent again
+    assert status["done"] == status["total"] == per_step * job["steps"], status
+    assert np.array_equal(frames, generate_video(conclvd_tiny, "misty mountains", sofp=True, flow="dis", **job))

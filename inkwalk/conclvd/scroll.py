@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 from dataclasses import dataclass
-from typing import Callable, Iterator, Protocol, Sequence
+from typing import Callable, Iterator, NamedTuple, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -138,6 +138,26 @@ def sample_scroll(request: ScrollRequest, scheduler: SchedulerMixin, runner: Win
         if progress is not None:
             progress((i + 1) * len(windows), total)
     return latents
+
+
+class Slice(NamedTuple):
+    """The latent frames of one slice of a video decoded (and SOFP-doubled) together."""
+
+    frames: list[int]  # the slice's own frames, then the one that follows it when `follows`
+    follows: bool      # the last frame is the next slice's first (frame 0 closing a loop): interpolated up to, not kept
+
+
+def video_slices(frames: int, size: int, loop: bool = False) -> list[Slice]:
+    """A video's slices of `size` latent frames, each with the frame after it (if any), so that SOFP
+    interpolates every neighbouring pair, the last -> first pair too in a loop. The in-process path and
+    the Serve path decode exactly these parts, so their frames are the same bit for bit (a VAE call's
+    output depends, by a rounding, on which frames share its batch)."""
+    out = []
+    for start in range(0, frames, size):
+        end = min(start + size, frames)
+        follows = end < frames or loop
+        out.append(Slice(list(range(start, end)) + ([end % frames] if follows else []), follows))
+    return out
 
 
 def decode_slices(vae: torch.nn.Module, latents: torch.Tensor, frames: int,

@@ -20,7 +20,8 @@ import torch
 from inkwalk.conclvd.model import ConCLVD, encode_prompts
 from inkwalk.conclvd.pipeline import ConCLVDPipeline, conclvd_scheduler
 from inkwalk.conclvd.prompt_travel import frame_embeddings, full_schedule
-from inkwalk.conclvd.scroll import LocalWindowRunner, ScrollRequest, WindowRunner, decode_slices, sample_scroll
+from inkwalk.conclvd.scroll import (LocalWindowRunner, ScrollRequest, WindowRunner, decode_slices, sample_scroll,
+                                    video_slices)
 from inkwalk.conclvd.windows import WindowPlan, resolve_windows
 from inkwalk.errors import InkwalkError
 
@@ -75,23 +76,25 @@ def scroll_latents(model: ConCLVD, prompt: str, seed: int = 0, guidance: float =
 
 def video_frames(model: ConCLVD, latents: torch.Tensor, loop: bool = False, sofp: bool = True, flow: str = "dis",
                  models_dir: str | Path | None = None, slice_frames: int = 16) -> Iterator[np.ndarray]:
-    """The video's uint8 frames, decoded `slice_frames` latent frames at a time, SOFP-doubled when `sofp`."""
-    frames = itertools.chain.from_iterable(decode_slices(model.vae, latents, slice_frames))
+    """The video's uint8 frames, decoded `slice_frames` latent frames at a time, SOFP-doubled when `sofp`.
+
+    SOFP's long-range target I_T is the video's last frame for every pair; each slice is decoded with
+    the frame that follows it (`video_slices`), as the Serve path decodes it on a replica.
+    """
     count = latents.shape[2]
     if not sofp or count < 2:
-        yield from frames
+        yield from itertools.chain.from_iterable(decode_slices(model.vae, latents, slice_frames))
         return
     from inkwalk.interpolate import get_interpolator
     from inkwalk.interpolate.pipeline import interpolate_frames
 
     interpolator = get_interpolator("sofp", flow=flow, models_dir=models_dir, device=model.device)
     last = next(decode_slices(model.vae, latents[:, :, -1:], 1))[0]
-    if loop:
-        first = next(decode_slices(model.vae, latents[:, :, :1], 1))[0]
-        frames = itertools.chain(frames, [first])
-    doubled = interpolate_frames(frames, interpolator, "sofp", 2, last=last)
-    # a loop's last -> first pair is interpolated too; its closing frame is frame 0 again, not repeated
-    yield from itertools.islice(doubled, 2 * count if loop else None)
+    for part in video_slices(count, slice_frames, loop):
+        decoded = next(decode_slices(model.vae, latents[:, :, part.frames], len(part.frames)))
+        doubled = interpolate_frames(iter(decoded), interpolator, "sofp", 2, last=last)
+        # the following frame is the next slice's first (frame 0 again, closing a loop): not repeated
+        yield from itertools.islice(doubled, 2 * len(decoded) - 2 if part.follows else None)
 
 
 def generate_video(model: ConCLVD, prompt: str, negative_prompt: str = "", frames: int = 8, steps: int = 25,
@@ -111,7 +114,8 @@ def generate_video(model: ConCLVD, prompt: str, negative_prompt: str = "", frame
     latents = scroll_latents(model, prompt, seed=seed, guidance=guidance, runner=runner, progress=report,
                              negative_prompt=negative_prompt, frames=frames, steps=steps, size=size, window=window,
                              overlap=overlap, loop=loop, prompts=prompts, prompt_interpolation=prompt_interpolation)
-    return np.stack(list(video_frames(model, latents, loop, sofp, flow, models_dir)))
+    slices = resolve_windows(frames, window, overlap)[0]  # as `render_video` and Serve slice it: the same frames
+    return np.stack(list(video_frames(model, latents, loop, sofp, flow, models_dir, slice_frames=slices)))
 
 
 def render_video(model: ConCLVD, prompt: str, out: str | Path, fps: float, settings: Mapping[str, Any],
