@@ -3,7 +3,10 @@
 1. Time per latent frame and peak RSS against N (each N in a fresh subprocess, in-process window runner):
    linear time, flat memory (one model call holds one window, whatever N).
 2. 1 vs 2 worker nodes on `ray.cluster_utils.Cluster`, one ConCLVDGenerator replica per node
-   (tests/scripts/multinode_scroll.py): seconds per video.
+   (tests/scripts/multinode_scroll.py): seconds of sampling per video, for tiny windows (a few ms of
+   model per call: Serve's per-call cost shows) and for the windows a user runs (16 frames overlapping
+   by 4, 128x128, 8 steps: ~0.2 s of model per call), with how each step's windows were split over the
+   replicas, their torch threads and how busy they were. `--no-scan` runs only this part.
 3. Against diffusers' FreeNoise (`AnimateDiffPipeline.enable_free_noise`, same tiny SD 1.5 and motion
    adapter, same windows, steps and frames) in one process: time per frame.
 """
@@ -22,6 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 WINDOW, OVERLAP, STEPS = 16, 4, 2
+# looped scrolls whose windows per step split evenly over 2 replicas: 64 frames / stride 3 = 22, 96 / 12 = 8
+NODE_RUNS = {"tiny windows": dict(frames=64, window=4, overlap=1, size=64, steps=2),
+             "user windows": dict(frames=96, window=WINDOW, overlap=OVERLAP, size=128, steps=8)}
 
 
 def _ours(models: Path, frames: int, reps: int) -> float:
@@ -84,49 +90,66 @@ def _run(kind: str, models: Path, frames: int, reps: int) -> dict:
     return json.loads(line[7:])
 
 
-def _nodes(workers: int, frames: int, repeats: int) -> float:
+def _nodes(workers: int, repeats: int, run: dict) -> dict:
     temp = tempfile.mkdtemp(prefix="rbs", dir="/tmp")
     env = {**os.environ, "RAY_TMPDIR": temp, "HF_HUB_OFFLINE": "1", "INKWALK_NO_PROGRESS": "1",
            "PYTHONPATH": str(ROOT)}
     env.pop("RAY_ADDRESS", None)
+    options = [x for k, v in run.items() for x in (f"--{k}", str(v))]
     out = subprocess.run([sys.executable, str(ROOT / "tests" / "scripts" / "multinode_scroll.py"), "--workers",
-                          str(workers), "--frames", str(frames), "--repeats", str(repeats), "--no-compare"],
+                          str(workers), "--repeats", str(repeats), "--no-compare", *options],
                          capture_output=True, text=True, env=env)
     line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
     if line is None:
         raise RuntimeError(out.stderr[-2000:])
-    return min(json.loads(line[7:])["seconds"])
+    return json.loads(line[7:])
+
+
+def _node_table(repeats: int) -> None:
+    print("\n| windows | latent frames | windows per step | worker nodes | s per video (best) | speed-up | windows "
+          "per replica per step (steps) | torch threads per replica | replicas busy |\n|---|---|---|---|---|---|---|---|---|")
+    for name, run in NODE_RUNS.items():
+        one, two = (_nodes(w, repeats, run) for w in (1, 2))
+        label = f"{name}: {run['window']}/{run['overlap']}, {run['size']}², {run['steps']} steps"
+        for result in (one, two):
+            splits = ", ".join(f"{k} ({v})" for k, v in result["splits"].items())
+            print(f"| {label} | {run['frames']} | {result['windows']} | {result['workers']} | "
+                  f"{min(result['seconds']):.2f} | {min(one['seconds']) / min(result['seconds']):.2f}x | {splits} | "
+                  f"{result['threads']} | {result['busy']:.0%} |", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--frames", type=int, nargs="+", default=[32, 64, 128, 256, 512])
-    parser.add_argument("--node-frames", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per measurement (best is shown)")
     parser.add_argument("--no-nodes", dest="nodes", action="store_false", help="skip the 1 vs 2 node runs")
+    parser.add_argument("--no-scan", dest="scan", action="store_false",
+                        help="skip the time/memory against N and FreeNoise runs")
     parser.add_argument("--child", nargs=4, metavar=("KIND", "MODELS", "FRAMES", "REPS"))
     args = parser.parse_args()
     if args.child:
         _child(args.child[0], args.child[1], int(args.child[2]), int(args.child[3]))
         return
+    if args.scan:
+        _scan(args.frames, args.repeats)
+    if args.nodes:
+        _node_table(args.repeats)
+
+
+def _scan(frames: list[int], repeats: int) -> None:
     from inkwalk.tiny_models import make_tiny
 
     with tempfile.TemporaryDirectory(prefix="inkwalk-bench-scroll-") as tmp:
         models = Path(tmp) / "models"
         make_tiny(models)
         print(f"window {WINDOW}, overlap {OVERLAP}, {STEPS} steps, 64x64 (8x8 latents), tiny random SD 1.5, "
-              f"one torch thread, best of {args.repeats}\n")
+              f"one torch thread, best of {repeats}\n")
         print("| latent frames N | ours s/frame | ours peak RSS MiB | diffusers FreeNoise s/frame | FreeNoise peak RSS "
               "MiB | time ours / FreeNoise |\n|---|---|---|---|---|---|")
-        for n in args.frames:
-            ours, theirs = _run("ours", models, n, args.repeats), _run("freenoise", models, n, args.repeats)
+        for n in frames:
+            ours, theirs = _run("ours", models, n, repeats), _run("freenoise", models, n, repeats)
             print(f"| {n} | {ours['seconds'] / n:.4f} | {ours['peak_mib']:.0f} | {theirs['seconds'] / n:.4f} | "
                   f"{theirs['peak_mib']:.0f} | {ours['seconds'] / theirs['seconds']:.2f}x |", flush=True)
-        if not args.nodes:
-            return
-        one, two = (_nodes(w, args.node_frames, args.repeats) for w in (1, 2))
-        print(f"\n| worker nodes | s per video ({args.node_frames} latent frames) | speed-up |\n|---|---|---|\n"
-              f"| 1 | {one:.2f} | 1.00x |\n| 2 | {two:.2f} | {one / two:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -17,9 +17,15 @@ from inkwalk.store import Store
 from services.deployments import DEFAULT_OPTIONS, StageTimer, _node_id
 
 
-# one window at a time per replica (its lock): a window waits at the handle, not behind another in a
-# replica's queue, so the next free replica takes it and a step's windows spread evenly
-@serve.deployment(name="ConCLVDGenerator", **{**DEFAULT_OPTIONS, "max_ongoing_requests": 1})
+# One window at a time per replica (it computes one under its lock anyway): the others wait at the
+# handle, not in one replica's queue, so the next free replica takes the next window and a step's windows
+# spread evenly. A waiting window looks for a free replica every 20 ms: Serve's default backs off to
+# 0.5 s between looks, which left a replica idle a third of the time (docs/benchmarks.md, "Scrolls").
+WINDOW_ROUTING = {"max_ongoing_requests": 1,
+                  "request_router_config": {"initial_backoff_s": 0.005, "max_backoff_s": 0.02}}
+
+
+@serve.deployment(name="ConCLVDGenerator", **{**DEFAULT_OPTIONS, **WINDOW_ROUTING})
 class ConCLVDGenerator:
     """SD 1.5 + ConCLVD motion module, one window of a scroll per call (the job's coordinator samples).
 

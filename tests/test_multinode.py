@@ -48,3 +48,4 @@ def test_scroll_windows_of_one_step_run_on_both_worker_nodes():
     result = json.loads(lines[0][len("RESULT "):])
     assert result["identical"]
     assert result["step_nodes"] == result["worker_nodes"]        # the first step's windows ran on both nodes
+    assert result["threads"] == [1]                  # each replica's torch runs on its CPU share, not the host's cores
