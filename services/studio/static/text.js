@@ -59,7 +59,7 @@ function schedule(prompt) {
 
 /** JSON.stringify, except that a Map is written as an object in its own order: a plain object puts
  * integer keys first, ascending, so an unordered schedule would reach the server sorted. */
-export function toJson(value) {
+function toJson(value) {
   const object = (entries) => `{${entries.map(([k, v]) => `${JSON.stringify(String(k))}:${toJson(v)}`).join(",")}}`;
   if (value instanceof Map) return object([...value]);
   if (Array.isArray(value)) return `[${value.map(toJson).join(",")}]`;
