@@ -587,6 +587,20 @@ def test_a_scroll_renders_in_the_text_to_video_tab(page, api, tmp_path, capsys):
     assert all(f in out for f in ("window=4", "overlap=1", "loop=True", "weighting=flat", "noise=random")), out
     _screenshot(page, "scroll")
 
+    form.evaluate("f => f.reset()")  # an empty form, then the scroll's settings back in it from its card
+    _schedule_rows(page, [])
+    page.get_by_role("tab", name="Gallery").click()
+    card = page.locator(f"#jobs li[data-job='{job}']")
+    assert card.locator(".summary").inner_text() == ("8 frames · windows of 4, overlap 1 · loop · 2 prompts · "
+                                                     "24 steps · guidance 7 · 64×32 px · seed 3")
+    card.get_by_role("button", name="Re-run with edits").click()
+    page.wait_for_function("() => location.hash === '#text'")
+    assert [form.locator(f"[name={n}]").input_value() for n in ("window", "overlap", "size", "weighting", "noise")] \
+        == ["4", "1", "64x32", "flat", "random"] and form.locator("[name=loop]").is_checked()
+    rows = page.locator("#prompt-rows li.later")
+    assert rows.count() == 1 and (rows.locator(".at input").input_value(), rows.locator("textarea").input_value()) \
+        == ("5", "autumn river")
+
 
 def test_cancel_says_cancelled_and_the_bar_never_jumps_back(page, api, tmp_path):
     paths = _paintings(tmp_path, 3)
