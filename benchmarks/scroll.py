@@ -107,7 +107,7 @@ def _nodes(workers: int, repeats: int, run: dict) -> dict:
 
 def _node_table(repeats: int) -> None:
     print("\n| windows | latent frames | windows per step | worker nodes | s per video (best) | speed-up | windows "
-          "per replica per step (steps) | torch threads per replica | replicas busy |\n|---|---|---|---|---|---|---|---|---|")
+          "per replica per step (steps) | torch threads per replica | replicas busy |\n" + "|---" * 9 + "|")
     for name, run in NODE_RUNS.items():
         one, two = (_nodes(w, repeats, run) for w in (1, 2))
         label = f"{name}: {run['window']}/{run['overlap']}, {run['size']}², {run['steps']} steps"

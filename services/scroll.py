@@ -88,8 +88,8 @@ async def render_scroll(h: Handles, store: Store, prompt: str, settings: dict[st
     """Sample the scroll over the replicas, then decode, SOFP and encode it slice by slice; the video's frames.
 
     `preview` (a store path) holds a latent preview PNG, rewritten after every step; `on_windows`
-    gets `{"done", "total", "replicas", "retried"}` as windows come back or are sent again. A scroll whose chunks are all in the
-    store is not sampled again.
+    gets `{"done", "total", "replicas", "retried"}` as windows come back or are sent again. A scroll
+    whose chunks are all in the store is not sampled again.
     """
     frames, loop = settings["frames"], bool(settings.get("loop", False))
     window, overlap = resolve_windows(frames, settings.get("window"), settings.get("overlap"))
@@ -159,7 +159,8 @@ async def _encode(h: Handles, latents: torch.Tensor, chunks: list[str], window: 
     """
     slices = video_slices(latents.shape[2], window, loop)
     gate = asyncio.Semaphore(opts.inflight)
-    last_frame = _SharedResponses(lambda _: responses.track(h.generator.decode.remote(latents[:, :, -1:].contiguous())),
+    final = latents[:, :, -1:].contiguous()
+    last_frame = _SharedResponses(lambda _: responses.track(h.generator.decode.remote(final)),
                                   {"last": len(slices)}, responses.done)
 
     async def one(i: int, frames: list[int], follows: bool) -> None:
@@ -179,7 +180,8 @@ async def _encode(h: Handles, latents: torch.Tensor, chunks: list[str], window: 
                 responses.done(decoded, doubled, encoded)
 
         async with gate:
-            await call_with_retries(f"slice {i} (frames {frames[0]}..{frames[-1 - follows]})", attempt, opts)
+            own = frames[:-1] if follows else frames
+            await call_with_retries(f"slice {i} (frames {own[0]}..{own[-1]})", attempt, opts)
         last_frame.release("last")
 
     await asyncio.gather(*(one(i, *s) for i, s in enumerate(slices)))
