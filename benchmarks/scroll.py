@@ -5,7 +5,10 @@
 2. 1 vs 2 worker nodes on `ray.cluster_utils.Cluster`, one ConCLVDGenerator replica per node
    (tests/scripts/multinode_scroll.py): seconds per video.
 3. Against diffusers' FreeNoise (`AnimateDiffPipeline.enable_free_noise`, same tiny SD 1.5 and motion
-   adapter, same windows, steps and frames) in one process: time per frame.
+   adapter, same windows, steps and frames) in one process: time per frame, for both windowings of ours
+   ("model": each window a whole UNet call; "motion": FreeNoise's, windows inside the motion modules).
+   Our timed run includes encoding the text, as FreeNoise's pipeline call does. `--ablation` runs our
+   motion module as AnimateDiff's (joint norm, no Sparse-Causal attention): the same network as FreeNoise's.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 WINDOW, OVERLAP, STEPS = 16, 4, 2
+KINDS = ("model", "motion", "freenoise")
+ABLATION = {"sparse_causal": False, "norm_mode": "joint"}   # AnimateDiff's motion module on our code
 
 
-def _ours(models: Path, frames: int, reps: int) -> float:
+def _ours(models: Path, frames: int, reps: int, windowing: str, ablation: bool) -> float:
     import torch
 
     from inkwalk.conclvd import load_conclvd
@@ -32,11 +37,15 @@ def _ours(models: Path, frames: int, reps: int) -> float:
     from inkwalk.conclvd.scroll import LocalWindowRunner, sample_scroll
     from inkwalk.conclvd.scroll_video import scroll_request
 
-    model = load_conclvd(models_dir=models)
-    request = scroll_request(model, "misty mountains", frames=frames, steps=STEPS, size=64, window=WINDOW,
-                             overlap=OVERLAP)
-    return _best(reps, lambda: sample_scroll(request, conclvd_scheduler(), LocalWindowRunner(model.unet, 8.0),
-                                             torch.Generator().manual_seed(0)))
+    model = load_conclvd(models_dir=models, config=ABLATION if ablation else None)
+
+    def run():
+        request = scroll_request(model, "misty mountains", frames=frames, steps=STEPS, size=64, window=WINDOW,
+                                 overlap=OVERLAP, windowing=windowing)
+        return sample_scroll(request, conclvd_scheduler(), LocalWindowRunner(model.unet, 8.0),
+                             torch.Generator().manual_seed(0))
+
+    return _best(reps, run)
 
 
 def _freenoise(models: Path, frames: int, reps: int) -> float:
@@ -65,18 +74,19 @@ def _best(reps: int, run) -> float:
     return min(times)
 
 
-def _child(kind: str, models: str, frames: int, reps: int) -> None:
+def _child(kind: str, models: str, frames: int, reps: int, ablation: bool) -> None:
     import torch
 
     torch.set_num_threads(1)
-    seconds = (_ours if kind == "ours" else _freenoise)(Path(models), frames, reps)
+    seconds = (_freenoise(Path(models), frames, reps) if kind == "freenoise"
+               else _ours(Path(models), frames, reps, kind, ablation))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps({"seconds": seconds, "peak_mib": peak}), flush=True)
 
 
-def _run(kind: str, models: Path, frames: int, reps: int) -> dict:
+def _run(kind: str, models: Path, frames: int, reps: int, ablation: bool) -> dict:
     out = subprocess.run([sys.executable, "-m", "benchmarks.scroll", "--child", kind, str(models), str(frames),
-                          str(reps)],
+                          str(reps)] + (["--ablation"] if ablation else []),
                          capture_output=True, text=True, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
     if line is None:
@@ -104,24 +114,29 @@ def main() -> None:
     parser.add_argument("--node-frames", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per measurement (best is shown)")
     parser.add_argument("--no-nodes", dest="nodes", action="store_false", help="skip the 1 vs 2 node runs")
+    parser.add_argument("--ablation", action="store_true",
+                        help="our motion module as AnimateDiff's (joint norm, no Sparse-Causal): FreeNoise's network")
     parser.add_argument("--child", nargs=4, metavar=("KIND", "MODELS", "FRAMES", "REPS"))
     args = parser.parse_args()
     if args.child:
-        _child(args.child[0], args.child[1], int(args.child[2]), int(args.child[3]))
+        _child(args.child[0], args.child[1], int(args.child[2]), int(args.child[3]), args.ablation)
         return
     from inkwalk.tiny_models import make_tiny
 
     with tempfile.TemporaryDirectory(prefix="inkwalk-bench-scroll-") as tmp:
         models = Path(tmp) / "models"
         make_tiny(models)
+        network = "AnimateDiff's motion module for all (--ablation)" if args.ablation else "ours: ConCLVD's motion module"
         print(f"window {WINDOW}, overlap {OVERLAP}, {STEPS} steps, 64x64 (8x8 latents), tiny random SD 1.5, "
-              f"one torch thread, best of {args.repeats}\n")
-        print("| latent frames N | ours s/frame | ours peak RSS MiB | diffusers FreeNoise s/frame | FreeNoise peak RSS "
-              "MiB | time ours / FreeNoise |\n|---|---|---|---|---|---|")
+              f"{network}, one torch thread, best of {args.repeats}\n")
+        print("| latent frames N | ours, model windows s/frame | ours, motion windows s/frame | diffusers FreeNoise "
+              "s/frame | model / FreeNoise | motion / FreeNoise | peak RSS MiB model / motion / FreeNoise |\n"
+              "|---|---|---|---|---|---|---|")
         for n in args.frames:
-            ours, theirs = _run("ours", models, n, args.repeats), _run("freenoise", models, n, args.repeats)
-            print(f"| {n} | {ours['seconds'] / n:.4f} | {ours['peak_mib']:.0f} | {theirs['seconds'] / n:.4f} | "
-                  f"{theirs['peak_mib']:.0f} | {ours['seconds'] / theirs['seconds']:.2f}x |", flush=True)
+            model, motion, theirs = (_run(kind, models, n, args.repeats, args.ablation) for kind in KINDS)
+            print(f"| {n} | {model['seconds'] / n:.4f} | {motion['seconds'] / n:.4f} | {theirs['seconds'] / n:.4f} | "
+                  f"{model['seconds'] / theirs['seconds']:.2f}x | {motion['seconds'] / theirs['seconds']:.2f}x | "
+                  f"{model['peak_mib']:.0f} / {motion['peak_mib']:.0f} / {theirs['peak_mib']:.0f} |", flush=True)
         if not args.nodes:
             return
         one, two = (_nodes(w, args.node_frames, args.repeats) for w in (1, 2))

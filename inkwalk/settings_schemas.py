@@ -49,6 +49,10 @@ class ConCLVDSettingsModel(SettingsModel):
                                                              "defaults to the job's prompt)")
     prompt_interpolation: Literal["linear", "slerp"] = Field("linear", description="how prompt travel blends "
                                                                                    "neighbouring prompts")
+    windowing: Literal["model", "motion"] = Field(
+        "model", description='"model": each window is one model call (spread over replicas on a server); "motion": '
+                             "FreeNoise's, one model call over all frames per step with windows inside the motion "
+                             "modules (one process, memory grows with frames: the CLI's)")
     steps: int = Field(25, ge=1, le=1000, description="DDIM steps")
     guidance: float = Field(8.0, ge=0, le=30, description="classifier-free guidance scale")
     size: Annotated[tuple[ConCLVDSide, ConCLVDSide], WithJsonSchema(SIZE_SCHEMA)] = Field(

@@ -308,6 +308,21 @@ def test_t2v_cli_loop_prompt_travel_wide_frames_and_metadata(tiny_models, tmp_pa
     assert read_metadata(again)["settings"] == settings and read_frames(again).shape == (12, 64, 96, 3)
 
 
+def test_t2v_cli_motion_windowing_is_recorded_and_remade(tiny_models, tmp_path):
+    from inkwalk.cli import main
+    from inkwalk.provenance import read_metadata
+    from inkwalk.video import read_frames
+
+    out, again = tmp_path / "motion.mp4", tmp_path / "again.mp4"
+    common = ["--models", str(tiny_models), "--device", "cpu"]
+    assert main(["t2v", "hills", "-o", str(out), "--frames", "40", "--window", "8", "--overlap", "2", "--windowing",
+                 "motion", "--size", "64", "--steps", "2", "--no-sofp", *common]) == 0     # 40 > the module's 32
+    assert read_metadata(out)["settings"]["windowing"] == "motion"
+    assert main(["t2v", "--from", str(out), "-o", str(again), *common]) == 0
+    assert read_metadata(again)["settings"] == read_metadata(out)["settings"]
+    assert (read_frames(again) == read_frames(out)).all()
+
+
 def test_video_frames_decode_lazily_slice_by_slice(conclvd_tiny):
     from inkwalk.conclvd.scroll_video import video_frames
 

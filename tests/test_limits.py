@@ -109,8 +109,8 @@ def test_defaults_merge_under_the_request_and_the_preset():
     assert (ws.preset, ws.size, ws.frames, ws.upscale) == ("offline", (64, 48), 3, "none")
     conclvd = parse_conclvd_settings({"steps": 2}, {"steps": 30, "size": 64}, LIMITS)
     assert conclvd.model_dump() == {"negative_prompt": "", "frames": 8, "window": None, "overlap": None, "loop": False,
-                                    "prompts": None, "prompt_interpolation": "linear", "steps": 2, "guidance": 8.0,
-                                    "size": (64, 64), "seed": 0}
+                                    "prompts": None, "prompt_interpolation": "linear", "windowing": "model", "steps": 2,
+                                    "guidance": 8.0, "size": (64, 64), "seed": 0}
 
 
 def test_schemas_are_openapi_ready_and_refuse_unknown_fields():

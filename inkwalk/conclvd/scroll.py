@@ -39,6 +39,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from inkwalk.conclvd.motion_module import ConCLVDMotionModule, FrameWindows
 from inkwalk.conclvd.noise import initial_noise
+from inkwalk.conclvd.unet import motion_modules
 from inkwalk.conclvd.windows import WindowPlan
 from inkwalk.errors import InkwalkError
 
@@ -70,7 +71,7 @@ def motion_windows(unet: torch.nn.Module, windows: FrameWindows | None) -> Itera
     if windows is None:
         yield
         return
-    modules = [m for m in unet.modules() if isinstance(m, ConCLVDMotionModule)]
+    modules = [m for _, ms in motion_modules(unet) for m in ms if isinstance(m, ConCLVDMotionModule)]
     if not modules:
         raise InkwalkError("motion windowing needs ConCLVD motion modules in the UNet")
     for module in modules:
