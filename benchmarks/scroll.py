@@ -6,9 +6,10 @@
    (tests/scripts/multinode_scroll.py): seconds per video.
 3. Against diffusers' FreeNoise (`AnimateDiffPipeline.enable_free_noise`, same tiny SD 1.5 and motion
    adapter, same windows, steps and frames) in one process: time per frame, for both windowings of ours
-   ("model": each window a whole UNet call; "motion": FreeNoise's, windows inside the motion modules).
-   Our timed run includes encoding the text, as FreeNoise's pipeline call does. `--ablation` runs our
-   motion module as AnimateDiff's (joint norm, no Sparse-Causal attention): the same network as FreeNoise's.
+   ("model": each window a whole UNet call; "motion": FreeNoise's, windows inside the motion modules),
+   and "motion" once more with our motion module as AnimateDiff's (joint norm, no Sparse-Causal
+   attention: FreeNoise's network, so only the sampling code differs). Our timed run includes
+   encoding the text, as FreeNoise's pipeline call does.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 WINDOW, OVERLAP, STEPS = 16, 4, 2
-KINDS = ("model", "motion", "freenoise")
 ABLATION = {"sparse_causal": False, "norm_mode": "joint"}   # AnimateDiff's motion module on our code
+# what each child process times: ours (windowing, motion-module switches) or FreeNoise (None)
+KINDS = {"model": ("model", {}), "motion": ("motion", {}), "motion-ablation": ("motion", ABLATION), "freenoise": None}
 
 
-def _ours(models: Path, frames: int, reps: int, windowing: str, ablation: bool) -> float:
+def _ours(models: Path, frames: int, reps: int, windowing: str, structure: dict) -> float:
     import torch
 
     from inkwalk.conclvd import load_conclvd
@@ -37,7 +39,7 @@ def _ours(models: Path, frames: int, reps: int, windowing: str, ablation: bool) 
     from inkwalk.conclvd.scroll import LocalWindowRunner, sample_scroll
     from inkwalk.conclvd.scroll_video import scroll_request
 
-    model = load_conclvd(models_dir=models, config=ABLATION if ablation else None)
+    model = load_conclvd(models_dir=models, config=structure)
 
     def run():
         request = scroll_request(model, "misty mountains", frames=frames, steps=STEPS, size=64, window=WINDOW,
@@ -74,19 +76,19 @@ def _best(reps: int, run) -> float:
     return min(times)
 
 
-def _child(kind: str, models: str, frames: int, reps: int, ablation: bool) -> None:
+def _child(kind: str, models: str, frames: int, reps: int) -> None:
     import torch
 
     torch.set_num_threads(1)
-    seconds = (_freenoise(Path(models), frames, reps) if kind == "freenoise"
-               else _ours(Path(models), frames, reps, kind, ablation))
+    seconds = (_freenoise(Path(models), frames, reps) if KINDS[kind] is None
+               else _ours(Path(models), frames, reps, *KINDS[kind]))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps({"seconds": seconds, "peak_mib": peak}), flush=True)
 
 
-def _run(kind: str, models: Path, frames: int, reps: int, ablation: bool) -> dict:
+def _run(kind: str, models: Path, frames: int, reps: int) -> dict:
     out = subprocess.run([sys.executable, "-m", "benchmarks.scroll", "--child", kind, str(models), str(frames),
-                          str(reps)] + (["--ablation"] if ablation else []),
+                          str(reps)],
                          capture_output=True, text=True, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
     if line is None:
@@ -114,29 +116,30 @@ def main() -> None:
     parser.add_argument("--node-frames", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per measurement (best is shown)")
     parser.add_argument("--no-nodes", dest="nodes", action="store_false", help="skip the 1 vs 2 node runs")
-    parser.add_argument("--ablation", action="store_true",
-                        help="our motion module as AnimateDiff's (joint norm, no Sparse-Causal): FreeNoise's network")
     parser.add_argument("--child", nargs=4, metavar=("KIND", "MODELS", "FRAMES", "REPS"))
     args = parser.parse_args()
     if args.child:
-        _child(args.child[0], args.child[1], int(args.child[2]), int(args.child[3]), args.ablation)
+        _child(args.child[0], args.child[1], int(args.child[2]), int(args.child[3]))
         return
     from inkwalk.tiny_models import make_tiny
 
     with tempfile.TemporaryDirectory(prefix="inkwalk-bench-scroll-") as tmp:
         models = Path(tmp) / "models"
         make_tiny(models)
-        network = "AnimateDiff's motion module for all (--ablation)" if args.ablation else "ours: ConCLVD's motion module"
         print(f"window {WINDOW}, overlap {OVERLAP}, {STEPS} steps, 64x64 (8x8 latents), tiny random SD 1.5, "
-              f"{network}, one torch thread, best of {args.repeats}\n")
-        print("| latent frames N | ours, model windows s/frame | ours, motion windows s/frame | diffusers FreeNoise "
-              "s/frame | model / FreeNoise | motion / FreeNoise | peak RSS MiB model / motion / FreeNoise |\n"
-              "|---|---|---|---|---|---|---|")
+              f"one torch thread, best of {args.repeats}; \"same net\": our motion module as AnimateDiff's "
+              "(joint norm, no Sparse-Causal), FreeNoise's network\n")
+        print("| latent frames N | ours, model windows s/frame | ours, motion windows s/frame | ours, motion windows, "
+              "same net s/frame | diffusers FreeNoise s/frame | model / FreeNoise | motion / FreeNoise | motion, same "
+              "net / FreeNoise | peak RSS MiB model / motion / FreeNoise |\n|---|---|---|---|---|---|---|---|---|")
         for n in args.frames:
-            model, motion, theirs = (_run(kind, models, n, args.repeats, args.ablation) for kind in KINDS)
-            print(f"| {n} | {model['seconds'] / n:.4f} | {motion['seconds'] / n:.4f} | {theirs['seconds'] / n:.4f} | "
-                  f"{model['seconds'] / theirs['seconds']:.2f}x | {motion['seconds'] / theirs['seconds']:.2f}x | "
-                  f"{model['peak_mib']:.0f} / {motion['peak_mib']:.0f} / {theirs['peak_mib']:.0f} |", flush=True)
+            model, motion, same, theirs = (_run(kind, models, n, args.repeats) for kind in KINDS)
+            ratio = {k: v["seconds"] / theirs["seconds"] for k, v in (("model", model), ("motion", motion),
+                                                                       ("same", same))}
+            print(f"| {n} | {model['seconds'] / n:.4f} | {motion['seconds'] / n:.4f} | {same['seconds'] / n:.4f} | "
+                  f"{theirs['seconds'] / n:.4f} | {ratio['model']:.2f}x | {ratio['motion']:.2f}x | "
+                  f"{ratio['same']:.2f}x | {model['peak_mib']:.0f} / {motion['peak_mib']:.0f} / "
+                  f"{theirs['peak_mib']:.0f} |", flush=True)
         if not args.nodes:
             return
         one, two = (_nodes(w, args.node_frames, args.repeats) for w in (1, 2))
