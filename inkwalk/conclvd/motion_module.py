@@ -110,12 +110,13 @@ class FrameWindows:
     """Windows of a video's frames for the attentions inside a motion module, and each window's per-frame
     fusion weights (summing to 1 per frame over the windows that hold it)."""
 
-    frames: int
+    video_frames: int
     indices: Sequence[torch.Tensor]   # int64, one per window
     weights: Sequence[torch.Tensor]   # float32, as long as the window's indices
 
     def to(self, device: torch.device) -> "FrameWindows":
-        return FrameWindows(self.frames, [i.to(device) for i in self.indices], [w.to(device) for w in self.weights])
+        return FrameWindows(self.video_frames, [i.to(device) for i in self.indices],
+                            [w.to(device) for w in self.weights])
 
 
 class MotionTransformerBlock(nn.Module):
@@ -215,8 +216,8 @@ class ConCLVDMotionModule(nn.Module):
         x = x.permute(0, 3, 4, 1, 2).reshape(batch * height * width, num_frames, channels)
         x = self.proj_in(x)
         windows = self.frame_windows
-        if windows is not None and windows.frames != num_frames:
-            raise ValueError(f"frame windows of {windows.frames} frames for a call of {num_frames}")
+        if windows is not None and windows.video_frames != num_frames:
+            raise ValueError(f"frame windows of {windows.video_frames} frames for a call of {num_frames}")
         for block in self.transformer_blocks:
             x = block(x, batch, num_frames, windows)
         x = self.proj_out(x)
