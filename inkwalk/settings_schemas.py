@@ -49,6 +49,13 @@ class ConCLVDSettingsModel(SettingsModel):
                                                              "defaults to the job's prompt)")
     prompt_interpolation: Literal["linear", "slerp"] = Field("linear", description="how prompt travel blends "
                                                                                    "neighbouring prompts")
+    # the names of inkwalk.conclvd.windows.WEIGHTINGS and inkwalk.conclvd.noise.NOISE_TYPES (torch-free here)
+    weighting: Literal["pyramid", "flat"] = Field("pyramid", description="how overlapping windows' predictions "
+                                                  "fuse: pyramid (a window's middle frames count most, FreeNoise) "
+                                                  "or flat (all alike)")
+    noise: Literal["shuffle_context", "random"] = Field("shuffle_context", description="initial noise: "
+                                                        "shuffle_context (FreeNoise's rescheduling: later windows "
+                                                        "reuse earlier noise frames, shuffled) or random (i.i.d.)")
     windowing: Literal["model", "motion"] = Field(
         "model", description='"model": each window is one model call (spread over replicas on a server); "motion": '
                              "FreeNoise's, one model call over all frames per step with windows inside the motion "

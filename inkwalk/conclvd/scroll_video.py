@@ -44,14 +44,14 @@ def scroll_text(model: ConCLVD, prompt: str, negative_prompt: str = "", frames: 
 
 def scroll_request(model: ConCLVD, prompt: str, frames: int = 8, steps: int = 25,
                    size: int | tuple[int, int] = 256, window: int | None = None, overlap: int | None = None,
-                   loop: bool = False, windowing: str = "model", with_text: bool = True,
-                   **settings: Any) -> ScrollRequest:
+                   loop: bool = False, weighting: str = "pyramid", noise: str = "shuffle_context",
+                   windowing: str = "model", with_text: bool = True, **settings: Any) -> ScrollRequest:
     """The sampling request of a job's settings, checked against the model; the text is encoded here
     unless `with_text` is False (then the runner's workers encode it). `windowing`: "model" (windows are
     model calls) or "motion" (one call over all frames, windows inside the motion modules)."""
     width, height = frame_size(size)
-    window, overlap = resolve_windows(frames, window, overlap)
-    plan = WindowPlan(frames, window, overlap, loop=loop)
+    plan = scroll_plan(frames, window, overlap, loop, weighting)
+    window = plan.window
     pipe = ConCLVDPipeline.from_model(model)
     positions = model.unet.down_blocks[0].motion_modules[0].transformer_blocks[0].pos_embed.pe.shape[1]
     if window > positions:
@@ -62,7 +62,16 @@ def scroll_request(model: ConCLVD, prompt: str, frames: int = 8, steps: int = 25
                         else (None, None))
     scale = pipe.vae_scale_factor
     return ScrollRequest(plan=plan, embeds=embeds, negative=negative, latent_size=(height // scale, width // scale),
-                         steps=steps, channels=model.unet.config.in_channels, windowing=windowing)
+                         steps=steps, noise=noise, channels=model.unet.config.in_channels,
+                         windowing=windowing)
+
+
+def scroll_plan(frames: int, window: int | None = None, overlap: int | None = None, loop: bool = False,
+                weighting: str = "pyramid") -> WindowPlan:
+    """The windows of a job's settings, defaults filled in: the one place both the in-process and the
+    Serve coordinator get them from."""
+    window, overlap = resolve_windows(frames, window, overlap)
+    return WindowPlan(frames, window, overlap, loop=loop, weighting=weighting)
 
 
 def scroll_latents(model: ConCLVD, prompt: str, seed: int = 0, guidance: float = 8.0,
@@ -99,8 +108,9 @@ def video_frames(model: ConCLVD, latents: torch.Tensor, loop: bool = False, sofp
 def generate_video(model: ConCLVD, prompt: str, negative_prompt: str = "", frames: int = 8, steps: int = 25,
                    guidance: float = 8.0, size: int | tuple[int, int] = 256, seed: int = 0, window: int | None = None,
                    overlap: int | None = None, loop: bool = False, prompts: Mapping | None = None,
-                   prompt_interpolation: str = "linear", windowing: str = "model", sofp: bool = True,
-                   flow: str = "dis", progress: Callable[[int, int], None] | None = None,
+                   prompt_interpolation: str = "linear", weighting: str = "pyramid", noise: str = "shuffle_context",
+                   windowing: str = "model", sofp: bool = True, flow: str = "dis",
+                   progress: Callable[[int, int], None] | None = None,
                    models_dir: str | Path | None = None, show_progress: bool = False,
                    runner: WindowRunner | None = None) -> np.ndarray:
     """A `T×H×W×3` uint8 clip for `prompt`: N sampled frames, `2N − 1` with SOFP (`2N` looping).
@@ -114,7 +124,7 @@ def generate_video(model: ConCLVD, prompt: str, negative_prompt: str = "", frame
     latents = scroll_latents(model, prompt, seed=seed, guidance=guidance, runner=runner, progress=report,
                              negative_prompt=negative_prompt, frames=frames, steps=steps, size=size, window=window,
                              overlap=overlap, loop=loop, prompts=prompts, prompt_interpolation=prompt_interpolation,
-                             windowing=windowing)
+                             weighting=weighting, noise=noise, windowing=windowing)
     return np.stack(list(video_frames(model, latents, loop, sofp, flow, models_dir)))
 
 
