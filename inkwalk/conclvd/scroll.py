@@ -67,7 +67,10 @@ class WindowRunner(Protocol):
 
 @contextlib.contextmanager
 def motion_windows(unet: torch.nn.Module, windows: FrameWindows | None) -> Iterator[None]:
-    """Every ConCLVD motion module of `unet` attends within `windows` while the block runs (None: no change)."""
+    """Every ConCLVD motion module of `unet` attends within `windows` while the block runs (None: no change).
+
+    The windows are state on the shared modules, so a model runs one such call at a time (the CLI's
+    single process; Serve replicas never take this path)."""
     if windows is None:
         yield
         return
