@@ -350,7 +350,7 @@ class Encoder:
         """Join chunks (store paths, in order) into the store path `video` by stream copy; frames."""
         from inkwalk.chunks import join_chunks_to_store
 
-        missing = [c for c in chunks if not self.store.exists(c)]
+        missing = [c for c, there in zip(chunks, self.store.exist(list(chunks))) if not there]
         if missing:
             raise RuntimeError(f"{len(missing)} chunk(s) missing from the store, e.g. {missing[0]}")
         with StageTimer(self.app, "join"):

@@ -128,9 +128,10 @@ async def call_with_retries(what: str, attempt: Callable[[int], Awaitable[Any]],
 
 
 def _missing_and_present(store: Store, pieces: Sequence[Piece], walk_keys: Sequence[str]) -> tuple[list[Piece], list[int]]:
-    """The pieces whose chunk is not in the store yet, and the walks whose contact-sheet row is (one thread hop)."""
-    todo = [p for p in pieces if not store.exists(chunk_path(p.key))]
-    return todo, [i for i, key in enumerate(walk_keys) if store.exists(walk_row_path(key))]
+    """The pieces whose chunk is not in the store yet, and the walks whose contact-sheet row is (one store call)."""
+    there = store.exist([chunk_path(p.key) for p in pieces] + [walk_row_path(k) for k in walk_keys])
+    todo = [p for p, done in zip(pieces, there) if not done]
+    return todo, [i for i, row in enumerate(there[len(pieces):]) if row]
 
 
 class _Responses:

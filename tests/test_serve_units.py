@@ -40,6 +40,16 @@ def test_job_store_round_trips_records_and_files(uri, tmp_path):
     assert store.list_jobs("artwalks").records == [] and not store.exists(video)
 
 
+@pytest.mark.parametrize("uri", ["local", "mock:///bucket/results"])
+def test_many_files_are_looked_up_in_one_call_with_the_same_answers(uri, tmp_path):
+    store = Store(tmp_path / "store" if uri == "local" else uri)
+    store.put_bytes("chunks/ab/abc.mp4", b"x")
+    store.put_bytes("walks/cd/cde.png", b"y")
+    asked = ["chunks/ab/abc.mp4", "chunks/ab/abd.mp4", "walks/cd/cde.png", "walks", "nothing/here.png"]
+    assert store.exist(asked) == [True, False, True, False, False]  # a folder is not a file
+    assert store.exist(asked) == [store.exists(r) for r in asked] and store.exist([]) == []
+
+
 def test_a_failed_write_publishes_nothing(tmp_path):
     store = Store(tmp_path)
 
