@@ -7,6 +7,7 @@
     for each piece (inkwalk.segments), at most `inflight` at a time, in video order:
         Keyframes.nodes(paintings) -> Interpolator.piece -> Upscaler.upscale -> Encoder.encode
     Encoder.join(chunks) -> the video in the store
+    Encoder.sheet(rows) -> the contact sheet, once every walk's row exists (beside the last pieces and the join)
 
 Each call's response is handed to the next call as an argument, so the frames go from
 replica to replica through the object store; the caller awaits only the encoder's small
