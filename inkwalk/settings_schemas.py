@@ -49,6 +49,13 @@ class ConCLVDSettingsModel(SettingsModel):
                                                              "defaults to the job's prompt)")
     prompt_interpolation: Literal["linear", "slerp"] = Field("linear", description="how prompt travel blends "
                                                                                    "neighbouring prompts")
+    # the names of inkwalk.conclvd.windows.WEIGHTINGS and inkwalk.conclvd.noise.NOISE_TYPES (torch-free here)
+    weighting: Literal["pyramid", "flat"] = Field("pyramid", description="how overlapping windows' predictions "
+                                                  "fuse: pyramid (a window's middle frames count most, FreeNoise) "
+                                                  "or flat (all alike)")
+    noise: Literal["shuffle_context", "random"] = Field("shuffle_context", description="initial noise: "
+                                                        "shuffle_context (FreeNoise's rescheduling: later windows "
+                                                        "reuse earlier noise frames, shuffled) or random (i.i.d.)")
     steps: int = Field(25, ge=1, le=1000, description="DDIM steps")
     guidance: float = Field(8.0, ge=0, le=30, description="classifier-free guidance scale")
     size: Annotated[tuple[ConCLVDSide, ConCLVDSide], WithJsonSchema(SIZE_SCHEMA)] = Field(

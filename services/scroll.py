@@ -22,7 +22,8 @@ import torch
 from inkwalk.conclvd.pipeline import conclvd_scheduler
 from inkwalk.conclvd.preview import latent_preview
 from inkwalk.conclvd.scroll import ScrollRequest, Window, sample_scroll
-from inkwalk.conclvd.windows import WindowPlan, resolve_windows
+from inkwalk.conclvd.scroll_video import scroll_plan
+from inkwalk.conclvd.windows import resolve_windows
 from inkwalk.errors import InkwalkError
 from inkwalk.png import encode_png
 from inkwalk.store import Store
@@ -106,10 +107,11 @@ async def _sample(h: Handles, store: Store, prompt: str, settings: dict[str, Any
                   on_windows: Callable[[dict], None]) -> torch.Tensor:
     shape = await call_with_retries("checking the job against the model",
                                     lambda _: responses.track(h.generator.prepare.remote(prompt, settings)), opts)
-    window, overlap = resolve_windows(settings["frames"], settings.get("window"), settings.get("overlap"))
-    plan = WindowPlan(settings["frames"], window, overlap, loop=bool(settings.get("loop", False)))
+    plan = scroll_plan(settings["frames"], settings.get("window"), settings.get("overlap"),
+                       bool(settings.get("loop", False)), settings.get("weighting", "pyramid"))
     request = ScrollRequest(plan=plan, embeds=None, negative=None, latent_size=tuple(shape["latent_size"]),
-                            steps=settings["steps"], channels=shape["channels"])
+                            steps=settings["steps"], noise=settings.get("noise", "shuffle_context"),
+                            channels=shape["channels"])
     text = {"prompt": prompt, **{k: settings.get(k) for k in TEXT_KEYS if settings.get(k) is not None}}
     loop = asyncio.get_running_loop()
     stopped = threading.Event()

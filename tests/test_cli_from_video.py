@@ -63,13 +63,15 @@ def test_walk_from_a_video_reuses_its_settings_and_flags_override(tmp_path, pain
 
 def test_t2v_from_a_video_reuses_its_prompt_and_settings(tmp_path, seen, capsys):
     recorded = {"negative_prompt": "blur", "frames": 4, "steps": 3, "guidance": 6.5, "size": 64, "seed": 9,
-                "fps": 4.0, "sofp": False, "flow": "dis"}
+                "fps": 4.0, "sofp": False, "flow": "dis", "weighting": "flat", "noise": "random"}
     video = write_video(tmp_path / "old.mp4", CLIP, fps=4,
                         metadata={**command_metadata("conclvd", recorded), "prompt": "misty hills"})
-    assert main(["t2v", "-o", str(tmp_path / "new.mp4"), "--from", str(video), "--seed", "10"]) == 1
+    assert main(["t2v", "-o", str(tmp_path / "new.mp4"), "--from", str(video), "--seed", "10",
+                 "--noise", "shuffle_context"]) == 1
     assert capsys.readouterr().err.strip() == "inkwalk: error: stop"
     got = seen["t2v"]
     assert (got.negative_prompt, got.frames, got.steps, got.guidance, got.size, got.seed) == ("blur", 4, 3, 6.5, (64, 64), 10)
+    assert (got.weighting, got.noise) == ("flat", "shuffle_context")  # recorded, and the flag given wins
 
 
 @pytest.mark.parametrize("metadata, phrase", [

@@ -195,21 +195,27 @@ def test_sparse_causal_inside_a_wrapped_window_matches_diffusers_attention(first
         assert torch.allclose(out[position], expected, atol=1e-5)
 
 
-def test_t2v_cli_loop_prompt_travel_wide_frames_and_metadata(tiny_models, tmp_path):
-    """A looping, prompt-travelling, wide scroll: 2N frames, and the mp4 records how to make it again."""
+def test_t2v_cli_loop_prompt_travel_wide_frames_and_metadata(tiny_models, tmp_path, capsys):
+    """A looping, prompt-travelling, wide scroll with flat weighting and random noise: 2N frames, and the mp4
+    records (and `inkwalk info` shows) how to make it again."""
     from inkwalk.provenance import read_metadata
     from inkwalk.cli import main
     from inkwalk.video import read_frames
 
     out = tmp_path / "scroll.mp4"
     rc = main(["t2v", "hills", "-o", str(out), "--frames", "6", "--window", "4", "--overlap", "1", "--loop",
-               "--prompts", "3:a river", "--size", "96x64", "--steps", "2", "--seed", "5", "--models", str(tiny_models),
-               "--device", "cpu"])
+               "--prompts", "3:a river", "--size", "96x64", "--steps", "2", "--seed", "5", "--weighting", "flat",
+               "--noise", "random", "--models", str(tiny_models), "--device", "cpu"])
     assert rc == 0
     assert read_frames(out).shape == (12, 64, 96, 3)                   # loop: SOFP also fills last -> first
     settings = read_metadata(out)["settings"]
     assert (settings["window"], settings["overlap"], settings["loop"], settings["seed"]) == (4, 1, True, 5)
     assert settings["prompts"] == {"0": "hills", "3": "a river"} and settings["size"] == [96, 64]
+    assert (settings["weighting"], settings["noise"]) == ("flat", "random")
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert "weighting=flat" in shown and "noise=random" in shown and "window=4" in shown, shown
     again = tmp_path / "again.mp4"                                      # re-made from what the video records
     assert main(["t2v", "--from", str(out), "-o", str(again), "--models", str(tiny_models), "--device", "cpu"]) == 0
     assert read_metadata(again)["settings"] == settings and read_frames(again).shape == (12, 64, 96, 3)

@@ -109,8 +109,28 @@ def test_defaults_merge_under_the_request_and_the_preset():
     assert (ws.preset, ws.size, ws.frames, ws.upscale) == ("offline", (64, 48), 3, "none")
     conclvd = parse_conclvd_settings({"steps": 2}, {"steps": 30, "size": 64}, LIMITS)
     assert conclvd.model_dump() == {"negative_prompt": "", "frames": 8, "window": None, "overlap": None, "loop": False,
-                                    "prompts": None, "prompt_interpolation": "linear", "steps": 2, "guidance": 8.0,
-                                    "size": (64, 64), "seed": 0}
+                                    "prompts": None, "prompt_interpolation": "linear", "weighting": "pyramid",
+                                    "noise": "shuffle_context", "steps": 2, "guidance": 8.0, "size": (64, 64), "seed": 0}
+
+
+@pytest.mark.parametrize("user, phrase", [
+    ({"weighting": "sawtooth"}, "setting 'weighting' = 'sawtooth': must be one of: pyramid, flat"),
+    ({"noise": "perlin"}, "setting 'noise' = 'perlin': must be one of: shuffle_context, random"),
+])
+def test_conclvd_refusals_name_the_choices(user, phrase):
+    with pytest.raises(RequestError, match=phrase):
+        parse_conclvd_settings(user, {}, LIMITS)
+
+
+def test_the_job_settings_offer_exactly_the_samplers_weightings_and_noises():
+    from typing import get_args
+
+    from inkwalk.conclvd.noise import NOISE_TYPES
+    from inkwalk.conclvd.windows import WEIGHTINGS
+
+    fields = ConCLVDSettingsModel.model_fields
+    assert get_args(fields["weighting"].annotation) == WEIGHTINGS and fields["weighting"].default == WEIGHTINGS[0]
+    assert get_args(fields["noise"].annotation) == NOISE_TYPES and fields["noise"].default == NOISE_TYPES[0]
 
 
 def test_schemas_are_openapi_ready_and_refuse_unknown_fields():

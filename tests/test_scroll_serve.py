@@ -102,3 +102,30 @@ def test_a_lost_window_is_retried_for_that_step(conclvd_tiny, monkeypatch):
     assert torch.equal(_serve_latents(flaky, remote, text, []), expected)
     windows = len(local.plan.indices())
     assert len(flaky.calls) == 2 * windows + 2                 # two windows sent twice in step one
+
+
+@pytest.mark.ray
+def test_the_serve_coordinator_samples_with_the_jobs_weighting_and_noise(generators, conclvd_tiny, tmp_path):
+    """The Serve coordinator's own plan and request (services/scroll.py) with flat weighting and random noise:
+    the same latents as `inkwalk t2v` samples in process, and not the defaults' latents."""
+    from inkwalk.conclvd.scroll_video import scroll_latents
+    from inkwalk.limits import Limits
+    from inkwalk.settings_schemas import parse_conclvd_settings
+    from inkwalk.store import Store
+    from services.render import Handles, RenderOptions, _Responses
+    from services.scroll import _sample
+
+    def job(**changed) -> dict:
+        user = {**SETTINGS, "size": "96x64", "seed": 9, **changed}
+        return parse_conclvd_settings(user, {}, Limits()).model_dump()
+
+    settings = job(weighting="flat", noise="random")
+    expected = scroll_latents(conclvd_tiny, "misty mountains", **settings)
+    default = scroll_latents(conclvd_tiny, "misty mountains", **job())
+    for one in ({"weighting": "flat"}, {"noise": "random"}):  # each setting alone changes the video
+        assert not torch.equal(scroll_latents(conclvd_tiny, "misty mountains", **job(**one)), default)
+
+    latents = asyncio.run(_sample(Handles(generator=generators), Store(tmp_path), "misty mountains", settings,
+                                  "previews/p.png", RenderOptions(backoff_s=0.1), _Responses(),
+                                  lambda stage, progress: None, lambda windows: None))
+    assert torch.equal(latents, expected)

@@ -16,7 +16,6 @@ import io
 import json
 import os
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -46,7 +45,8 @@ def studio(ray_session, tiny_models, tmp_path_factory):
     with served_apps(ROOT / "services" / "serve_config.cpu.yaml", overrides={
         "artwalks": {**common, "keyframer": "kandinsky", "defaults": {"preset": "offline", "steps": 2, "frames": 12},
                      "limits": {"max_keyframes": 2, "max_frames_per_segment": 16}},
-        "conclvd": {**common, "limits": {"max_video_frames": 8, "max_steps": 8, "max_size": 128}},
+        "conclvd": {**common, "limits": {"max_video_frames": 8, "max_steps": 32, "max_size": 128},
+                    "deployment_options": {"ConCLVDGenerator": {"num_replicas": 2}}},  # a scroll's windows on both
     }) as port:
         yield f"http://127.0.0.1:{port}"
 
@@ -452,12 +452,12 @@ def test_a_text_to_video_job_with_tiny_models(page, api):
     assert any(state in ("queued", "running") and p < 100 for state, p in shown), shown
     _loaded(page, "#text-job img.preview")  # the generated frames
     assert _plays(page, "#text-job") > 0
-    _screenshot(page, "text-to-video")
     job = page.locator("#text-job .job").get_attribute("data-job")
     record = api.get(f"/conclvd/jobs/{job}").json()
     assert record["settings"] == {"prompt": "misty mountains over a river, ink wash", "negative_prompt": "people, text",
                                   "frames": 3, "window": None, "overlap": None, "loop": False, "prompts": None,
-                                  "prompt_interpolation": "linear", "steps": 2, "guidance": 7.5, "size": [64, 64],
+                                  "prompt_interpolation": "linear", "weighting": "pyramid", "noise": "shuffle_context",
+                                  "steps": 2, "guidance": 7.5, "size": [64, 64],
                                   "seed": 5}
     assert record["frames"] == 2 * 3 - 1
     page.get_by_role("tab", name="Gallery").click()
@@ -470,61 +470,136 @@ def test_a_text_to_video_job_with_tiny_models(page, api):
     STATE["text"] = job
 
 
-SCROLL_SETTINGS = {"negative_prompt": "", "frames": 64, "window": 16, "overlap": 4, "loop": False, "prompts": {},
-                   "steps": 4, "guidance": 8.0, "size": "64x64", "seed": 0}
+# a scroll: 8 latent frames in looping windows of 4 overlapping by 1 (3 windows a step), wide frames; enough
+# steps that the page sees the windows count move and the latent preview change while it samples
+SCROLL = {"frames": "8", "window": "4", "overlap": "1", "steps": "24", "guidance": "7", "size": "64x32", "seed": "3"}
 
 
-def test_the_text_to_video_tab_speaks_the_scroll_contract(browser, studio):
-    """Against a server with scrolls (its answers stubbed in the browser): the schedule, window, overlap, loop
-    and size go out as the contract names them; windows progress and the latent preview come back."""
-    from PIL import Image
-
-    fake = "f" * 32
-    sent: list = []
-    png = io.BytesIO()
-    Image.new("RGB", (64, 32), (90, 120, 150)).save(png, format="PNG")
-    errors: list = []
-    page = _new_page(browser, errors)
-    try:
-        page.route(re.compile(r".*/conclvd/settings$"), lambda route: route.fulfill(json={
-            "settings": SCROLL_SETTINGS, "refused": None, "choices": {}, "limits": {"frames": 1024}}))
-
-        def jobs(route):
-            sent.append(route.request.post_data_json)
-            route.fulfill(status=202, json={"job_id": fake, "state": "queued"})
-
-        page.route(re.compile(r".*/conclvd/jobs$"), jobs)
-        page.route(re.compile(rf".*/conclvd/jobs/{fake}$"), lambda route: route.fulfill(json={
-            "job_id": fake, "app": "conclvd", "state": "running", "stage": "generate", "progress": 0.3,
-            "error": None, "settings": {"prompt": "spring mountains"}, "created_at": time.time() - 10,
-            "started_at": time.time() - 10, "windows": {"done": 3, "total": 8, "replicas": ["r1"]}}))
-        page.route(re.compile(rf".*/conclvd/jobs/{fake}/previews/latest.*"),
-                   lambda route: route.fulfill(body=png.getvalue(), content_type="image/png"))
-        page.goto(f"{studio}/studio/#text")
-        _sign_in(page, TOKEN)
-        form = page.locator("#text-form")
-        window = form.locator("[name=window]")
-        window.wait_for()
-        assert window.get_attribute("placeholder") == "16" and form.locator("[name=loop]").is_visible()
-        form.locator("[name=prompt]").fill("spring mountains")
+def _schedule_rows(page, rows: list[tuple[str, str]]) -> None:
+    """The prompt-schedule editor's later rows (frame, prompt), typed in this order."""
+    while page.locator("#prompt-rows li.later").count():
+        page.locator("#prompt-rows li.later").first.get_by_role("button", name="Remove this prompt").click()
+    for frame, prompt in rows:
         page.get_by_role("button", name="Add a prompt at a later frame").click()
-        page.keyboard.type("48")  # the new row's frame has the focus
-        page.keyboard.press("Tab")
-        page.keyboard.type("autumn river")
-        for name, value in {"frames": "64", "window": "16", "overlap": "4", "size": "512x256"}.items():
-            form.locator(f"[name={name}]").fill(value)
-        form.locator("[name=loop]").check()
-        page.get_by_role("button", name="Generate").click()
-        page.locator("#text-job .latest").wait_for()
-        assert sent == [{"prompt": "spring mountains", "settings": {
-            "frames": 64, "window": 16, "overlap": 4, "size": "512x256", "loop": True,
-            "prompts": {"0": "spring mountains", "48": "autumn river"}}}]
-        _loaded(page, "#text-job .latest")  # the live latent preview
-        text = page.locator("#text-job .progress-text").inner_text()
-        assert "windows 3 of 8" in text and "left" in text, text
-    finally:
-        page.context.close()
-    assert not errors, errors
+        page.keyboard.type(frame)  # the new row's frame has the focus
+        page.locator("#prompt-rows li.later").last.locator("textarea").fill(prompt)
+
+
+def _refusal(page) -> str:
+    """The page's one error line after Generate, dismissed."""
+    page.get_by_role("button", name="Generate").click()
+    page.locator("#error").wait_for(state="visible")
+    text = page.locator("#error-text").inner_text()
+    page.get_by_role("button", name="Dismiss").click()
+    return text
+
+
+def test_the_prompt_schedule_editor_shows_the_servers_refusal_in_one_line(page, api):
+    page.get_by_role("tab", name="Text to video").click()
+    form = page.locator("#text-form")
+    for name, value in SCROLL.items():
+        form.locator(f"[name={name}]").fill(value)
+    before = api.get("/conclvd/jobs").json()["total"]
+    cases = [("spring mountains", [("12", "autumn river")], "frame 12 is out of range: the video has 8 frames"),
+             ("spring mountains", [("6", "autumn river"), ("3", "winter")], "frame 3 comes after frame 6"),
+             ("spring mountains", [("5", "")], "frame 5 needs a non-empty prompt"),
+             ("", [], "prompt is empty")]
+    for prompt, rows, reason in cases:
+        form.locator("[name=prompt]").fill(prompt)
+        _schedule_rows(page, rows)
+        shown = _refusal(page)
+        # the server's own 422 line, as the page sent it (rows in the order typed, not sorted)
+        settings = {**{k: int(v) if v.isdigit() else float(v) if k == "guidance" else v for k, v in SCROLL.items()},
+                    **({"prompts": {"0": prompt, **dict(rows)}} if rows else {})}
+        answer = api.post("/conclvd/jobs", json={"prompt": prompt, "settings": settings})
+        assert answer.status_code == 422 and reason in answer.json()["detail"], answer.text
+        assert shown == f"Generate refused: {answer.json()['detail']}"
+    assert api.get("/conclvd/jobs").json()["total"] == before  # nothing was queued
+
+
+def test_a_scroll_renders_in_the_text_to_video_tab(page, api, tmp_path, capsys):
+    """The real scroll server: prompt schedule, window, overlap, loop, wide size and the advanced settings go
+    out; the windows count moves with the replicas named, the latent preview changes while it samples, and
+    the video it offers records how it was made."""
+    from inkwalk.cli import main
+
+    page.get_by_role("tab", name="Text to video").click()
+    form = page.locator("#text-form")
+    form.locator("[name=prompt]").fill("spring mountains")
+    form.locator("[name=negative_prompt]").fill("")
+    _schedule_rows(page, [("5", "autumn river")])
+    for name, value in SCROLL.items():
+        form.locator(f"[name={name}]").fill(value)
+    form.locator("[name=loop]").check()
+    form.locator("summary", has_text="Advanced").click()
+    form.locator("[name=weighting]").select_option("flat")
+    form.locator("[name=noise]").select_option("random")
+    page.evaluate("""() => {
+        window.__texts = []; window.__shown = {}; window.__previews = [];
+        document.addEventListener("load", (event) => {  // every latent preview the page showed, by its pixels
+            const img = event.target;
+            if (!(img instanceof HTMLImageElement) || !img.matches("#text-job .latest")) return;
+            const canvas = Object.assign(document.createElement("canvas"), {width: img.naturalWidth,
+                                                                            height: img.naturalHeight});
+            canvas.getContext("2d").drawImage(img, 0, 0);
+            const pixels = canvas.toDataURL();
+            if (!window.__previews.includes(pixels)) window.__previews.push(pixels);
+        }, true);
+    }""")
+    shown_before = page.locator("#text-job .job").get_attribute("data-job") if page.locator("#text-job .job").count() \
+        else None
+    page.get_by_role("button", name="Generate").click()
+    page.wait_for_function("(old) => document.querySelector('#text-job .job')?.dataset.job !== old", arg=shown_before)
+    shown = _watch_until_done(page, "#text-job")
+    assert shown[-1] == ("done", 100), shown
+    job = page.locator("#text-job .job").get_attribute("data-job")
+    record = api.get(f"/conclvd/jobs/{job}").json()
+    assert record["settings"] == {"prompt": "spring mountains", "negative_prompt": "", "frames": 8, "window": 4,
+                                  "overlap": 1, "loop": True, "prompts": {"0": "spring mountains", "5": "autumn river"},
+                                  "prompt_interpolation": "linear", "weighting": "flat", "noise": "random",
+                                  "steps": 24, "guidance": 7.0, "size": [64, 32], "seed": 3}
+    windows = record["windows"]
+    assert windows["done"] == windows["total"] == 3 * 24 and len(windows["replicas"]) == 2, windows
+    assert record["frames"] == 2 * 8  # a loop: SOFP also fills the last -> first pair
+
+    texts = page.evaluate("window.__texts")
+    counts = [tuple(map(int, m.groups())) for t in texts if (m := re.search(r"windows (\d+) of (\d+)", t))]
+    assert len({done for done, total in counts if done < total}) >= 2, texts  # it moved while sampling
+    assert any(all(r in t for r in windows["replicas"]) and "on replicas" in t for t in texts), texts
+    assert len(page.evaluate("window.__previews")) >= 2  # the latent preview changed as steps finished
+    bar, card = (page.locator(f"#text-job {s}").bounding_box()["width"] for s in ("progress", ".job"))
+    assert bar > card / 3  # the long counter line wraps under the bar, never squeezes it
+    assert _plays(page, "#text-job") > 0
+
+    download = page.locator("#text-job .download")
+    assert download.is_visible() and download.get_attribute("download") == "landscape-spring-mountains-seed3.mp4"
+    video = tmp_path / "scroll.mp4"
+    video.write_bytes(api.get(download.evaluate("(a) => a.href")).content)
+    assert main(["info", "--json", str(video)]) == 0
+    made = json.loads(capsys.readouterr().out)
+    assert made["prompt"] == "spring mountains" and made["job_id"] == job
+    assert {k: made["settings"][k] for k in ("window", "overlap", "loop", "prompts", "seed", "weighting", "noise")} \
+        == {"window": 4, "overlap": 1, "loop": True, "prompts": {"0": "spring mountains", "5": "autumn river"},
+            "seed": 3, "weighting": "flat", "noise": "random"}
+    assert main(["info", str(video)]) == 0
+    out = capsys.readouterr().out
+    assert "16 frames" in out and "seed: 3" in out and "64×32" in out
+    assert all(f in out for f in ("window=4", "overlap=1", "loop=True", "weighting=flat", "noise=random")), out
+    _screenshot(page, "scroll")
+
+    form.evaluate("f => f.reset()")  # an empty form, then the scroll's settings back in it from its card
+    _schedule_rows(page, [])
+    page.get_by_role("tab", name="Gallery").click()
+    card = page.locator(f"#jobs li[data-job='{job}']")
+    assert card.locator(".summary").inner_text() == ("8 frames · windows of 4, overlap 1 · loop · 2 prompts · "
+                                                     "24 steps · guidance 7 · 64×32 px · seed 3")
+    card.get_by_role("button", name="Re-run with edits").click()
+    page.wait_for_function("() => location.hash === '#text'")
+    assert [form.locator(f"[name={n}]").input_value() for n in ("window", "overlap", "size", "weighting", "noise")] \
+        == ["4", "1", "64x32", "flat", "random"] and form.locator("[name=loop]").is_checked()
+    rows = page.locator("#prompt-rows li.later")
+    assert rows.count() == 1 and (rows.locator(".at input").input_value(), rows.locator("textarea").input_value()) \
+        == ("5", "autumn river")
 
 
 def test_cancel_says_cancelled_and_the_bar_never_jumps_back(page, api, tmp_path):

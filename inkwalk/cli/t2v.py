@@ -9,7 +9,8 @@ from inkwalk.cli._options import fill_from, labels, option_names, recorded_setti
 SD15 = ["sd15-tokenizer", "sd15-text-encoder", "sd15-vae", "sd15-unet"]
 # options left out take the `--from` video's value, else these
 DEFAULTS = {"negative_prompt": "", "frames": 8, "steps": 25, "guidance": 8.0, "size": "256", "seed": 0, "fps": 8.0,
-            "flow": "dis", "no_sofp": False, "loop": False, "prompt_interpolation": "linear"}
+            "flow": "dis", "no_sofp": False, "loop": False, "prompt_interpolation": "linear", "weighting": "pyramid",
+            "noise": "shuffle_context"}
 SCROLL = ("window", "overlap", "prompts")  # left out: the `--from` video's, else the sampler's defaults
 
 
@@ -33,6 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "prompt, frames increasing); PROMPT is frame 0's unless the schedule names frame 0")
     p.add_argument("--prompt-interpolation", choices=("linear", "slerp"), default=None,
                    help="how prompt travel blends neighbouring prompts' text embeddings (default linear)")
+    p.add_argument("--weighting", choices=("pyramid", "flat"), default=None,
+                   help="how overlapping windows' noise predictions fuse: pyramid (a window's middle frames count "
+                        "most, FreeNoise's; the default) or flat (all alike)")
+    p.add_argument("--noise", choices=("shuffle_context", "random"), default=None,
+                   help="initial noise: shuffle_context (FreeNoise's rescheduling, later windows reuse earlier "
+                        "noise frames shuffled; the default) or random (every frame its own)")
     p.add_argument("--steps", type=int, default=None, help="DDIM steps (default 25)")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default 8)")
     p.add_argument("--size", default=None, help="frame size WIDTHxHEIGHT or one side (square), multiples of 8 "
@@ -85,7 +92,8 @@ def handler(args: argparse.Namespace) -> int:
     limits = Limits.cli()
     check_prompt(args.prompt, limits)
     given = {k: getattr(args, k) for k in ("negative_prompt", "frames", "window", "overlap", "loop",
-                                           "prompt_interpolation", "steps", "guidance", "size", "seed")}
+                                           "prompt_interpolation", "weighting", "noise", "steps", "guidance",
+                                           "size", "seed")}
     if args.prompts is not None:  # a --from video's schedule is already the job setting
         given["prompts"] = args.prompts if isinstance(args.prompts, dict) else _schedule(args.prompts, labels(args))
     settings = parse_conclvd_settings({k: v for k, v in given.items() if v is not None}, {}, limits, labels(args))

@@ -44,12 +44,13 @@ def scroll_text(model: ConCLVD, prompt: str, negative_prompt: str = "", frames: 
 
 def scroll_request(model: ConCLVD, prompt: str, frames: int = 8, steps: int = 25,
                    size: int | tuple[int, int] = 256, window: int | None = None, overlap: int | None = None,
-                   loop: bool = False, with_text: bool = True, **settings: Any) -> ScrollRequest:
+                   loop: bool = False, weighting: str = "pyramid", noise: str = "shuffle_context",
+                   with_text: bool = True, **settings: Any) -> ScrollRequest:
     """The sampling request of a job's settings, checked against the model; the text is encoded here
     unless `with_text` is False (then the runner's workers encode it)."""
     width, height = frame_size(size)
-    window, overlap = resolve_windows(frames, window, overlap)
-    plan = WindowPlan(frames, window, overlap, loop=loop)
+    plan = scroll_plan(frames, window, overlap, loop, weighting)
+    window = plan.window
     pipe = ConCLVDPipeline.from_model(model)
     positions = model.unet.down_blocks[0].motion_modules[0].transformer_blocks[0].pos_embed.pe.shape[1]
     if window > positions:
@@ -60,7 +61,15 @@ def scroll_request(model: ConCLVD, prompt: str, frames: int = 8, steps: int = 25
                         else (None, None))
     scale = pipe.vae_scale_factor
     return ScrollRequest(plan=plan, embeds=embeds, negative=negative, latent_size=(height // scale, width // scale),
-                         steps=steps, channels=model.unet.config.in_channels)
+                         steps=steps, noise=noise, channels=model.unet.config.in_channels)
+
+
+def scroll_plan(frames: int, window: int | None = None, overlap: int | None = None, loop: bool = False,
+                weighting: str = "pyramid") -> WindowPlan:
+    """The windows of a job's settings, defaults filled in: the one place both the in-process and the
+    Serve coordinator get them from."""
+    window, overlap = resolve_windows(frames, window, overlap)
+    return WindowPlan(frames, window, overlap, loop=loop, weighting=weighting)
 
 
 def scroll_latents(model: ConCLVD, prompt: str, seed: int = 0, guidance: float = 8.0,
@@ -97,7 +106,8 @@ def video_frames(model: ConCLVD, latents: torch.Tensor, loop: bool = False, sofp
 def generate_video(model: ConCLVD, prompt: str, negative_prompt: str = "", frames: int = 8, steps: int = 25,
                    guidance: float = 8.0, size: int | tuple[int, int] = 256, seed: int = 0, window: int | None = None,
                    overlap: int | None = None, loop: bool = False, prompts: Mapping | None = None,
-                   prompt_interpolation: str = "linear", sofp: bool = True, flow: str = "dis", progress: Callable[[int, int], None] | None = None,
+                   prompt_interpolation: str = "linear", weighting: str = "pyramid", noise: str = "shuffle_context",
+                   sofp: bool = True, flow: str = "dis", progress: Callable[[int, int], None] | None = None,
                    models_dir: str | Path | None = None, show_progress: bool = False,
                    runner: WindowRunner | None = None) -> np.ndarray:
     """A `T×H×W×3` uint8 clip for `prompt`: N sampled frames, `2N − 1` with SOFP (`2N` looping).
@@ -110,7 +120,8 @@ def generate_video(model: ConCLVD, prompt: str, negative_prompt: str = "", frame
     report = progress or _bar(show_progress)
     latents = scroll_latents(model, prompt, seed=seed, guidance=guidance, runner=runner, progress=report,
                              negative_prompt=negative_prompt, frames=frames, steps=steps, size=size, window=window,
-                             overlap=overlap, loop=loop, prompts=prompts, prompt_interpolation=prompt_interpolation)
+                             overlap=overlap, loop=loop, prompts=prompts, prompt_interpolation=prompt_interpolation,
+                             weighting=weighting, noise=noise)
     return np.stack(list(video_frames(model, latents, loop, sofp, flow, models_dir)))
 
 

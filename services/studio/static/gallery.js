@@ -185,11 +185,13 @@ function thumbnail(r) {
 
 function summary(app, s, r) {
   const seed = `seed ${s.seed ?? "default"}`;
-  if (app === "conclvd") {
-    return [`${s.frames ?? "?"} frames`, `${s.steps ?? "?"} steps`, `guidance ${s.guidance ?? "?"}`,
-      `${s.size ?? "?"} px`, seed].join(" · ");
-  }
   const size = Array.isArray(s.size) ? `${s.size[0]}×${s.size[1]}` : "?";
+  if (app === "conclvd") {
+    const prompts = Object.keys(s.prompts || {}).length;
+    return [`${s.frames ?? "?"} frames`, s.window && `windows of ${s.window}, overlap ${s.overlap ?? "default"}`,
+      s.loop && "loop", prompts > 1 && `${prompts} prompts`, `${s.steps ?? "?"} steps`, `guidance ${s.guidance ?? "?"}`,
+      `${size} px`, seed].filter(Boolean).join(" · ");
+  }
   return [`${(r.paintings || []).length} paintings`, s.preset, `${s.keyframes} keyframes`, `${s.frames} frames`,
     `hold ${s.hold} s`, `${size} → ${s.upscale}`, `${s.fps} fps`, `${s.weighting}, ${s.easing} ${s.strength}`,
     seed].join(" · ");

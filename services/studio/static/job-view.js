@@ -60,6 +60,8 @@ export class JobView {
     this.shownProgress = 0; // the bar never moves back (a cancel re-reads an older saved record)
     this.frames = null; // {done, total} of a walk, asked for every few polls
     this.framesAsked = 0;
+    this.latentsAsked = false; // a scroll's latent preview is on its way
+    this.latentsAt = null; // windows done when it was asked for
     $(".job-title", this.root).textContent = `Job ${id.slice(0, 8)}`;
     $(".cancel", this.root).addEventListener("click", () => this.cancel());
     $(".latest", this.root).addEventListener("error", (e) => { e.target.hidden = true; });
@@ -128,7 +130,11 @@ export class JobView {
   counters(r) {
     const out = [];
     if (this.frames?.total) out.push(`frame ${this.frames.done} of ${this.frames.total}`);
-    if (r.windows?.total) out.push(`windows ${r.windows.done} of ${r.windows.total}`);
+    if (r.windows?.total) {
+      const replicas = r.windows.replicas || [];
+      out.push(`windows ${r.windows.done} of ${r.windows.total}`
+        + (replicas.length ? ` on ${replicas.length === 1 ? "replica" : "replicas"} ${replicas.join(", ")}` : ""));
+    }
     if (r.state === "running" && r.started_at && this.shownProgress >= 0.05 && this.shownProgress < 1) {
       const elapsed = Date.now() / 1000 - r.started_at;
       out.push(`about ${duration(elapsed * (1 - this.shownProgress) / this.shownProgress)} left`);
@@ -162,13 +168,17 @@ export class JobView {
     if (last) this.framesAsked = -1;
   }
 
-  /** The scroll sampler's latent preview (servers that report `windows` have one), every few polls. */
+  /** The scroll sampler's latent preview (servers that report `windows` have one): asked again once
+   * windows have finished since the last one came (at most one request at a time). */
   followLatents(r) {
     const img = $(".latest", this.root);
     img.alt = "the video's frames as they are being sampled (a cheap preview of the latents)";
-    if (!r.windows || r.state !== "running" || this.framesAsked++ % 4) return;
-    img.onload = () => { img.hidden = false; };
-    img.src = this.url(`/previews/latest?at=${Date.now()}`); // 404 until one exists: the error hides it
+    if (!r.windows || r.state !== "running" || this.latentsAsked || r.windows.done === this.latentsAt) return;
+    this.latentsAsked = true;
+    this.latentsAt = r.windows.done;
+    img.onload = () => { img.hidden = false; this.latentsAsked = false; };
+    img.onerror = () => { this.latentsAsked = false; }; // 404 until one exists: the listener above hides it
+    img.src = this.url(`/previews/latest?windows=${r.windows.done}`);
   }
 
   showPreviews(r) {

@@ -42,18 +42,29 @@ export function setSchedule(settings) {
   saveRows();
 }
 
-/** `prompt`, and `prompts` when the schedule has more than one row (frame 0 is the first row). */
+/** `prompts` (a Map, rows in the order written) when the schedule has more than one row; frame 0 is the
+ * first row. Range, order and empty prompts are the server's to check: its 422 names the row. */
 function schedule(prompt) {
   const rows = laterRows();
   if (!rows.length) return {};
-  const prompts = { 0: prompt };
+  const prompts = new Map([["0", prompt]]);
   for (const { frame, prompt: text } of rows) {
     if (!/^\d+$/.test(frame) || Number(frame) < 1) throw new Error("each later prompt needs a frame number ≥ 1");
-    if (!text) throw new Error(`the prompt at frame ${frame} is empty`);
-    if (frame in prompts) throw new Error(`two prompts at frame ${frame}`);
-    prompts[Number(frame)] = text;
+    const key = String(Number(frame));
+    if (prompts.has(key)) throw new Error(`two prompts at frame ${key}`); // JSON would keep only the last
+    prompts.set(key, text);
   }
   return { prompts };
+}
+
+/** JSON.stringify, except that a Map is written as an object in its own order: a plain object puts
+ * integer keys first, ascending, so an unordered schedule would reach the server sorted. */
+function toJson(value) {
+  const object = (entries) => `{${entries.map(([k, v]) => `${JSON.stringify(String(k))}:${toJson(v)}`).join(",")}}`;
+  if (value instanceof Map) return object([...value]);
+  if (Array.isArray(value)) return `[${value.map(toJson).join(",")}]`;
+  if (value && typeof value === "object") return object(Object.entries(value).filter(([, v]) => v !== undefined));
+  return JSON.stringify(value);
 }
 
 export function setUpSchedule() {
@@ -70,16 +81,15 @@ export function setUpSchedule() {
 /** The clip as the form holds it now: {prompt, settings}; a mistake throws. */
 export function textRequest() {
   const settings = formSettings($("#text-form"));
-  const prompt = settings.prompt || "";
+  const prompt = settings.prompt || ""; // empty: the server says so
   delete settings.prompt;
-  if (!prompt) throw new Error("write a prompt: what should the landscape show?");
   return { prompt, settings: { ...settings, ...schedule(prompt) } };
 }
 
 /** POST a text-to-video job; its job id. */
 export async function sendText(prompt, settings) {
   const response = await api(`${APPS.conclvd}/jobs`, {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ prompt, settings }),
+    method: "POST", headers: { "Content-Type": "application/json" }, body: toJson({ prompt, settings }),
   });
   return (await response.json()).job_id;
 }
