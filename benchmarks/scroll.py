@@ -5,7 +5,11 @@
 2. 1 vs 2 worker nodes on `ray.cluster_utils.Cluster`, one ConCLVDGenerator replica per node
    (tests/scripts/multinode_scroll.py): seconds per video.
 3. Against diffusers' FreeNoise (`AnimateDiffPipeline.enable_free_noise`, same tiny SD 1.5 and motion
-   adapter, same windows, steps and frames) in one process: time per frame.
+   adapter, same windows, steps and frames) in one process: time per frame, for both windowings of ours
+   ("model": each window a whole UNet call; "motion": FreeNoise's, windows inside the motion modules),
+   and "motion" once more with our motion module as AnimateDiff's (joint norm, no Sparse-Causal
+   attention: FreeNoise's network, so only the sampling code differs). Our timed run includes
+   encoding the text, as FreeNoise's pipeline call does.
 """
 
 from __future__ import annotations
@@ -22,9 +26,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 WINDOW, OVERLAP, STEPS = 16, 4, 2
+ABLATION = {"sparse_causal": False, "norm_mode": "joint"}   # AnimateDiff's motion module on our code
+# what each child process times: ours (windowing, motion-module switches) or FreeNoise (None)
+KINDS = {"model": ("model", {}), "motion": ("motion", {}), "motion-ablation": ("motion", ABLATION), "freenoise": None}
 
 
-def _ours(models: Path, frames: int, reps: int) -> float:
+def _ours(models: Path, frames: int, reps: int, windowing: str, structure: dict) -> float:
     import torch
 
     from inkwalk.conclvd import load_conclvd
@@ -32,11 +39,15 @@ def _ours(models: Path, frames: int, reps: int) -> float:
     from inkwalk.conclvd.scroll import LocalWindowRunner, sample_scroll
     from inkwalk.conclvd.scroll_video import scroll_request
 
-    model = load_conclvd(models_dir=models)
-    request = scroll_request(model, "misty mountains", frames=frames, steps=STEPS, size=64, window=WINDOW,
-                             overlap=OVERLAP)
-    return _best(reps, lambda: sample_scroll(request, conclvd_scheduler(), LocalWindowRunner(model.unet, 8.0),
-                                             torch.Generator().manual_seed(0)))
+    model = load_conclvd(models_dir=models, config=structure)
+
+    def run():
+        request = scroll_request(model, "misty mountains", frames=frames, steps=STEPS, size=64, window=WINDOW,
+                                 overlap=OVERLAP, windowing=windowing)
+        return sample_scroll(request, conclvd_scheduler(), LocalWindowRunner(model.unet, 8.0),
+                             torch.Generator().manual_seed(0))
+
+    return _best(reps, run)
 
 
 def _freenoise(models: Path, frames: int, reps: int) -> float:
@@ -69,7 +80,8 @@ def _child(kind: str, models: str, frames: int, reps: int) -> None:
     import torch
 
     torch.set_num_threads(1)
-    seconds = (_ours if kind == "ours" else _freenoise)(Path(models), frames, reps)
+    seconds = (_freenoise(Path(models), frames, reps) if KINDS[kind] is None
+               else _ours(Path(models), frames, reps, *KINDS[kind]))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps({"seconds": seconds, "peak_mib": peak}), flush=True)
 
@@ -115,13 +127,19 @@ def main() -> None:
         models = Path(tmp) / "models"
         make_tiny(models)
         print(f"window {WINDOW}, overlap {OVERLAP}, {STEPS} steps, 64x64 (8x8 latents), tiny random SD 1.5, "
-              f"one torch thread, best of {args.repeats}\n")
-        print("| latent frames N | ours s/frame | ours peak RSS MiB | diffusers FreeNoise s/frame | FreeNoise peak RSS "
-              "MiB | time ours / FreeNoise |\n|---|---|---|---|---|---|")
+              f"one torch thread, best of {args.repeats}; \"same net\": our motion module as AnimateDiff's "
+              "(joint norm, no Sparse-Causal), FreeNoise's network\n")
+        print("| latent frames N | ours, model windows s/frame | ours, motion windows s/frame | ours, motion windows, "
+              "same net s/frame | diffusers FreeNoise s/frame | model / FreeNoise | motion / FreeNoise | motion, same "
+              "net / FreeNoise | peak RSS MiB model / motion / FreeNoise |\n|---|---|---|---|---|---|---|---|---|")
         for n in args.frames:
-            ours, theirs = _run("ours", models, n, args.repeats), _run("freenoise", models, n, args.repeats)
-            print(f"| {n} | {ours['seconds'] / n:.4f} | {ours['peak_mib']:.0f} | {theirs['seconds'] / n:.4f} | "
-                  f"{theirs['peak_mib']:.0f} | {ours['seconds'] / theirs['seconds']:.2f}x |", flush=True)
+            model, motion, same, theirs = (_run(kind, models, n, args.repeats) for kind in KINDS)
+            ratio = {k: v["seconds"] / theirs["seconds"] for k, v in (("model", model), ("motion", motion),
+                                                                       ("same", same))}
+            print(f"| {n} | {model['seconds'] / n:.4f} | {motion['seconds'] / n:.4f} | {same['seconds'] / n:.4f} | "
+                  f"{theirs['seconds'] / n:.4f} | {ratio['model']:.2f}x | {ratio['motion']:.2f}x | "
+                  f"{ratio['same']:.2f}x | {model['peak_mib']:.0f} / {motion['peak_mib']:.0f} / "
+                  f"{theirs['peak_mib']:.0f} |", flush=True)
         if not args.nodes:
             return
         one, two = (_nodes(w, args.node_frames, args.repeats) for w in (1, 2))

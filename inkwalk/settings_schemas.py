@@ -56,6 +56,10 @@ class ConCLVDSettingsModel(SettingsModel):
     noise: Literal["shuffle_context", "random"] = Field("shuffle_context", description="initial noise: "
                                                         "shuffle_context (FreeNoise's rescheduling: later windows "
                                                         "reuse earlier noise frames, shuffled) or random (i.i.d.)")
+    windowing: Literal["model", "motion"] = Field(
+        "model", description='"model": each window is one model call (spread over replicas on a server); "motion": '
+                             "FreeNoise's, one model call over all frames per step with windows inside the motion "
+                             "modules (one process, memory grows with frames: the CLI's)")
     steps: int = Field(25, ge=1, le=1000, description="DDIM steps")
     guidance: float = Field(8.0, ge=0, le=30, description="classifier-free guidance scale")
     size: Annotated[tuple[ConCLVDSide, ConCLVDSide], WithJsonSchema(SIZE_SCHEMA)] = Field(

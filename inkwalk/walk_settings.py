@@ -130,6 +130,8 @@ class WalkSettings(SettingsModel):
     def _factor_in_range(cls, value: str) -> str:
         if value.startswith("x") and not 0 < float(value[1:]) <= MAX_UPSCALE_FACTOR:
             raise ValueError("upscale factor out of range")
+        if "x" in value[1:] and 0 in parse_size(value):  # found by the property test: '0x0' reached output_size
+            raise ValueError("upscale size has a zero side")
         return value
 
     @model_validator(mode="after")

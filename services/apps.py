@@ -44,7 +44,7 @@ from services.conclvd_generator import ConCLVDGenerator
 from services.deployments import Encoder, Interpolator, Keyframes, Upscaler
 from services.job_routes import JOB_ID_PATH, job_routes
 from services.render import Handles, RenderOptions, WalkJob, render_walks
-from services.scroll import render_scroll
+from services.scroll import SERVED_WINDOWING, check_served_windowing, render_scroll
 from services.settings_form import conclvd_form, walk_form
 from services.store import TERMINAL, JobRecord, Retention, new_job_id
 from services.uploads import UploadLimits, receive
@@ -278,6 +278,7 @@ class ConCLVDIngress(job_routes(conclvd_api, "conclvd",
         try:
             L.check_prompt(body.prompt, self.limits)
             merged = L.parse_conclvd_settings(body.settings, self.args.defaults, self.limits).model_dump(mode="json")
+            check_served_windowing(merged)
         except L.RequestError as exc:
             return self._refuse(exc.status, str(exc))
         job_id = new_job_id()
@@ -308,7 +309,7 @@ class ConCLVDIngress(job_routes(conclvd_api, "conclvd",
 
     @conclvd_api.get("/settings", summary="Defaults, choices and limits of this app's settings")
     def settings_form(self) -> dict:
-        return conclvd_form(self.args.defaults, self.limits)
+        return conclvd_form(self.args.defaults, self.limits, {"windowing": SERVED_WINDOWING})
 
     @conclvd_api.get("/jobs/{job_id}/previews/latest", response_class=Response,
                      summary="The latents being sampled as a PNG strip (a linear map of the 4 channels to RGB)")
@@ -353,7 +354,8 @@ def build_conclvd(args: dict | None = None) -> serve.Application:
     """The `conclvd` app: ingress (each job's coordinator) + ConCLVDGenerator (windows, decoding) + Interpolator
     (SOFP) + Encoder (Serve config builder)."""
     a = parse_config(AppArgs, args, "app arg")
-    L.parse_conclvd_settings(a.defaults, {}, a.limits, label=_default_label)
+    check_served_windowing(L.parse_conclvd_settings(a.defaults, {}, a.limits, label=_default_label).model_dump(),
+                           _default_label)
     common = {"models_dir": a.models_dir, "device": a.device, "app": "conclvd"}
     gen = ConCLVDGenerator.options(**_opts(a, "ConCLVDGenerator")).bind(store=a.store, motion_module=a.motion_module,
                                                                        **common)

@@ -9,13 +9,16 @@ node died) is retried for that step with the render's retry policy. Then the lat
 slices of one window; each slice is decoded on a generator replica, SOFP-doubled on an
 Interpolator and encoded into a chunk on an Encoder (frames go replica to replica through the
 object store), and the chunks are joined by stream copy.
+
+Only "model" windowing is served: "motion" windowing (FreeNoise's) holds every frame in one model
+call, so it cannot be spread over replicas and its memory grows with the video; the CLI runs it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
@@ -25,11 +28,22 @@ from inkwalk.conclvd.scroll import ScrollRequest, Window, sample_scroll
 from inkwalk.conclvd.scroll_video import scroll_plan
 from inkwalk.conclvd.windows import resolve_windows
 from inkwalk.errors import InkwalkError
+from inkwalk.limits import Labeler, RequestError, setting_label
 from inkwalk.png import encode_png
 from inkwalk.store import Store
 from services.render import Handles, Progress, RenderOptions, _Responses, call_with_retries
 
 TEXT_KEYS = ("negative_prompt", "frames", "guidance", "loop", "prompts", "prompt_interpolation")
+SERVED_WINDOWING = "model"
+
+
+def check_served_windowing(settings: Mapping[str, Any], label: Labeler = setting_label) -> None:
+    """A one-line 422 for a windowing this server does not run (every scroll's windows go to replicas)."""
+    windowing = settings.get("windowing", SERVED_WINDOWING)
+    if windowing != SERVED_WINDOWING:
+        raise RequestError(422, f"{label('windowing', windowing)}: runs the whole video in one process, so this "
+                                f"server does not offer it (its windows run on replicas: \"{SERVED_WINDOWING}\"); "
+                                f"render it with the CLI: inkwalk t2v PROMPT --windowing {windowing}")
 
 
 class Cancelled(InkwalkError):

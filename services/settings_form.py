@@ -45,14 +45,16 @@ def walk_form(defaults: Mapping[str, Any], limits: Limits, served: Mapping[str, 
             "limits": {name: getattr(limits, key) for name, key in WalkSettings.limited_by.items()}}
 
 
-def conclvd_form(defaults: Mapping[str, Any], limits: Limits) -> dict[str, Any]:
-    """The settings a ConCLVD job naming none gets on this app, its choices and limits."""
+def conclvd_form(defaults: Mapping[str, Any], limits: Limits, served: Mapping[str, str] | None = None
+                 ) -> dict[str, Any]:
+    """The settings a ConCLVD job naming none gets on this app, its choices (`served`: the one value a
+    field takes on this server) and limits."""
     try:
         settings, refused = parse_conclvd_settings({}, defaults, limits), None
     except RequestError as exc:  # the configured defaults break a limit: show them, and why
         settings, refused = ConCLVDSettingsModel.model_validate(dict(defaults)), str(exc)
     return {"settings": _json(settings.model_dump()), "refused": refused,
-            "choices": choices(ConCLVDSettingsModel),
+            "choices": choices(ConCLVDSettingsModel, served),
             "limits": {**{name: getattr(limits, key) for name, key in ConCLVDSettingsModel.limited_by.items()},
                        "size": limits.max_size}}
 

@@ -132,6 +132,8 @@ CLI = [
              ": no such JSON file"),
     BadInput("t2v-frames-limit", ("t2v", "hills", "-o", "{out}/t.mp4", "--frames", "5000"), 1,
              "--frames 5000: must be an integer in 2..1024"),
+    BadInput("t2v-windowing", ("t2v", "hills", "-o", "{out}/t.mp4", "--windowing", "frames"), 1,
+             "--windowing frames: must be one of: model, motion"),
     BadInput("t2v-size-wide-odd", ("t2v", "hills", "-o", "{out}/t.mp4", "--size", "516x256"), 1,
              "--size 516x256: must be a multiple of 8"),
     BadInput("interpolate-fps-negative", ("interpolate", "{clip.mp4}", "-o", "{out}/i.mp4", "--fps", "-5"), 1,

@@ -1,7 +1,10 @@
 """Scrolls: windows, weights, noise and prompt travel against diffusers' FreeNoise; the windowed sampler
-against the single-clip pipeline; Sparse-Causal attention inside a window against diffusers' Attention."""
+against the single-clip pipeline; Sparse-Causal attention inside a window against diffusers' Attention;
+"motion" windowing against `AnimateDiffPipeline.enable_free_noise`."""
 
 from __future__ import annotations
+
+from unittest import mock
 
 import pytest
 import torch
@@ -14,7 +17,8 @@ from inkwalk.conclvd.motion_module import SparseCausalAttention
 from inkwalk.conclvd.noise import initial_noise
 from inkwalk.conclvd.pipeline import ConCLVDPipeline, conclvd_scheduler
 from inkwalk.conclvd.prompt_travel import frame_embeddings, parse_schedule
-from inkwalk.conclvd.scroll import LocalWindowRunner, ScrollRequest, sample_scroll
+from inkwalk.conclvd.scroll import (LocalWindowRunner, ScrollRequest, Window, plan_motion_windows, predict_window,
+                                    sample_scroll)
 from inkwalk.conclvd.windows import WindowPlan
 from inkwalk.errors import InkwalkError
 
@@ -118,25 +122,116 @@ def test_bad_schedules_are_one_line_errors(text):
     assert "\n" not in str(err.value)
 
 
-def _scroll(model, prompt, frames, window, overlap, loop=False, steps=2, seed=4, negative="blurry", noise="random"):
+def _scroll(model, prompt, frames, window, overlap, loop=False, steps=2, seed=4, negative="blurry", noise="random",
+            windowing="model"):
     def encode(p):
         return encode_prompts(model.tokenizer, model.text_encoder, p, "cpu")
 
     request = ScrollRequest(plan=WindowPlan(frames, window, overlap, loop=loop),
                             embeds=frame_embeddings(encode, {0: prompt}, frames), negative=encode([negative])[0],
-                            latent_size=(8, 8), steps=steps, noise=noise)
+                            latent_size=(8, 8), steps=steps, noise=noise, windowing=windowing)
     return sample_scroll(request, conclvd_scheduler(), LocalWindowRunner(model.unet, 8.0),
                          torch.Generator().manual_seed(seed))
 
 
-def test_one_window_over_all_frames_is_the_pipeline_bit_for_bit(conclvd_tiny):
+@pytest.mark.parametrize("windowing", ["model", "motion"])
+def test_one_window_over_all_frames_is_the_pipeline_bit_for_bit(conclvd_tiny, windowing):
     pipe = ConCLVDPipeline.from_model(conclvd_tiny)
     pipe.set_progress_bar_config(disable=True)
     expected = pipe("misty mountains", negative_prompt="blurry", num_frames=6, height=64, width=64,
                     num_inference_steps=2, guidance_scale=8.0, generator=torch.Generator().manual_seed(4),
                     output_type="latent").frames
     for noise in ("random", "shuffle_context"):      # shuffling starts past the first window
-        assert torch.equal(_scroll(conclvd_tiny, "misty mountains", 6, 6, 2, noise=noise), expected)
+        assert torch.equal(_scroll(conclvd_tiny, "misty mountains", 6, 6, 2, noise=noise, windowing=windowing),
+                           expected)
+
+
+@pytest.fixture(scope="module")
+def ablation(tiny_models):
+    """ConCLVD in the joint-norm ablation (Sparse-Causal off): AnimateDiff's motion module on our code."""
+    adapter = MotionAdapter.from_pretrained(tiny_models / "animatediff-motion-adapter")
+    return ConCLVDPipeline.from_pretrained(tiny_models / "stable-diffusion-v1-5", motion_adapter=adapter,
+                                           scheduler=conclvd_scheduler(), sparse_causal=False, norm_mode="joint")
+
+
+@pytest.mark.parametrize("frames, window, overlap, weighting", [(20, 8, 2, "pyramid"), (22, 8, 2, "pyramid"),
+                                                                (20, 8, 2, "flat")],
+                         ids=["3-windows", "tail-window", "flat"])
+def test_motion_windowing_is_diffusers_freenoise_in_the_joint_norm_ablation(reference, ablation, frames, window,
+                                                                             overlap, weighting):
+    """One UNet call a step, attentions windowed inside the motion modules = `enable_free_noise`, same seed.
+
+    diffusers' extra window flush with the end (22 frames: starts 0, 6, 12 and 14) only fills the frames
+    no other window holds and divides them by one scalar weight (`num_times_accumulated[:, -k:] +=
+    weights[:, -k]`: with pyramid weights its last frames come out scaled by w_j / w_(L-k), 0.5 for the
+    last frame here). Ours fuses the tail window over all its frames like every other window, as "model"
+    windowing does; so for the tail layout diffusers is handed the plan's window list, and its own
+    fusion arithmetic then runs over all four windows.
+    """
+    plan = WindowPlan(frames, window, overlap, weighting=weighting)
+    assert len(plan.indices()) == (3 if frames == 20 else 4)
+
+    def encode(p):
+        return encode_prompts(ablation.tokenizer, ablation.text_encoder, p, "cpu")
+
+    def ours(windowing):
+        request = ScrollRequest(plan=plan, embeds=frame_embeddings(encode, {0: "misty mountains"}, frames),
+                                negative=encode(["blurry"])[0], latent_size=(8, 8), steps=2, windowing=windowing)
+        return sample_scroll(request, conclvd_scheduler(), LocalWindowRunner(ablation.unet, 8.0),
+                             torch.Generator().manual_seed(5))
+
+    starts_ends = [(w[0], w[-1] + 1) for w in plan.indices()]
+    reference.enable_free_noise(context_length=window, context_stride=window - overlap, weighting_scheme=weighting,
+                                noise_type="shuffle_context")
+    try:
+        with mock.patch.object(FreeNoiseTransformerBlock, "_get_frame_indices", lambda _self, _n: list(starts_ends)):
+            expected = reference("misty mountains", negative_prompt="blurry", num_frames=frames, height=64, width=64,
+                                 num_inference_steps=2, guidance_scale=8.0, generator=torch.Generator().manual_seed(5),
+                                 output_type="latent").frames
+    finally:
+        reference.disable_free_noise()
+    motion = ours("motion")
+    assert (motion - expected).abs().max().item() <= 1e-4       # measured: 2.5e-5, 2.2e-5, 2.1e-5; |latents| ~10
+    assert (ours("model") - expected).abs().max().item() > 1e-2  # the other windowing is another computation
+
+
+def test_motion_windowing_makes_one_model_call_a_step_over_all_frames(conclvd_tiny):
+    shapes = []
+    hook = conclvd_tiny.unet.register_forward_pre_hook(lambda _m, args: shapes.append(tuple(args[0].shape[:3])))
+    try:
+        latents = _scroll(conclvd_tiny, "hills", 40, 8, 2, windowing="motion", steps=3)
+    finally:
+        hook.remove()
+    assert shapes == [(2, 4, 40)] * 3               # guided, all 40 frames, past the module's 32 positions
+    assert torch.isfinite(latents).all()
+    modules = [m for m in conclvd_tiny.unet.modules() if hasattr(m, "frame_windows")]
+    assert modules and all(m.frame_windows is None for m in modules)     # windows left with the call
+
+
+def test_motion_windows_wrap_in_a_loop(conclvd_tiny):
+    """A loop has no first frame: rolling the input by one stride rolls the prediction (the windows wrap,
+    positions and Sparse-Causal predecessors restart in every window); without the loop it does not."""
+    frames, window, overlap = 12, 4, 1
+    torch.manual_seed(0)
+    latents = torch.randn(1, 4, frames, 8, 8)
+    text = encode_prompts(conclvd_tiny.tokenizer, conclvd_tiny.text_encoder, ["hills"], "cpu").expand(frames, -1, -1)
+
+    def predict(x, loop):
+        motion = plan_motion_windows(WindowPlan(frames, window, overlap, loop=loop))
+        return predict_window(conclvd_tiny.unet, Window(list(range(frames)), x, text, motion), torch.tensor(500), 1.0)
+
+    stride = window - overlap
+    for loop in (True, False):
+        rolled = predict(latents.roll(stride, dims=2), loop)
+        same = torch.allclose(rolled, predict(latents, loop).roll(stride, dims=2), atol=1e-5)
+        assert same is loop
+    assert torch.isfinite(_scroll(conclvd_tiny, "hills", frames, window, overlap, loop=True, windowing="motion")).all()
+
+
+def test_bad_windowing_is_one_line():
+    with pytest.raises(InkwalkError, match="windowing 'frames': choose one of model, motion"):
+        ScrollRequest(plan=WindowPlan(8, 4, 1), embeds=torch.zeros(8, 77, 8), negative=None, latent_size=(8, 8),
+                      windowing="frames")
 
 
 def test_windowed_sampling_progress_cancel_and_bounded_model_calls(conclvd_tiny):
@@ -219,6 +314,21 @@ def test_t2v_cli_loop_prompt_travel_wide_frames_and_metadata(tiny_models, tmp_pa
     again = tmp_path / "again.mp4"                                      # re-made from what the video records
     assert main(["t2v", "--from", str(out), "-o", str(again), "--models", str(tiny_models), "--device", "cpu"]) == 0
     assert read_metadata(again)["settings"] == settings and read_frames(again).shape == (12, 64, 96, 3)
+
+
+def test_t2v_cli_motion_windowing_is_recorded_and_remade(tiny_models, tmp_path):
+    from inkwalk.cli import main
+    from inkwalk.provenance import read_metadata
+    from inkwalk.video import read_frames
+
+    out, again = tmp_path / "motion.mp4", tmp_path / "again.mp4"
+    common = ["--models", str(tiny_models), "--device", "cpu"]
+    assert main(["t2v", "hills", "-o", str(out), "--frames", "40", "--window", "8", "--overlap", "2", "--windowing",
+                 "motion", "--size", "64", "--steps", "2", "--no-sofp", *common]) == 0     # 40 > the module's 32
+    assert read_metadata(out)["settings"]["windowing"] == "motion"
+    assert main(["t2v", "--from", str(out), "-o", str(again), *common]) == 0
+    assert read_metadata(again)["settings"] == read_metadata(out)["settings"]
+    assert (read_frames(again) == read_frames(out)).all()
 
 
 def test_video_frames_decode_lazily_slice_by_slice(conclvd_tiny):

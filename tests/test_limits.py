@@ -110,12 +110,14 @@ def test_defaults_merge_under_the_request_and_the_preset():
     conclvd = parse_conclvd_settings({"steps": 2}, {"steps": 30, "size": 64}, LIMITS)
     assert conclvd.model_dump() == {"negative_prompt": "", "frames": 8, "window": None, "overlap": None, "loop": False,
                                     "prompts": None, "prompt_interpolation": "linear", "weighting": "pyramid",
-                                    "noise": "shuffle_context", "steps": 2, "guidance": 8.0, "size": (64, 64), "seed": 0}
+                                    "noise": "shuffle_context", "windowing": "model", "steps": 2, "guidance": 8.0,
+                                    "size": (64, 64), "seed": 0}
 
 
 @pytest.mark.parametrize("user, phrase", [
     ({"weighting": "sawtooth"}, "setting 'weighting' = 'sawtooth': must be one of: pyramid, flat"),
     ({"noise": "perlin"}, "setting 'noise' = 'perlin': must be one of: shuffle_context, random"),
+    ({"windowing": "frames"}, "setting 'windowing' = 'frames': must be one of: model, motion"),
 ])
 def test_conclvd_refusals_name_the_choices(user, phrase):
     with pytest.raises(RequestError, match=phrase):
@@ -126,11 +128,13 @@ def test_the_job_settings_offer_exactly_the_samplers_weightings_and_noises():
     from typing import get_args
 
     from inkwalk.conclvd.noise import NOISE_TYPES
+    from inkwalk.conclvd.scroll import WINDOWINGS
     from inkwalk.conclvd.windows import WEIGHTINGS
 
     fields = ConCLVDSettingsModel.model_fields
     assert get_args(fields["weighting"].annotation) == WEIGHTINGS and fields["weighting"].default == WEIGHTINGS[0]
     assert get_args(fields["noise"].annotation) == NOISE_TYPES and fields["noise"].default == NOISE_TYPES[0]
+    assert get_args(fields["windowing"].annotation) == WINDOWINGS and fields["windowing"].default == WINDOWINGS[0]
 
 
 def test_schemas_are_openapi_ready_and_refuse_unknown_fields():

@@ -304,6 +304,7 @@ def test_bad_inputs_get_4xx_with_a_message_and_the_app_keeps_serving(serve_apps)
         ({"prompt": "hills", "settings": {"frames": 4, "prompts": {"2": "a", "1": "b"}}}, 422, "comes after"),
         ({"prompt": "hills", "settings": {"frames": 4, "prompts": {"4": "a"}}}, 422, "out of range"),
         ({"prompt": "hills", "settings": {"size": "100x64"}}, 422, "multiple of 8"),
+        ({"prompt": "hills", "settings": {"windowing": "motion"}}, 422, "inkwalk t2v PROMPT --windowing motion"),
         ({"prompt": "hills", "settings": {"weighting": "sawtooth"}}, 422, "'weighting' = 'sawtooth': must be one of"),
         ({"prompt": "hills", "settings": {"noise": "perlin"}}, 422, "'noise' = 'perlin': must be one of"),
     ]

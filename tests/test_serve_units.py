@@ -124,6 +124,20 @@ def test_the_ingress_refuses_settings_past_its_configured_limits():
         parse_config(Limits, {"max_everything": 1}, "limit")
 
 
+def test_serve_refuses_motion_windowing_in_one_line_naming_the_cli(tmp_path):
+    """"motion" windowing holds the whole video in one model call: the CLI's, never a replica's."""
+    from services.apps import build_conclvd
+    from services.scroll import check_served_windowing
+
+    check_served_windowing(parse_conclvd_settings({}, {}, Limits()).model_dump())
+    with pytest.raises(RequestError) as info:
+        check_served_windowing(parse_conclvd_settings({"windowing": "motion"}, {}, Limits()).model_dump())
+    assert info.value.status == 422 and "\n" not in str(info.value)
+    assert "setting 'windowing' = 'motion'" in str(info.value) and "inkwalk t2v PROMPT --windowing motion" in str(info.value)
+    with pytest.raises(RequestError, match="default setting 'windowing' = 'motion'"):   # a Serve config's defaults
+        build_conclvd({"store": str(tmp_path), "defaults": {"windowing": "motion"}})
+
+
 def test_retries_count_failures_not_full_queues_and_never_retry_user_errors():
     import asyncio
 

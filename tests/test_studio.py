@@ -457,8 +457,7 @@ def test_a_text_to_video_job_with_tiny_models(page, api):
     assert record["settings"] == {"prompt": "misty mountains over a river, ink wash", "negative_prompt": "people, text",
                                   "frames": 3, "window": None, "overlap": None, "loop": False, "prompts": None,
                                   "prompt_interpolation": "linear", "weighting": "pyramid", "noise": "shuffle_context",
-                                  "steps": 2, "guidance": 7.5, "size": [64, 64],
-                                  "seed": 5}
+                                  "windowing": "model", "steps": 2, "guidance": 7.5, "size": [64, 64], "seed": 5}
     assert record["frames"] == 2 * 3 - 1
     page.get_by_role("tab", name="Gallery").click()
     card = page.locator(f"#jobs li[data-job='{job}']")

@@ -10,7 +10,7 @@ SD15 = ["sd15-tokenizer", "sd15-text-encoder", "sd15-vae", "sd15-unet"]
 # options left out take the `--from` video's value, else these
 DEFAULTS = {"negative_prompt": "", "frames": 8, "steps": 25, "guidance": 8.0, "size": "256", "seed": 0, "fps": 8.0,
             "flow": "dis", "no_sofp": False, "loop": False, "prompt_interpolation": "linear", "weighting": "pyramid",
-            "noise": "shuffle_context"}
+            "noise": "shuffle_context", "windowing": "model"}
 SCROLL = ("window", "overlap", "prompts")  # left out: the `--from` video's, else the sampler's defaults
 
 
@@ -40,6 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--noise", choices=("shuffle_context", "random"), default=None,
                    help="initial noise: shuffle_context (FreeNoise's rescheduling, later windows reuse earlier "
                         "noise frames shuffled; the default) or random (every frame its own)")
+    p.add_argument("--windowing", metavar="model|motion", default=None,
+                   help="model (default): each window is one model call; motion: FreeNoise's, one model call over "
+                        "all N frames per step with the windows inside the motion modules (fewer image-layer passes, "
+                        "memory grows with N)")
     p.add_argument("--steps", type=int, default=None, help="DDIM steps (default 25)")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default 8)")
     p.add_argument("--size", default=None, help="frame size WIDTHxHEIGHT or one side (square), multiples of 8 "
@@ -92,8 +96,8 @@ def handler(args: argparse.Namespace) -> int:
     limits = Limits.cli()
     check_prompt(args.prompt, limits)
     given = {k: getattr(args, k) for k in ("negative_prompt", "frames", "window", "overlap", "loop",
-                                           "prompt_interpolation", "weighting", "noise", "steps", "guidance",
-                                           "size", "seed")}
+                                           "prompt_interpolation", "weighting", "noise", "windowing", "steps",
+                                           "guidance", "size", "seed")}
     if args.prompts is not None:  # a --from video's schedule is already the job setting
         given["prompts"] = args.prompts if isinstance(args.prompts, dict) else _schedule(args.prompts, labels(args))
     settings = parse_conclvd_settings({k: v for k, v in given.items() if v is not None}, {}, limits, labels(args))

@@ -20,11 +20,19 @@ tensor for tensor: attention block 0 (`attn1`) is Versatile, block 1 (`attn2`) i
   also what the authors' released config runs.
 - Pre-norms and residuals around each part; `proj_out` is zero-initialised, so a fresh module is
   the identity and the UNet starts as the image model applied frame by frame.
+
+Windows inside the module (FreeNoise's, `frame_windows`): when a scroll is sampled with
+`windowing="motion"` the UNet sees all N frames at once and each block runs its two attentions per
+window of frames (positions 0..L-1 again in every window, Sparse-Causal's predecessor the previous
+frame *within the window*, the window's first frame attending to itself), then fuses the windows'
+outputs per frame with the plan's weights and runs the feed-forward over the fused frames. The
+GroupNorm, `proj_in` and `proj_out` stay whole-video, so "joint" statistics span all N frames.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -97,6 +105,20 @@ class SparseCausalAttention(_Attention):
         return self._attend(q, keys, values)
 
 
+@dataclass(frozen=True)
+class FrameWindows:
+    """Windows of a video's frames for the attentions inside a motion module, and each window's per-frame
+    fusion weights (summing to 1 per frame over the windows that hold it)."""
+
+    video_frames: int
+    indices: Sequence[torch.Tensor]   # int64, one per window
+    weights: Sequence[torch.Tensor]   # float32, as long as the window's indices
+
+    def to(self, device: torch.device) -> "FrameWindows":
+        return FrameWindows(self.video_frames, [i.to(device) for i in self.indices],
+                            [w.to(device) for w in self.weights])
+
+
 class MotionTransformerBlock(nn.Module):
     """Versatile attention, Sparse-Causal attention (a second Versatile one when disabled), feed-forward;
     pre-norm residuals."""
@@ -115,8 +137,14 @@ class MotionTransformerBlock(nn.Module):
         self.norm3 = nn.LayerNorm(dim)
         self.ff = FeedForward(dim, activation_fn="geglu")
 
-    def forward(self, x: torch.Tensor, batch: int, num_frames: int) -> torch.Tensor:
-        """`x` is `[(b h w), f, c]`; returns the same shape."""
+    def forward(self, x: torch.Tensor, batch: int, num_frames: int, windows: FrameWindows | None = None) -> torch.Tensor:
+        """`x` is `[(b h w), f, c]`; returns the same shape. With `windows`, the attentions run per window
+        and their outputs are fused before the feed-forward (FreeNoise)."""
+        x = self._attend(x, batch, num_frames) if windows is None else self._attend_windows(x, batch, windows)
+        return x + self.ff(self.norm3(x))
+
+    def _attend(self, x: torch.Tensor, batch: int, num_frames: int) -> torch.Tensor:
+        """Both attentions with their residuals, over all `num_frames` frames of `x`."""
         if num_frames > self.pos_embed.pe.shape[1]:
             raise ValueError(f"{num_frames} frames exceed the motion module's {self.pos_embed.pe.shape[1]} positions")
         x = x + self.attn1(self.pos_embed(self.norm1(x)))
@@ -129,8 +157,15 @@ class MotionTransformerBlock(nn.Module):
             y = y.view(batch, frames, tokens, dim).transpose(1, 2).reshape(positions, frames, dim)
         else:
             y = self.attn2(y)
-        x = x + y
-        return x + self.ff(self.norm3(x))
+        return x + y
+
+    def _attend_windows(self, x: torch.Tensor, batch: int, windows: FrameWindows) -> torch.Tensor:
+        """The attentions per window, fused per frame with the windows' weights."""
+        fused = torch.zeros_like(x)
+        for frames, weight in zip(windows.indices, windows.weights):
+            part = self._attend(x.index_select(1, frames), batch, len(frames))
+            fused.index_add_(1, frames, part * weight.to(part.dtype).view(1, -1, 1))
+        return fused
 
 
 class ConCLVDMotionModule(nn.Module):
@@ -158,6 +193,8 @@ class ConCLVDMotionModule(nn.Module):
         nn.init.zeros_(self.proj_out.bias)
         # Set by diffusers' `enable_gradient_checkpointing`, with `_gradient_checkpointing_func`.
         self.gradient_checkpointing = False
+        # Set while a scroll samples with `windowing="motion"` (`inkwalk.conclvd.scroll.motion_windows`).
+        self.frame_windows: FrameWindows | None = None
 
     def forward(self, hidden_states: torch.Tensor, encoder_hidden_states: Any = None, timestep: Any = None,
                 class_labels: Any = None, num_frames: int = 1, cross_attention_kwargs: Any = None) -> torch.Tensor:
@@ -178,8 +215,11 @@ class ConCLVDMotionModule(nn.Module):
             x = self.norm(video).transpose(1, 2)
         x = x.permute(0, 3, 4, 1, 2).reshape(batch * height * width, num_frames, channels)
         x = self.proj_in(x)
+        windows = self.frame_windows
+        if windows is not None and windows.video_frames != num_frames:
+            raise ValueError(f"frame windows of {windows.video_frames} frames for a call of {num_frames}")
         for block in self.transformer_blocks:
-            x = block(x, batch, num_frames)
+            x = block(x, batch, num_frames, windows)
         x = self.proj_out(x)
         x = x.view(batch, height, width, num_frames, channels).permute(0, 3, 4, 1, 2)
         return x.reshape(batch_frames, channels, height, width) + residual

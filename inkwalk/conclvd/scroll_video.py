@@ -45,9 +45,10 @@ def scroll_text(model: ConCLVD, prompt: str, negative_prompt: str = "", frames: 
 def scroll_request(model: ConCLVD, prompt: str, frames: int = 8, steps: int = 25,
                    size: int | tuple[int, int] = 256, window: int | None = None, overlap: int | None = None,
                    loop: bool = False, weighting: str = "pyramid", noise: str = "shuffle_context",
-                   with_text: bool = True, **settings: Any) -> ScrollRequest:
+                   windowing: str = "model", with_text: bool = True, **settings: Any) -> ScrollRequest:
     """The sampling request of a job's settings, checked against the model; the text is encoded here
-    unless `with_text` is False (then the runner's workers encode it)."""
+    unless `with_text` is False (then the runner's workers encode it). `windowing`: "model" (windows are
+    model calls) or "motion" (one call over all frames, windows inside the motion modules)."""
     width, height = frame_size(size)
     plan = scroll_plan(frames, window, overlap, loop, weighting)
     window = plan.window
@@ -61,7 +62,8 @@ def scroll_request(model: ConCLVD, prompt: str, frames: int = 8, steps: int = 25
                         else (None, None))
     scale = pipe.vae_scale_factor
     return ScrollRequest(plan=plan, embeds=embeds, negative=negative, latent_size=(height // scale, width // scale),
-                         steps=steps, noise=noise, channels=model.unet.config.in_channels)
+                         steps=steps, noise=noise, channels=model.unet.config.in_channels,
+                         windowing=windowing)
 
 
 def scroll_plan(frames: int, window: int | None = None, overlap: int | None = None, loop: bool = False,
@@ -107,7 +109,8 @@ def generate_video(model: ConCLVD, prompt: str, negative_prompt: str = "", frame
                    guidance: float = 8.0, size: int | tuple[int, int] = 256, seed: int = 0, window: int | None = None,
                    overlap: int | None = None, loop: bool = False, prompts: Mapping | None = None,
                    prompt_interpolation: str = "linear", weighting: str = "pyramid", noise: str = "shuffle_context",
-                   sofp: bool = True, flow: str = "dis", progress: Callable[[int, int], None] | None = None,
+                   windowing: str = "model", sofp: bool = True, flow: str = "dis",
+                   progress: Callable[[int, int], None] | None = None,
                    models_dir: str | Path | None = None, show_progress: bool = False,
                    runner: WindowRunner | None = None) -> np.ndarray:
     """A `T×H×W×3` uint8 clip for `prompt`: N sampled frames, `2N − 1` with SOFP (`2N` looping).
@@ -121,7 +124,7 @@ def generate_video(model: ConCLVD, prompt: str, negative_prompt: str = "", frame
     latents = scroll_latents(model, prompt, seed=seed, guidance=guidance, runner=runner, progress=report,
                              negative_prompt=negative_prompt, frames=frames, steps=steps, size=size, window=window,
                              overlap=overlap, loop=loop, prompts=prompts, prompt_interpolation=prompt_interpolation,
-                             weighting=weighting, noise=noise)
+                             weighting=weighting, noise=noise, windowing=windowing)
     return np.stack(list(video_frames(model, latents, loop, sofp, flow, models_dir)))
 
 
