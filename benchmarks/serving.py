@@ -12,7 +12,9 @@ Every number is measured in this one run, on the `artwalks` app of the CPU Serve
 2. **Driver memory**: the same for `inkwalk render`'s driver (`services.collection`, a subprocess
    using the running app), 2 and 12 paintings at 1024².
 3. **Time**: one collection through HTTP (submit, poll, download) vs the in-process renderer
-   (`inkwalk.local_render.render_collection_in_process`, models loaded before timing), interleaved, median.
+   (`inkwalk.local_render.render_collection_in_process`, models loaded before timing), both making the
+   video and its contact sheet, interleaved, median; and where the Serve job's render went
+   (`benchmarks.serve_profile`, from Serve's request logs).
 4. **Batching**: 1 and 4 concurrent jobs, with the deployments' `serve.batch` on (max 4) and off
    (max 1): jobs per minute.
 
@@ -36,6 +38,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.serve_profile import breakdown, job_calls, markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 OFFLINE = {"preset": "offline", "keyframes": 0, "upscaler": "lanczos", "hold": 0.25, "fps": 24}
@@ -91,6 +95,7 @@ class App:
     """The artwalks app of the CPU config on a private local Ray, with a fresh store."""
 
     port = 0
+    ray_dir = ""
 
     def __init__(self, work: Path, batch: int = 1, upscaler: str = "lanczos"):
         import httpx
@@ -100,7 +105,8 @@ class App:
         from services.apps import apps_from_config
 
         if not ray.is_initialized():
-            ray.init(address="local", _temp_dir=tempfile.mkdtemp(prefix="rbs", dir="/tmp"),
+            App.ray_dir = tempfile.mkdtemp(prefix="rbs", dir="/tmp")
+            ray.init(address="local", _temp_dir=App.ray_dir,
                      include_dashboard=False, log_to_driver=False, object_store_memory=2_000_000_000)
             App.port = _free_port()
             serve.start(http_options={"host": "127.0.0.1", "port": App.port})
@@ -127,7 +133,8 @@ class App:
     def job(self, images: list[bytes], settings: dict) -> float:
         """Submit, poll every 0.1 s, download; returns seconds. `self.parts` says where they went:
         the POST (upload, checks, record), the render (the record's started_at to finished_at),
-        what the poll saw after that, and the download."""
+        what the poll saw after that, and the download; `self.inside` where the render's went
+        (`benchmarks.serve_profile`)."""
         t0, wall0 = time.perf_counter(), time.time()
         files = [("paintings", (f"p{i}.png", d, "image/png")) for i, d in enumerate(images)]
         r = self.client.post("/artwalks/jobs", files=files, data={"settings": json.dumps(settings)})
@@ -143,6 +150,8 @@ class App:
             if sum(len(b) for b in video.iter_bytes()) == 0:
                 raise RuntimeError(f"job {job}: empty video")
         total = time.perf_counter() - t0
+        calls = job_calls(Path(App.ray_dir) / "session_latest", r.headers["x-request-id"])
+        self.inside = breakdown(calls, status["started_at"], status["finished_at"])
         self.parts = {"post_s": posted, "queued_s": status["started_at"] - status["created_at"],
                       "render_s": status["finished_at"] - status["started_at"],
                       "poll_lag_s": wall0 + seen - status["finished_at"], "download_s": total - seen}
@@ -212,20 +221,28 @@ def driver_memory(app: App, work: Path, quick: bool) -> list[dict]:
     return rows
 
 
+TIMING_JOBS = ((6, 256), (7, 384), (8, 512))  # ~2, ~5 and ~10 s in process on the 2-core machine
+
+
 def timing(app: App, work: Path, repeats: int) -> list[dict]:
-    """HTTP job vs the in-process renderer on the same collection (fresh stores), interleaved:
-    a small job (fixed costs show) and a larger one."""
+    """HTTP job vs the in-process renderer on the same collection (fresh stores), interleaved, after
+    one untimed job of each size (replicas scaled up, models loaded: both sides warm).
+
+    Both make what a user gets by default: the video and its contact sheet (`inkwalk walk`, `inkwalk
+    render` and a Serve job all write the sheet). Prints where each size's median Serve render went.
+    """
     from inkwalk.artwalks import load_walk_models
     from inkwalk.local_render import render_collection_in_process
     from inkwalk.walk_settings import WalkSettings
 
-    rows = []
-    for k, size in ((6, 256), (8, 512)):
+    rows, profiles = [], []
+    for k, size in TIMING_JOBS:
         settings = {**OFFLINE, "frames": 24, "size": [size, size], "upscale": "x2", "flow": "dis",
                     "interpolator": "flow-warp"}
         ws = WalkSettings.model_validate(settings)
         models = load_walk_models(ws)
-        serve_s, local_s, parts = [], [], []
+        app.job(paintings(k, seed=600 + k), settings)  # warm: the autoscaler's replicas start here
+        serve_s, local_s, parts, inside = [], [], [], []
         for r in range(repeats):
             images = paintings(k, seed=700 + 10 * k + r)  # new paintings each time: nothing is reused
             files = []
@@ -234,15 +251,27 @@ def timing(app: App, work: Path, repeats: int) -> list[dict]:
                 files.append(work / f"t{k}-{r}-{i}.png")
             t0 = time.perf_counter()
             render_collection_in_process(files, work / f"local{k}-{r}.mp4", ws, cache_dir=work / f"local-store-{k}-{r}",
-                                         models=models, sheet=False)
+                                         models=models)
             local_s.append(time.perf_counter() - t0)
             serve_s.append(app.job(images, settings))
             parts.append(app.parts)
-        rows.append({"paintings": k, "output": 2 * size, "in_process_s": round(statistics.median(local_s), 2),
-                     "serve_s": round(statistics.median(serve_s), 2),
-                     "ratio": round(statistics.median(serve_s) / statistics.median(local_s), 3),
+            inside.append(app.inside)
+        serve, local = statistics.median(serve_s), statistics.median(local_s)
+        rows.append({"paintings": k, "output": 2 * size, "in_process_s": round(local, 2), "serve_s": round(serve, 2),
+                     "fixed_s": round(serve - local, 3), "ratio": round(serve / local, 3),
                      **{k: round(statistics.median(p[k] for p in parts), 3) for k in parts[0]}})
+        median_job = inside[serve_s.index(sorted(serve_s)[len(serve_s) // 2])]
+        profiles.append((f"{k} x {size}² -> {2 * size}²", median_job))
         print(rows[-1], flush=True)
+    print("\n| job | in-process | Serve | ratio | Serve - in-process | POST | queued | render | poll lag | download |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['paintings']} paintings, {row['output'] // 2}² -> {row['output']}² | {row['in_process_s']:.2f} s "
+              f"| {row['serve_s']:.2f} s | {row['ratio']:.2f}x | {row['fixed_s']:.2f} s | {row['post_s']:.3f} s "
+              f"| {row['queued_s']:.3f} s | {row['render_s']:.2f} s | {row['poll_lag_s']:.3f} s "
+              f"| {row['download_s']:.3f} s |")
+    print("\nInside the median Serve render of each size (benchmarks/serve_profile.py):\n")
+    print(markdown(profiles), flush=True)
     return rows
 
 

@@ -17,7 +17,7 @@ import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, Sequence
 
 import pyarrow.fs as pafs
 
@@ -86,6 +86,12 @@ class Store:
     # ------------------------------------------------------------------ reading
     def exists(self, rel: str) -> bool:
         return self.fs.get_file_info(self.full(rel)).type == pafs.FileType.File
+
+    def exist(self, rels: Sequence[str]) -> list[bool]:
+        """`exists` of many files in one filesystem call (one request batch on object stores, not one each)."""
+        if not rels:
+            return []
+        return [i.type == pafs.FileType.File for i in self.fs.get_file_info([self.full(r) for r in rels])]
 
     def size(self, rel: str) -> int | None:
         info = self.fs.get_file_info(self.full(rel))

@@ -329,26 +329,35 @@ def _check_upscale(frames, size) -> tuple[np.ndarray, tuple[int, int]]:
 
 @serve.deployment(name="Encoder", **DEFAULT_OPTIONS)
 class Encoder:
-    """H.264 chunks of pieces, their join into a video, and contact sheets: CPU work near the store."""
+    """H.264 chunks of pieces, their join into a video, and contact sheets: CPU work near the store.
 
-    def __init__(self, store: str, app: str = "artwalks"):
+    At most `encodes` chunks are encoded at once, and the pieces beyond wait here without holding a
+    thread; give the replica a `max_ongoing_requests` above `encodes`, so that the next piece is here
+    when an encode ends and a join or a contact sheet is taken at once. Waiting in the caller instead,
+    a request reaches a full replica only at the router's next retry, up to 0.5 s later (Serve's backoff).
+    """
+
+    def __init__(self, store: str, app: str = "artwalks", encodes: int = 2):
         self.store = Store(store)
         self.app = app
+        self.encoding = asyncio.Semaphore(encodes)
 
-    def encode(self, frames: np.ndarray, chunk: str, fps: float, repeat_first: int = 1, codec=None) -> dict:
+    async def encode(self, frames: np.ndarray, chunk: str, fps: float, repeat_first: int = 1, codec=None) -> dict:
         """Encode a piece's frames (the first `repeat_first` times) into the store path `chunk`."""
         from inkwalk.chunks import Codec, encode_chunk_to_store
 
         frames = check_clip(frames, "frames to encode")
-        with StageTimer(self.app, "encode"):
-            count = encode_chunk_to_store(frames, self.store, chunk, float(fps), int(repeat_first), codec or Codec())
+        async with self.encoding:
+            with StageTimer(self.app, "encode"):
+                count = await asyncio.to_thread(encode_chunk_to_store, frames, self.store, chunk, float(fps),
+                                                int(repeat_first), codec or Codec())
         return {"chunk": chunk, "frames": count, "node": _node_id()}
 
     def join(self, chunks: Sequence[str], video: str, metadata: dict | None = None) -> int:
         """Join chunks (store paths, in order) into the store path `video` by stream copy; frames."""
         from inkwalk.chunks import join_chunks_to_store
 
-        missing = [c for c in chunks if not self.store.exists(c)]
+        missing = [c for c, there in zip(chunks, self.store.exist(list(chunks))) if not there]
         if missing:
             raise RuntimeError(f"{len(missing)} chunk(s) missing from the store, e.g. {missing[0]}")
         with StageTimer(self.app, "join"):

@@ -7,6 +7,7 @@
     for each piece (inkwalk.segments), at most `inflight` at a time, in video order:
         Keyframes.nodes(paintings) -> Interpolator.piece -> Upscaler.upscale -> Encoder.encode
     Encoder.join(chunks) -> the video in the store
+    Encoder.sheet(rows) -> the contact sheet, once every walk's row exists (beside the last pieces and the join)
 
 Each call's response is handed to the next call as an argument, so the frames go from
 replica to replica through the object store; the caller awaits only the encoder's small
@@ -127,6 +128,13 @@ async def call_with_retries(what: str, attempt: Callable[[int], Awaitable[Any]],
     return await retrying(once)
 
 
+def _missing_and_present(store: Store, pieces: Sequence[Piece], walk_keys: Sequence[str]) -> tuple[list[Piece], list[int]]:
+    """The pieces whose chunk is not in the store yet, and the walks whose contact-sheet row is (one store call)."""
+    there = store.exist([chunk_path(p.key) for p in pieces] + [walk_row_path(k) for k in walk_keys])
+    todo = [p for p, done in zip(pieces, there) if not done]
+    return todo, [i for i, row in enumerate(there[len(pieces):]) if row]
+
+
 class _Responses:
     """Every deployment call of a render still in flight, so a cancel can cancel them all."""
 
@@ -209,10 +217,10 @@ async def render_walks(h: Handles, store: Store, job: WalkJob, models: dict[str,
     ws = job.settings
     pieces, walk_keys = assign_keys(plan_pieces(len(job.paintings), ws), job.painting_ids, ws, models, opts.codec)
     ends, final = walk_ends(len(job.paintings), ws), final_painting(len(job.paintings), ws)
-    todo = [p for p in pieces if not await asyncio.to_thread(store.exists, chunk_path(p.key))]
-    for i, key in enumerate(walk_keys):
-        if await asyncio.to_thread(store.exists, walk_row_path(key)):
-            on_walk_ready(i, key)
+    todo, rows_there = await asyncio.to_thread(_missing_and_present, store, pieces, walk_keys)
+    rows_missing = set(range(len(walk_keys))) - set(rows_there)
+    for i in rows_there:
+        on_walk_ready(i, walk_keys[i])
     total = len(todo) + 1 + (1 if job.sheet else 0)
     done = 0
 
@@ -263,27 +271,45 @@ async def render_walks(h: Handles, store: Store, job: WalkJob, models: dict[str,
             result = await call_with_retries(f"piece {piece.index + 1} of {len(pieces)}", attempt, opts)
         if piece.walk is not None and piece.start and piece.step == 0:
             on_walk_ready(piece.walk, walk_keys[piece.walk])
+            rows_missing.discard(piece.walk)
+            if not rows_missing:
+                start_sheet()
         nodes.release(owner)
         per_node[result["node"]] = per_node.get(result["node"], 0) + 1
         advance("render")
 
-    tasks = [asyncio.ensure_future(render_piece(p)) for p in todo]
-    try:
-        await asyncio.gather(*tasks)
+    async def make_sheet() -> None:
+        rows = [walk_row_path(k) for k in walk_keys]
+        await call_with_retries("the contact sheet",
+                                lambda _: responses.track(h.encoder.sheet.remote(rows, job.sheet)), opts)
+        advance("sheet")
+
+    async def join() -> int:
         metadata = {**video_metadata(ws, job.painting_ids, models), **job.metadata}
         chunks = [chunk_path(p.key) for p in pieces]
         frames = await call_with_retries(
             "joining the chunks", lambda _: responses.track(h.encoder.join.remote(chunks, job.video, metadata)), opts)
         advance("join")
-        if job.sheet:
-            rows = [walk_row_path(k) for k in walk_keys]
-            await call_with_retries("the contact sheet",
-                                    lambda _: responses.track(h.encoder.sheet.remote(rows, job.sheet)), opts)
-            advance("sheet")
+        return frames
+
+    sheet: list[asyncio.Future] = []  # the contact sheet's call, once started
+
+    def start_sheet() -> None:
+        """The sheet needs only the walks' rows: it is made beside the last pieces and the join, not after."""
+        if job.sheet and not sheet:
+            sheet.append(asyncio.ensure_future(make_sheet()))
+
+    if not rows_missing:
+        start_sheet()
+    tasks = [asyncio.ensure_future(render_piece(p)) for p in todo]
+    try:
+        await asyncio.gather(*tasks)
+        start_sheet()
+        frames, *_ = await asyncio.gather(join(), *sheet)
     except BaseException:
-        for t in tasks:
+        for t in [*tasks, *sheet]:
             t.cancel()
         responses.cancel_all()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, *sheet, return_exceptions=True)
         raise
     return WalkResult(frames, len(todo), len(pieces) - len(todo), walk_keys, per_node)

@@ -28,7 +28,7 @@ def walk_pieces(record: JobRecord, codec: Codec) -> list[Piece]:
 
 
 def finished(pieces: list[Piece], store: Store) -> list[Piece]:
-    return [p for p in pieces if store.exists(chunk_path(p.key))]
+    return [p for p, there in zip(pieces, store.exist([chunk_path(p.key) for p in pieces])) if there]
 
 
 def frame_counts(pieces: list[Piece], store: Store) -> dict[str, int]:

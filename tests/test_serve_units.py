@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import time
 
@@ -12,6 +13,7 @@ from inkwalk.config_model import parse_config
 from inkwalk.errors import InkwalkError
 from inkwalk.store import Store, StoreError
 from services.limits import Limits, RequestError, decode_painting, parse_conclvd_settings, parse_walk_settings
+from services.render import RenderOptions
 from services.store import JobRecord, JobStore, Retention, new_job_id
 
 
@@ -38,6 +40,16 @@ def test_job_store_round_trips_records_and_files(uri, tmp_path):
     assert store.cancel_requested("artwalks", record.job_id)
     store.delete_job("artwalks", record.job_id)
     assert store.list_jobs("artwalks").records == [] and not store.exists(video)
+
+
+@pytest.mark.parametrize("uri", ["local", "mock:///bucket/results"])
+def test_many_files_are_looked_up_in_one_call_with_the_same_answers(uri, tmp_path):
+    store = Store(tmp_path / "store" if uri == "local" else uri)
+    store.put_bytes("chunks/ab/abc.mp4", b"x")
+    store.put_bytes("walks/cd/cde.png", b"y")
+    asked = ["chunks/ab/abc.mp4", "chunks/ab/abd.mp4", "walks/cd/cde.png", "walks", "nothing/here.png"]
+    assert store.exist(asked) == [True, False, True, False, False]  # a folder is not a file
+    assert store.exist(asked) == [store.exists(r) for r in asked] and store.exist([]) == []
 
 
 def test_a_failed_write_publishes_nothing(tmp_path):
@@ -205,3 +217,76 @@ def test_a_painting_refused_on_a_replica_is_named_as_uploaded(tmp_path):
     with pytest.raises(RequestError, match="painting 'my scan.png' is truncated") as info:
         keyframes.nodes(["inputs/job/000"], settings, None, ["my scan.png"])
     assert "inputs/job" not in str(info.value)
+
+
+class _FakeCall:
+    """A deployment call with the parts of a DeploymentResponse that `render_walks` uses: awaitable,
+    cancellable, and accepted as another call's argument (awaited before the call runs)."""
+
+    def __init__(self, log: list, name: str, work, args: tuple):
+        async def run():
+            values = [await a if isinstance(a, _FakeCall) else a for a in args]
+            log.append(("start", name))
+            result = await work(*values)
+            log.append(("end", name))
+            return result
+
+        self.task = asyncio.ensure_future(run())
+
+    def __await__(self):
+        return self.task.__await__()
+
+    def cancel(self) -> None:
+        self.task.cancel()
+
+
+class _FakeDeployment:
+    def __init__(self, log: list, **methods):
+        self.log, self.methods = log, methods
+
+    def __getattr__(self, method: str):
+        work, log = self.methods[method], self.log
+        return type("Method", (), {"remote": staticmethod(lambda *a: _FakeCall(log, method, work, a))})()
+
+
+def test_the_contact_sheet_is_made_beside_the_last_pieces_not_after_the_join(tmp_path):
+    """Every walk's row exists once its first piece is done: the sheet starts then, while the slow last
+    piece (the final painting, held) is still encoding, and the job ends when the join and the sheet are done."""
+    from inkwalk.chunks import Codec
+    from inkwalk.segments import assign_keys, plan_pieces
+    from inkwalk.store_layout import chunk_path
+    from inkwalk.walk_settings import WalkSettings
+    from services.render import Handles, WalkJob, render_walks
+
+    ws = WalkSettings.model_validate({"preset": "offline", "keyframes": 0, "frames": 2, "size": [16, 16],
+                                      "hold": 0.5, "fps": 4})
+    models = {"interpolator": "flow-warp"}
+    pieces, _ = assign_keys(plan_pieces(3, ws), ["a", "b", "c"], ws, models, Codec())
+    slow = chunk_path(pieces[-1].key)
+    log: list = []
+
+    async def nodes(paintings, settings, row, names):
+        return np.zeros((2, 16, 16, 3), np.uint8)
+
+    async def piece(nodes, step, start, times):
+        return nodes[:1]
+
+    async def encode(frames, chunk, fps, repeat, codec):
+        await asyncio.sleep(0.3 if chunk == slow else 0.01)
+        return {"node": "n1"}
+
+    async def join(chunks, video, metadata):
+        return len(chunks)
+
+    async def sheet(rows, out):
+        return True
+
+    job = WalkJob(paintings=["a.png", "b.png", "c.png"], painting_ids=["a", "b", "c"], settings=ws, video="v.mp4",
+                  sheet="s.png")
+    h = Handles(keyframes=_FakeDeployment(log, nodes=nodes), interpolator=_FakeDeployment(log, piece=piece),
+                encoder=_FakeDeployment(log, encode=encode, join=join, sheet=sheet))
+    result = asyncio.run(render_walks(h, Store(tmp_path), job, models, RenderOptions(inflight=len(pieces))))
+    assert result.chunks_rendered == len(pieces) and result.frames == len(pieces)
+    last_encode_end = max(i for i, e in enumerate(log) if e == ("end", "encode"))
+    assert log.index(("start", "sheet")) < last_encode_end < log.index(("start", "join"))
+    assert ("end", "sheet") in log
