@@ -63,6 +63,7 @@ class ServeWindowRunner:
         `on_retry(index)` of every window sent again after a failure. Both run on `loop`."""
         self.generator, self.text, self.guidance, self.opts = generator, text, guidance, opts
         self.loop, self.responses, self.on_window, self.on_retry = loop, responses, on_window, on_retry
+        self.gate = asyncio.Semaphore(opts.windows_inflight)
 
     def __call__(self, windows: Sequence[Window], timestep: torch.Tensor) -> list[torch.Tensor]:
         calls = [asyncio.run_coroutine_threadsafe(self._one(i, w, timestep), self.loop)
@@ -86,8 +87,9 @@ class ServeWindowRunner:
             self.on_window(who)
             return noise
 
-        return await call_with_retries(f"window {index} (frames {window.frames[0]}..{window.frames[-1]})",
-                                       attempt, self.opts)
+        async with self.gate:
+            return await call_with_retries(f"window {index} (frames {window.frames[0]}..{window.frames[-1]})",
+                                           attempt, self.opts)
 
 
 def scroll_chunks(key: str, frames: int, size: int) -> list[str]:

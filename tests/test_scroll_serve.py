@@ -246,3 +246,36 @@ def test_a_replica_killed_while_a_scroll_samples_fails_no_window(scroll_handles,
     assert killed and status["retried"] >= 1, status                   # the lost window was sent again
     assert status["done"] == status["total"] == per_step * job["steps"], status
     assert np.array_equal(frames, generate_video(conclvd_tiny, "misty mountains", sofp=True, flow="dis", **job))
+
+
+def test_a_steps_windows_wait_in_the_coordinator_beyond_windows_inflight():
+    """More windows than `windows_inflight` never flood the generator's queue (a full Serve queue
+    refuses calls, each refusal costing a back-off): the rest wait for a free slot."""
+    from services.render import RenderOptions, _Responses
+    from services.scroll import ServeWindowRunner
+    from inkwalk.conclvd.scroll import Window
+
+    class Counting:
+        def __init__(self):
+            self.now = self.most = 0
+            self.predict = self
+
+        def remote(self, latents, frames, *_):
+            async def answer():
+                self.now += 1
+                self.most = max(self.most, self.now)
+                await asyncio.sleep(0.01)
+                self.now -= 1
+                return torch.zeros_like(latents), {"replica": "r", "node": "n"}
+            return asyncio.ensure_future(answer())
+
+    handle = Counting()
+    windows = [Window([i], torch.full((1, 4, 1, 2, 2), float(i)), None) for i in range(20)]
+
+    async def main() -> list[torch.Tensor]:
+        runner = ServeWindowRunner(handle, {}, 8.0, RenderOptions(windows_inflight=3), asyncio.get_running_loop(),
+                                   _Responses())
+        return await asyncio.to_thread(runner, windows, torch.tensor(1))
+
+    out = asyncio.run(main())
+    assert len(out) == 20 and handle.most == 3
