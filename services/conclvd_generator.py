@@ -17,12 +17,14 @@ from inkwalk.store import Store
 from services.deployments import DEFAULT_OPTIONS, StageTimer, _node_id
 
 
-# One window at a time per replica (it computes one under its lock anyway): the others wait at the
-# handle, not in one replica's queue, so the next free replica takes the next window and a step's windows
-# spread evenly. A waiting window looks for a free replica every 20 ms: Serve's default backs off to
-# 0.5 s between looks, which left a replica idle a third of the time (docs/benchmarks.md, "Scrolls").
-WINDOW_ROUTING = {"max_ongoing_requests": 1,
-                  "request_router_config": {"initial_backoff_s": 0.005, "max_backoff_s": 0.02}}
+# Two windows per replica: one computing, the next already waiting inside the replica, so a replica
+# never idles between windows while the router looks for a free slot; the others wait at the handle,
+# so a step's windows spread evenly. A waiting window looks again after 10-50 ms (Serve's default backs
+# off to 0.5 s, which left a replica idle a third of the time; 5-20 ms cost the caller CPU that the
+# replicas then lacked on small machines). docs/benchmarks.md, "Scrolls".
+WINDOWS_PER_REPLICA = 2
+WINDOW_ROUTING = {"max_ongoing_requests": WINDOWS_PER_REPLICA,
+                  "request_router_config": {"initial_backoff_s": 0.01, "max_backoff_s": 0.05}}
 
 
 @serve.deployment(name="ConCLVDGenerator", **{**DEFAULT_OPTIONS, **WINDOW_ROUTING})

@@ -52,9 +52,9 @@ class RenderOptions(ConfigModel):
     attempts: int = Field(3, ge=1)  # tries per piece before the job fails
     backoff_s: float = Field(0.5, ge=0)  # first wait before a retry (doubles, with jitter)
     codec: Codec = Field(default_factory=Codec)
-    # a scroll's window calls in flight per job: the rest wait in the coordinator, not in Serve's full queue
-    # (which refuses them and costs a back-off each); at least the generator replicas a job should keep busy
-    windows_inflight: int = Field(8, ge=1)
+    # at most this many of a scroll step's window calls in flight per job (each step sends as many as the
+    # running generator replicas take at once, services.scroll); the rest wait in the coordinator
+    windows_inflight: int = Field(16, ge=1)
 
 
 @dataclass

@@ -33,6 +33,7 @@ from inkwalk.errors import InkwalkError
 from inkwalk.limits import Labeler, RequestError, setting_label
 from inkwalk.png import encode_png
 from inkwalk.store import Store
+from services.conclvd_generator import WINDOWS_PER_REPLICA
 from services.render import Handles, Progress, RenderOptions, _Responses, _SharedResponses, call_with_retries
 
 TEXT_KEYS = ("negative_prompt", "frames", "guidance", "loop", "prompts", "prompt_interpolation")
@@ -63,14 +64,28 @@ class ServeWindowRunner:
         `on_retry(index)` of every window sent again after a failure. Both run on `loop`."""
         self.generator, self.text, self.guidance, self.opts = generator, text, guidance, opts
         self.loop, self.responses, self.on_window, self.on_retry = loop, responses, on_window, on_retry
-        self.gate = asyncio.Semaphore(opts.windows_inflight)
+
+    def inflight(self) -> int:
+        """Window calls this step keeps in flight: as many as the running replicas take at once, so a
+        window never waits in Serve's router (whose polling for a free replica costs the caller and the
+        replicas CPU), at most `render.windows_inflight`; that bound when the replicas are unknown."""
+        try:
+            from ray import serve
+
+            states = serve.status().applications[self.generator.app_name].deployments[
+                self.generator.deployment_name].replica_states
+            running = states.get("RUNNING", 0)
+        except Exception:  # not a Serve handle, or the controller did not answer: the configured bound
+            return self.opts.windows_inflight
+        return max(1, min(self.opts.windows_inflight, WINDOWS_PER_REPLICA * running))
 
     def __call__(self, windows: Sequence[Window], timestep: torch.Tensor) -> list[torch.Tensor]:
-        calls = [asyncio.run_coroutine_threadsafe(self._one(i, w, timestep), self.loop)
+        gate = asyncio.Semaphore(self.inflight())  # per step: replicas come and go with the autoscaler
+        calls = [asyncio.run_coroutine_threadsafe(self._one(i, w, timestep, gate), self.loop)
                  for i, w in enumerate(windows)]
         return [call.result() for call in calls]
 
-    async def _one(self, index: int, window: Window, timestep: torch.Tensor) -> torch.Tensor:
+    async def _one(self, index: int, window: Window, timestep: torch.Tensor, gate: asyncio.Semaphore) -> torch.Tensor:
         failed = 0
 
         async def attempt(failures: int) -> torch.Tensor:
@@ -87,7 +102,7 @@ class ServeWindowRunner:
             self.on_window(who)
             return noise
 
-        async with self.gate:
+        async with gate:
             return await call_with_retries(f"window {index} (frames {window.frames[0]}..{window.frames[-1]})",
                                            attempt, self.opts)
 

@@ -279,3 +279,25 @@ def test_a_steps_windows_wait_in_the_coordinator_beyond_windows_inflight():
 
     out = asyncio.run(main())
     assert len(out) == 20 and handle.most == 3
+
+
+def test_a_step_keeps_as_many_windows_in_flight_as_the_running_replicas_take(monkeypatch):
+    from types import SimpleNamespace
+
+    from ray import serve
+
+    from services.render import RenderOptions, _Responses
+    from services.scroll import ServeWindowRunner
+
+    status = SimpleNamespace(applications={"conclvd": SimpleNamespace(deployments={
+        "ConCLVDGenerator": SimpleNamespace(replica_states={"RUNNING": 3, "STARTING": 1})})})
+    monkeypatch.setattr(serve, "status", lambda: status)
+    handle = SimpleNamespace(app_name="conclvd", deployment_name="ConCLVDGenerator")
+
+    def runner(**opts):
+        return ServeWindowRunner(handle, {}, 8.0, RenderOptions(**opts), None, _Responses())
+
+    assert runner().inflight() == 6                          # two per running replica
+    assert runner(windows_inflight=4).inflight() == 4        # never past the configured bound
+    monkeypatch.setattr(serve, "status", lambda: (_ for _ in ()).throw(RuntimeError("controller gone")))
+    assert runner(windows_inflight=5).inflight() == 5        # replicas unknown: the bound
