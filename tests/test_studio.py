@@ -556,7 +556,7 @@ def test_a_scroll_renders_in_the_text_to_video_tab(page, api, tmp_path, capsys):
     assert record["settings"] == {"prompt": "spring mountains", "negative_prompt": "", "frames": 8, "window": 4,
                                   "overlap": 1, "loop": True, "prompts": {"0": "spring mountains", "5": "autumn river"},
                                   "prompt_interpolation": "linear", "weighting": "flat", "noise": "random",
-                                  "steps": 24, "guidance": 7.0, "size": [64, 32], "seed": 3}
+                                  "windowing": "model", "steps": 24, "guidance": 7.0, "size": [64, 32], "seed": 3}
     windows = record["windows"]
     assert windows["done"] == windows["total"] == 3 * 24 and len(windows["replicas"]) == 2, windows
     assert record["frames"] == 2 * 8  # a loop: SOFP also fills the last -> first pair
