@@ -4,6 +4,7 @@ networks have the published parameter counts."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -38,10 +39,9 @@ def test_ray_config_is_one_replica_per_model_on_one_gpu(tmp_path):
 
 
 def test_without_cuda_and_without_dry_run_it_fails_in_one_line(tmp_path):
-    if torch.cuda.is_available():
-        pytest.skip("CUDA is present here")
+    hidden = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # no CUDA device, on a GPU machine too
     run = subprocess.run([sys.executable, "-m", "benchmarks.gpu_collection", "--out", str(tmp_path)],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env=hidden)
     assert run.returncode == 1
     assert run.stderr.strip().count("\n") == 0 and "no CUDA device" in run.stderr
 
