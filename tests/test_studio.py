@@ -66,7 +66,27 @@ def _new_page(browser, errors: list):
     page = context.new_page()
     page.set_default_timeout(60_000)
     page.on("pageerror", lambda exc: errors.append(str(exc)))  # a script error fails the test
+    pending: dict = {}  # requests sent and not yet answered: what a stuck step waits on
+    page.on("request", lambda r: pending.__setitem__(id(r), r))
+    for event in ("requestfinished", "requestfailed"):
+        page.on(event, lambda r: pending.pop(id(r), None))
+    page.pending = pending
     return page
+
+
+def _submitted(page, app: str, previous: str | None = None) -> str:
+    """The new job's id once the page opened it after a Render; if it never does, why (the error line,
+    the button, the requests still waiting) rather than a bare timeout."""
+    try:
+        page.wait_for_function("([app, previous]) => location.hash.startsWith(`#${app}/`) && "
+                               "location.hash.split('/')[1] !== previous", arg=[app, previous])
+    except sync_api.TimeoutError:
+        error = page.locator("#error-text").inner_text() if page.locator("#error").is_visible() else None
+        buttons = page.locator("button[type=submit]").all_inner_texts()
+        waiting = [f"{r.method} {r.url}" for r in page.pending.values()]
+        pytest.fail(f"no {app} job opened after Render: page {page.url}, error line {error!r}, submit buttons "
+                    f"{buttons}, requests waiting {waiting}")
+    return page.evaluate("location.hash.split('/')[1]")
 
 
 def _sign_in(page, token: str) -> None:
@@ -352,6 +372,30 @@ def test_inkwalk_info_tells_how_the_studio_video_was_made(api, tmp_path, capsys)
     assert metadata["models"]["keyframer"]["backend"] == "kandinsky"
 
 
+def test_paintings_added_while_a_reload_restores_the_last_walks_win(page, tmp_path):
+    """A reload fetches the last walk's paintings back; files the user adds meanwhile must not be
+    replaced when that fetch lands (nor a re-run's paintings: the newest load wins)."""
+    held: list = []
+    pattern = "**/artwalks/jobs/*/paintings/*"
+    page.route(pattern, lambda route: held.append(route))  # the restore's painting downloads wait until released
+    page.reload()
+    for _ in range(600):
+        if len(held) == 2:
+            break
+        page.wait_for_timeout(50)
+    assert len(held) == 2, held
+    c = _paintings(tmp_path, 3)[2]
+    page.locator("#walk-files").set_input_files([str(c)])
+    assert _order(page, 1) == ["c.png"]
+    for route in held:
+        route.continue_()
+    page.unroute(pattern)
+    page.wait_for_function("() => performance.getEntriesByType('resource')"
+                           ".filter(e => e.name.includes('/paintings/') && e.responseEnd > 0).length >= 2")
+    page.wait_for_timeout(1000)  # the restore's blobs read: it would have replaced the walk by now
+    assert _order(page) == ["c.png"]
+
+
 def test_the_gallery_shows_the_job_after_a_reload_and_reruns_it_with_edits(page, api):
     job = STATE["walk"]
     page.reload()  # the token is remembered: no prompt again
@@ -374,8 +418,7 @@ def test_the_gallery_shows_the_job_after_a_reload_and_reruns_it_with_edits(page,
     form.locator("[name=frames]").fill("4")
     page.set_viewport_size({"width": 390, "height": 800})  # a phone: the job shows below the form
     page.get_by_role("button", name="Render", exact=True).click()
-    page.wait_for_function(f"() => location.hash.startsWith('#artwalks/') && !location.hash.endsWith('{job}')")
-    rerun = page.evaluate("location.hash.split('/')[1]")
+    rerun = _submitted(page, "artwalks", job)
     page.locator(f"#walk-job .job[data-job='{rerun}']").wait_for()
     assert page.evaluate("() => { const r = document.querySelector('#walk-job').getBoundingClientRect(); "
                          "return r.top >= 0 && r.top < innerHeight; }")  # scrolled to the job

@@ -59,8 +59,7 @@ async function restorePaintings() {
   const id = lastWalkJob();
   if (!id || paintings.length) return;
   try {
-    const record = await getJson(jobUrl("artwalks", id));
-    if (!paintings.length) await loadPaintingsOf(id, record.paintings || []);
+    await loadPaintingsOf(id, async () => (await getJson(jobUrl("artwalks", id))).paintings || []);
   } catch (exc) {
     if (exc.status !== 404) showError(exc, "Could not fetch the last walk's paintings"); // 404: deleted since
   }

@@ -9,6 +9,7 @@ const MIME = { png: "image/png", jpg: "image/jpeg", jpeg: "image/jpeg", webp: "i
 const ACCEPTED = "PNG, JPEG, WebP, BMP or TIFF";
 
 export const paintings = []; // {file, url}, in walk order
+let replacements = 0; // loads of a job's paintings so far: only the newest may replace the walk's
 
 /** Whether a file's first bytes are one of the accepted image formats (its name may say anything). */
 async function isImage(file) {
@@ -19,8 +20,10 @@ async function isImage(file) {
     || text(0, 4) === "II*\0" || text(0, 4) === "MM\0*";
 }
 
-/** Add files at the end of the walk; one that is not an image is refused by name. */
-export async function addFiles(files) {
+/** Add files at the end of the walk; one that is not an image is refused by name. The user's own
+ * files win over a job's paintings still loading (a reload's restore): that load is dropped. */
+async function addFiles(files) {
+  replacements += 1;
   const refused = [];
   for (const file of Array.from(files)) {
     if (await isImage(file)) paintings.push({ file, url: URL.createObjectURL(file) });
@@ -30,15 +33,24 @@ export async function addFiles(files) {
   if (refused.length) showError(`${refused.join(", ")}: not ${refused.length > 1 ? "images" : "an image"} (${ACCEPTED}), left out`);
 }
 
-/** A job's paintings, fetched back from its own routes, replace the walk's (re-run, reload). */
+/** A job's paintings, fetched back from its own routes, replace the walk's (re-run, reload).
+ *
+ * `names` may be a function that fetches them. Loads can overlap (a reload's restore, then a click
+ * on "Re-run with edits"): the newest one started wins and the others are dropped, so the walk
+ * never holds two jobs' paintings at once. The walk is replaced in one step: a Render clicked
+ * meanwhile never finds it empty or half-filled. */
 export async function loadPaintingsOf(id, names) {
-  const files = await Promise.all(names.map(async (name, i) => {
+  const ticket = ++replacements;
+  const list = typeof names === "function" ? await names() : names;
+  const files = await Promise.all(list.map(async (name, i) => {
     const blob = await (await api(jobUrl("artwalks", id, `/paintings/${i}`))).blob();
     const fileName = name || `painting-${i + 1}.png`;
     return new File([blob], fileName, { type: MIME[fileName.split(".").pop().toLowerCase()] || "image/png" });
   }));
+  if (ticket !== replacements) return;
   clearPaintings();
-  await addFiles(files);
+  for (const file of files) paintings.push({ file, url: URL.createObjectURL(file) }); // images the server took
+  drawPaintings();
 }
 
 /** Move a painting; `arrow` ("earlier" or "later") keeps the keyboard on that painting's arrow. */
