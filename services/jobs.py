@@ -8,7 +8,9 @@ slot is never held by a job nobody runs.
 Take-over is an atomic claim: a job whose owner stopped heart-beating has a generation (the
 times it was taken over, ``record.resumed``); a replica runs generation ``g + 1`` only after
 `JobStore.claim` created that generation's claim file exclusively, so two replicas can never
-both run it. An owner that finds a newer generation claimed (it was only slow) stops.
+both run it. An owner that finds a newer generation claimed (it was only slow) stops, and looks
+for that claim before every write of the record, so its heartbeat or end state never overwrites
+the new owner's record.
 """
 
 from __future__ import annotations
@@ -92,7 +94,8 @@ class JobLifecycle:
             try:
                 record.state, record.owner, record.error = "running", self.replica, None
                 record.started_at = record.started_at or time.time()
-                await self._save(record)
+                if not await self._save(record):
+                    return  # a newer generation was claimed meanwhile: that replica runs it
                 await self.work(record, on_progress)
                 record.state, record.stage, record.progress = "done", "done", 1.0
             except asyncio.CancelledError:
@@ -126,20 +129,29 @@ class JobLifecycle:
             async for attempt in AsyncRetrying(stop=stop_after_attempt(3), wait=wait_exponential(0.2, max=2),
                                                retry=retry_if_exception_type(OSError), reraise=True):
                 with attempt:
-                    await self._save(record)
+                    saved = await self._save(record)
+            if not saved:
+                log.info("job %s: its end state here (%s) is not saved: another replica took it over",
+                         record.job_id, record.state)
         except OSError as exc:
             log.warning("job %s: its end state (%s) could not be saved: %s", record.job_id, record.state,
                         one_line(exc))
 
-    async def _save(self, record: JobRecord) -> None:
-        await asyncio.to_thread(self._write, record)
+    async def _save(self, record: JobRecord) -> bool:
+        """Write the record; False (nothing written) when a newer generation of the job was claimed."""
+        return await asyncio.to_thread(self._write, record)
 
-    def _write(self, record: JobRecord) -> None:
+    def _write(self, record: JobRecord) -> bool:
         """Serialise and write under one lock, so a save whose awaiting task was cancelled (its thread
-        still runs) cannot land a stale state after a newer one."""
+        still runs) cannot land a stale state after a newer one. The claim is looked for right before
+        the write: an owner that was only slow cannot overwrite the new owner's record a heartbeat
+        later (only a take-over landing within this call's few milliseconds can)."""
         with self._writing:
+            if self.store.claimed(self.app, record.job_id, record.resumed + 1):
+                return False
             record.heartbeat_at = time.time()
             self.store.save(record)
+            return True
 
     # ------------------------------------------------------------------ cancel and delete
     async def cancel_or_delete(self, job_id: str) -> str | None:
@@ -211,13 +223,11 @@ class JobLifecycle:
         for job_id, record in list(self.records.items()):
             if await asyncio.to_thread(self.store.cancel_requested, self.app, job_id):
                 self._cancel_task(job_id)
-            elif await asyncio.to_thread(self.store.claimed, self.app, job_id, record.resumed + 1):
+            elif record.state == "running" and not await self._save(record):
                 log.warning("job %s was taken over by another replica; stopping here", job_id)
                 task = self.tasks.get(job_id)
                 if task is not None:
                     task.cancel()
-            elif record.state == "running":
-                await self._save(record)
 
     def _stale(self, record: JobRecord) -> bool:
         return time.time() - record.heartbeat_at > self.heartbeat_timeout_s

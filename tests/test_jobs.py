@@ -132,6 +132,36 @@ def test_an_owner_that_lost_its_claim_stops(tmp_path):
     asyncio.run(main())
 
 
+def test_a_slow_owner_never_overwrites_the_new_owners_record(tmp_path):
+    """The old owner was only slow: another replica claimed the job and wrote its record. Neither the
+    old owner's heartbeat nor its end state may land over that record."""
+    store = JobStore(tmp_path)
+    release = asyncio.Event()
+
+    async def work(record, on_progress):
+        await release.wait()
+
+    async def main() -> None:
+        for path in ("heartbeat", "end state"):
+            slow = lifecycle(store, work)
+            record = JobRecord(job_id=new_job_id(), app=APP)
+            await slow.submit(record)
+            await asyncio.sleep(0.05)
+            assert store.claim(APP, record.job_id, 1, "new owner")
+            store.save(JobRecord(job_id=record.job_id, app=APP, state="running", owner="new owner", resumed=1,
+                                 stage="the new owner's"))
+            if path == "heartbeat":
+                await slow.beat()  # sees the claim: stops
+            else:
+                release.set()  # its work ends before any heartbeat saw the claim: the end state is refused
+            await settled(slow)
+            release.clear()
+            kept = store.load(APP, record.job_id)
+            assert (kept.owner, kept.resumed, kept.state, kept.stage) == ("new owner", 1, "running", "the new owner's"), path
+
+    asyncio.run(main())
+
+
 def test_concurrent_deletes_of_a_running_job_end_it_and_free_the_slot(tmp_path):
     store = JobStore(tmp_path)
     forever = asyncio.Event()
