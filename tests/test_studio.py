@@ -313,6 +313,7 @@ def test_a_walk_from_two_uploaded_paintings_renders_and_plays(page, api, tmp_pat
         else:
             field.fill(value)
     page.get_by_role("button", name="Render", exact=True).click()
+    _submitted(page, "artwalks")
     shown = _watch_until_done(page, "#walk-job")
     assert shown[-1] == ("done", 100), shown
     assert any(state in ("queued", "running") and p < 100 for state, p in shown), shown  # it showed the job live
@@ -490,6 +491,7 @@ def test_a_text_to_video_job_with_tiny_models(page, api):
     for name, value in {"frames": "3", "steps": "2", "guidance": "7.5", "size": "64", "seed": "5"}.items():
         form.locator(f"[name={name}]").fill(value)
     page.get_by_role("button", name="Generate").click()
+    _submitted(page, "conclvd")
     shown = _watch_until_done(page, "#text-job")
     assert shown[-1] == ("done", 100), shown
     assert any(state in ("queued", "running") and p < 100 for state, p in shown), shown
@@ -591,6 +593,7 @@ def test_a_scroll_renders_in_the_text_to_video_tab(page, api, tmp_path, capsys):
     shown_before = page.locator("#text-job .job").get_attribute("data-job") if page.locator("#text-job .job").count() \
         else None
     page.get_by_role("button", name="Generate").click()
+    _submitted(page, "conclvd", shown_before)
     page.wait_for_function("(old) => document.querySelector('#text-job .job')?.dataset.job !== old", arg=shown_before)
     shown = _watch_until_done(page, "#text-job")
     assert shown[-1] == ("done", 100), shown
