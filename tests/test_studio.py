@@ -471,10 +471,13 @@ def test_a_batch_is_queued_reordered_and_compared(page, api):
     page.wait_for_function("() => [...document.querySelectorAll('#queue-waiting .what + .hint')]"
                            ".map(e => e.textContent).join() === 'seed 22,seed 21'")
     assert _focused(page) == "Move seed 22 later"  # first now: the keyboard stays on it
+    leaving = "() => { const e = new Event('beforeunload', {cancelable: true}); dispatchEvent(e); return e.defaultPrevented; }"
+    assert page.evaluate(leaving)  # runs wait in this page only: leaving it asks first
     page.wait_for_function("() => [...document.querySelectorAll('#batches video')].length === 3 && "
                            "[...document.querySelectorAll('#batches video')].every(v => v.duration > 0)",
                            timeout=240_000)
     assert page.locator("#batches figcaption").all_inner_texts() == ["seed 20", "seed 21", "seed 22"]
+    assert not page.evaluate(leaving)  # all sent: nothing to lose
     _screenshot(page, "queue")
     jobs = [j for j in api.get("/artwalks/jobs?limit=10").json()["jobs"] if j["settings"]["frames"] == 2]
     assert [j["settings"]["seed"] for j in sorted(jobs, key=lambda j: j["created_at"])] == [20, 22, 21]

@@ -2,7 +2,8 @@
  *
  * The server runs what it is sent (a few jobs per replica, then 503). Waiting jobs live in this
  * page instead, so they can be reordered and cancelled: the page sends the next one when fewer
- * than SLOTS of the jobs it sent are still running (a reload forgets the waiting ones). Batches
+ * than SLOTS of the jobs it sent are still running. Leaving the page (a reload, closing the tab)
+ * would lose the waiting ones, so the browser asks first while any are waiting. Batches
  * (several runs of one form) are shown side by side in a comparison grid as they finish.
  */
 import { api, APPS, getJson, jobUrl } from "./api.js";
@@ -17,6 +18,10 @@ const batches = []; // {title, runs: [{label, app, key, job, state}]}
 let timer = null;
 let drawnBatches = ""; // what the grid shows: redrawn only when a run changes (videos keep playing)
 let nextKey = 1;
+
+window.addEventListener("beforeunload", (event) => {
+  if (waiting.length) event.preventDefault(); // the browser asks "leave the page?": waiting runs are only here
+});
 
 /** Queue runs of one form: [{app, title, label, send}], shown as a batch when there are several. */
 export function enqueue(runs, title) {
