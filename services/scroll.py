@@ -109,7 +109,7 @@ class ServeWindowRunner:
 
 def scroll_chunks(key: str, frames: int, size: int) -> list[str]:
     """Store paths of a scroll's chunks, one per slice of `size` latent frames."""
-    return [f"chunks/{key[:2]}/{key}-{i:05d}.mp4" for i in range(-(-frames // size))]
+    return [f"chunks/{key[:2]}/{key}-{i:05d}.mp4" for i in range(len(video_slices(frames, size)))]
 
 
 async def render_scroll(h: Handles, store: Store, prompt: str, settings: dict[str, Any], key: str, video: str,
@@ -127,7 +127,7 @@ async def render_scroll(h: Handles, store: Store, prompt: str, settings: dict[st
     chunks = scroll_chunks(key, frames, window)
     responses = _Responses()
     try:
-        if not all(await asyncio.gather(*(asyncio.to_thread(store.exists, c) for c in chunks))):
+        if not all(await asyncio.to_thread(store.exist, chunks)):
             latents = await _sample(h, store, prompt, settings, preview, opts, responses, on_progress, on_windows)
             on_progress("encode", 0.8)
             await _encode(h, latents, chunks, window, loop, fps, opts, responses)

@@ -301,3 +301,39 @@ def test_a_step_keeps_as_many_windows_in_flight_as_the_running_replicas_take(mon
     assert runner(windows_inflight=4).inflight() == 4        # never past the configured bound
     monkeypatch.setattr(serve, "status", lambda: (_ for _ in ()).throw(RuntimeError("controller gone")))
     assert runner(windows_inflight=5).inflight() == 5        # replicas unknown: the bound
+
+
+def test_a_scroll_whose_chunks_are_all_stored_is_joined_not_sampled_again(tmp_path):
+    """A re-submitted scroll (same key) finds every slice's chunk in the store: no window is sampled, no
+    slice decoded; only the join runs. One chunk missing: it is sampled."""
+    from inkwalk.store import Store
+    from services.render import Handles, RenderError, RenderOptions
+    from services.scroll import render_scroll, scroll_chunks
+
+    class Refuses:
+        def __getattr__(self, name):
+            raise AssertionError(f"{name} called: the scroll was sampled again")
+
+    joined: list = []
+    encoder = _KeptFrames()
+    encoder.join = _Method(lambda chunks, video, metadata: _joined(joined, chunks))
+    store = Store(tmp_path)
+    chunks = scroll_chunks("k" * 64, JOB["frames"], JOB["window"])
+    assert len(chunks) == 3  # 10 latent frames, slices of 4
+    for chunk in chunks:
+        store.put_bytes(chunk, b"an encoded chunk")
+    handles = Handles(generator=Refuses(), interpolator=Refuses(), encoder=encoder)
+
+    def run() -> int:
+        return asyncio.run(render_scroll(handles, store, "misty mountains", JOB, "k" * 64, "k.mp4", "k.png", 8.0, {},
+                                         RenderOptions(backoff_s=0.1)))
+
+    assert run() == 42 and joined == [chunks]
+    store.delete(chunks[1])
+    with pytest.raises(RenderError, match="prepare called: the scroll was sampled again"):
+        run()
+
+
+async def _joined(joined: list, chunks: list) -> int:
+    joined.append(list(chunks))
+    return 42
